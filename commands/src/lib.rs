@@ -1,0 +1,1 @@
+//! The built-in container commands. Linking this crate registers them.

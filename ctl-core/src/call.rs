@@ -1,0 +1,125 @@
+//! One call of a command from the daemon side: the container plus per-call options.
+
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::command::Placement;
+use crate::container::Container;
+use crate::reply::DEFAULT_MAX_REPLY_BYTES;
+
+/// The frontend's view of one call: which container, and how to run the runner.
+///
+/// Cheap to build and to clone; the builder methods return a modified copy, so a frontend
+/// can derive a call with other stdio or another placement from the one it received.
+///
+/// ```no_run
+/// # use ctl_core::{Call, Container};
+/// # use std::time::Duration;
+/// # fn f(ct: &Container) {
+/// let call = Call::new(ct).deadline(Duration::from_secs(30));
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Call<'a> {
+    pub(crate) ct: &'a Container,
+    pub(crate) stdin: Option<BorrowedFd<'a>>,
+    pub(crate) stdout: Stdio<'a>,
+    pub(crate) stderr: Stdio<'a>,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) placement: Option<Placement>,
+    pub(crate) runner: Option<PathBuf>,
+    pub(crate) max_reply: usize,
+    pub(crate) own_process_group: bool,
+}
+
+/// Where the command's output goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Stdio<'a> {
+    /// The daemon's own stdout/stderr (osctld's default).
+    Inherit,
+    /// Nowhere: the runner gets no such fd.
+    Null,
+    /// This fd.
+    Fd(BorrowedFd<'a>),
+}
+
+impl<'a> Call<'a> {
+    /// A call on `ct` with osctld's defaults: no stdin, the daemon's stdout and stderr, no
+    /// deadline, the command's own placement.
+    pub fn new(ct: &'a Container) -> Call<'a> {
+        Call {
+            ct,
+            stdin: None,
+            stdout: Stdio::Inherit,
+            stderr: Stdio::Inherit,
+            deadline: None,
+            placement: None,
+            runner: None,
+            max_reply: DEFAULT_MAX_REPLY_BYTES,
+            own_process_group: true,
+        }
+    }
+
+    /// The container.
+    pub fn container(&self) -> &'a Container {
+        self.ct
+    }
+
+    /// The command's input.
+    pub fn stdin(mut self, fd: Option<BorrowedFd<'a>>) -> Self {
+        self.stdin = fd;
+        self
+    }
+
+    /// The command's output.
+    pub fn stdout(mut self, stdio: Stdio<'a>) -> Self {
+        self.stdout = stdio;
+        self
+    }
+
+    /// The command's error output.
+    pub fn stderr(mut self, stdio: Stdio<'a>) -> Self {
+        self.stderr = stdio;
+        self
+    }
+
+    /// Kill the runner (and its process group) and fail with [`crate::Error::Timeout`] when
+    /// the call takes longer. `None` waits forever, as osctld does.
+    pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
+        self.deadline = deadline.into();
+        self
+    }
+
+    /// The per-call deadline, if any.
+    pub fn deadline_value(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// Run the runner half in this placement instead of the command's default (osctld's
+    /// Stop picks exec or fork depending on the container's state).
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.placement = Some(placement);
+        self
+    }
+
+    /// Use this runner binary instead of the configured one (see [`crate::runner_path`]).
+    pub fn runner(mut self, path: impl Into<PathBuf>) -> Self {
+        self.runner = Some(path.into());
+        self
+    }
+
+    /// Bound on the runner's reply line (default 4 MiB).
+    pub fn max_reply(mut self, bytes: usize) -> Self {
+        self.max_reply = bytes;
+        self
+    }
+
+    /// Start the runner in a process group of its own (the default), so that a deadline
+    /// kills everything it started. Turn off to keep it in the caller's group, e.g. when it
+    /// reads from the caller's terminal (a background group reading a tty is stopped).
+    pub fn own_process_group(mut self, own: bool) -> Self {
+        self.own_process_group = own;
+        self
+    }
+}

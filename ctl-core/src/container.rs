@@ -1,0 +1,163 @@
+//! The container context a daemon fills in and hands to every command.
+//!
+//! It is plain data on purpose: the framework keeps no global state about containers, so a
+//! daemon can build a [`Container`] from whatever it stores (osctld keeps pools, users and
+//! containers in its own objects) and two daemons never share hidden registries.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the frontend needs to know about one container to run a command on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// Pool name (osctld's `pool`).
+    pub pool: String,
+    /// Container id within its pool.
+    pub id: String,
+    /// Name of the container's system user.
+    pub user: String,
+    /// The user's uid, which is also its primary gid (osctld's `ugid`).
+    pub ugid: u32,
+    /// The system user's home directory.
+    pub home: PathBuf,
+    /// LXC path of the container (`lxc.lxcpath`), the directory holding `<id>/config`.
+    pub lxc_home: PathBuf,
+    /// The container's LXC log file.
+    pub log_file: PathBuf,
+    /// The container's entry cgroup, relative to each hierarchy's root, as `a/b/c`.
+    pub cgroup_path: String,
+    /// Resource limits applied to runners in the exec placement, by name (`nofile`,
+    /// `nproc`, ... as in osctld's prlimits, with or without the `RLIMIT_` prefix).
+    pub rlimits: BTreeMap<String, Rlimit>,
+}
+
+impl Container {
+    /// `pool:id`, the identifier used in process titles and messages.
+    pub fn ident(&self) -> String {
+        format!("{}:{}", self.pool, self.id)
+    }
+}
+
+/// One resource limit: soft and hard value, each a number or unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    pub soft: RlimitValue,
+    pub hard: RlimitValue,
+}
+
+impl Rlimit {
+    /// A limit with the same soft and hard value.
+    pub fn both(value: RlimitValue) -> Self {
+        Rlimit { soft: value, hard: value }
+    }
+}
+
+/// A limit value: a number or `"unlimited"` (as osctld writes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RlimitValue {
+    Limited(u64),
+    Unlimited,
+}
+
+impl RlimitValue {
+    /// The value as `setrlimit` takes it.
+    pub fn as_raw(self) -> u64 {
+        match self {
+            RlimitValue::Limited(v) => v,
+            RlimitValue::Unlimited => libc::RLIM_INFINITY,
+        }
+    }
+
+    /// The inverse of [`RlimitValue::as_raw`].
+    pub fn from_raw(raw: u64) -> Self {
+        if raw == libc::RLIM_INFINITY {
+            RlimitValue::Unlimited
+        } else {
+            RlimitValue::Limited(raw)
+        }
+    }
+}
+
+impl fmt::Display for RlimitValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RlimitValue::Limited(v) => write!(f, "{v}"),
+            RlimitValue::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+impl Serialize for RlimitValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RlimitValue::Limited(v) => s.serialize_u64(*v),
+            RlimitValue::Unlimited => s.serialize_str("unlimited"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RlimitValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RlimitValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-negative integer or \"unlimited\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RlimitValue, E> {
+                Ok(RlimitValue::from_raw(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RlimitValue, E> {
+                if v < 0 {
+                    Ok(RlimitValue::Unlimited)
+                } else {
+                    Ok(RlimitValue::Limited(v as u64))
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RlimitValue, E> {
+                match v {
+                    "unlimited" | "infinity" => Ok(RlimitValue::Unlimited),
+                    other => other
+                        .parse()
+                        .map(RlimitValue::Limited)
+                        .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Maps an rlimit name (`nofile`, `RLIMIT_NOFILE`, `NOFILE`) to its resource number.
+pub fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+    let lower = name.to_ascii_lowercase();
+    let short = lower.strip_prefix("rlimit_").unwrap_or(&lower);
+    Some(match short {
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+/// The canonical short names of every rlimit, in resource order.
+pub const RLIMIT_NAMES: &[&str] = &[
+    "cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile", "memlock", "as", "locks",
+    "sigpending", "msgqueue", "nice", "rtprio", "rttime",
+];

@@ -1,0 +1,242 @@
+//! The envelope: the one JSON object the frontend writes to the runner's stdin.
+//!
+//! Its fields are exactly osctld's (`osctld-ct-runner` reads the same object), so either
+//! side can talk to the other. Our frontend adds one extra field, `ctl`, which an older peer
+//! ignores: the protocol version, and the *placement* the runner applies to itself while it
+//! is still root (see `docs/design.md`: the runner, not a forked copy of the daemon, drops
+//! privileges and enters cgroups). An envelope without `ctl` is osctld's: its runner was
+//! already placed by its frontend and only runs the command.
+
+use std::collections::BTreeMap;
+use std::os::fd::RawFd;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::container::Rlimit;
+
+/// Version of our envelope extension and reply conventions. Bumped on any incompatible
+/// change; a runner refuses an envelope of another version with a reply naming both.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest envelope a runner accepts, in bytes. Arguments are small; anything bigger is a
+/// bug or an attack.
+pub const MAX_ENVELOPE_BYTES: usize = 1 << 20;
+
+/// The runner's input, osctld's field names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The command: registered name (`Freeze`), snake case (`freeze`) or osctld's full
+    /// class name (`OsCtld::ContainerControl::Commands::Freeze`).
+    pub name: String,
+    pub pool: String,
+    pub id: String,
+    pub lxc_home: String,
+    pub user_home: String,
+    #[serde(default)]
+    pub log_file: Option<String>,
+    /// Positional arguments.
+    #[serde(default)]
+    pub args: Vec<Value>,
+    /// Keyword arguments (Ruby symbols arrive as strings).
+    #[serde(default)]
+    pub kwargs: Map<String, Value>,
+    /// The fd the runner writes its one reply line to.
+    #[serde(rename = "return")]
+    pub return_fd: RawFd,
+    /// The command's input, if any.
+    #[serde(default)]
+    pub stdin: Option<RawFd>,
+    /// The command's output.
+    #[serde(default)]
+    pub stdout: Option<RawFd>,
+    /// The command's error output.
+    #[serde(default)]
+    pub stderr: Option<RawFd>,
+    /// Our extension; absent in osctld's envelopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctl: Option<Extension>,
+}
+
+impl Envelope {
+    /// Decodes an envelope, rejecting oversized input before parsing it.
+    pub fn from_slice(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(EnvelopeError::TooLarge { limit: MAX_ENVELOPE_BYTES });
+        }
+        let envelope: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        envelope.validate()?;
+        Ok(envelope)
+    }
+
+    /// Checks what serde cannot: fd numbers and names that make sense.
+    pub fn validate(&self) -> Result<(), EnvelopeError> {
+        if self.name.is_empty() || self.name.len() > 256 || self.name.chars().any(char::is_control)
+        {
+            return Err(EnvelopeError::Invalid(format!("bad command name {:?}", self.name)));
+        }
+        if self.return_fd < 0 {
+            return Err(EnvelopeError::Invalid(format!("bad return fd {}", self.return_fd)));
+        }
+        if self.return_fd == 0 {
+            return Err(EnvelopeError::Invalid(
+                "return fd 0 is the envelope itself".to_owned(),
+            ));
+        }
+        for (what, fd) in [("stdin", self.stdin), ("stdout", self.stdout), ("stderr", self.stderr)]
+        {
+            if let Some(fd) = fd {
+                if fd < 0 {
+                    return Err(EnvelopeError::Invalid(format!("bad {what} fd {fd}")));
+                }
+                if fd == self.return_fd {
+                    return Err(EnvelopeError::Invalid(format!(
+                        "{what} fd {fd} is also the return fd"
+                    )));
+                }
+            }
+        }
+        if self.stdout == Some(0) || self.stderr == Some(0) {
+            return Err(EnvelopeError::Invalid(
+                "fd 0 is the envelope, not an output".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The encoded envelope, without a trailing newline.
+    pub fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an envelope always serialises")
+    }
+
+    /// The fds the runner keeps open besides 0, 1 and 2.
+    pub fn named_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        std::iter::once(self.return_fd).chain(self.stdin).chain(self.stdout).chain(self.stderr)
+    }
+}
+
+/// Our extension of the envelope.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Extension {
+    /// [`PROTOCOL_VERSION`] of the frontend.
+    pub version: u32,
+    /// What the runner applies to itself, as root, before any command code runs.
+    #[serde(default)]
+    pub placement: Option<PlacementSpec>,
+    /// The pid of the frontend process, to detect that it died before the runner armed its
+    /// parent-death signal.
+    #[serde(default)]
+    pub parent_pid: Option<i32>,
+}
+
+/// The whole execution context the runner applies to itself (systemd's executor model:
+/// the manager serialises the context, a small binary applies it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlacementSpec {
+    /// Resource limits, by short name (`nofile`), applied while still root.
+    #[serde(default)]
+    pub rlimits: BTreeMap<String, Rlimit>,
+    /// `cgroup.procs` files the runner writes `0` to, one per hierarchy.
+    #[serde(default)]
+    pub cgroup_procs: Vec<String>,
+    /// The user to become; `None` keeps root (fork placement of GetHostname, WithRootfs).
+    #[serde(default)]
+    pub user: Option<UserSpec>,
+    /// Keep setuid helpers (newuidmap, lxc-user-nic) usable: no `no_new_privs`, bounding
+    /// set kept. Needed by commands that start a container.
+    #[serde(default)]
+    pub setuid_helpers: bool,
+}
+
+/// The identity a runner switches to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSpec {
+    pub name: String,
+    pub ugid: u32,
+}
+
+/// Why an envelope was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("envelope larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("malformed envelope: {0}")]
+    Json(String),
+    #[error("invalid envelope: {0}")]
+    Invalid(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An envelope as osctld writes it (Ruby's `to_json` of `runner_opts`).
+    const OSCTLD: &str = r#"{"name":"OsCtld::ContainerControl::Commands::Stop","pool":"tank","id":"myct01","lxc_home":"/tank/user/1000/ct","user_home":"/tank/user/1000","log_file":"/tank/log/ct/myct01.log","args":["stop"],"kwargs":{"timeout":60,"message":null,"mode":"stop"},"return":12,"stdin":null,"stdout":1,"stderr":2}"#;
+
+    #[test]
+    fn decodes_osctld_envelope() {
+        let e = Envelope::from_slice(OSCTLD.as_bytes()).unwrap();
+        assert_eq!(e.name, "OsCtld::ContainerControl::Commands::Stop");
+        assert_eq!((e.pool.as_str(), e.id.as_str()), ("tank", "myct01"));
+        assert_eq!(e.args, vec![Value::from("stop")]);
+        assert_eq!(e.kwargs["timeout"], Value::from(60));
+        assert_eq!(e.kwargs["message"], Value::Null);
+        assert_eq!((e.return_fd, e.stdin, e.stdout, e.stderr), (12, None, Some(1), Some(2)));
+        assert!(e.ctl.is_none());
+        assert_eq!(e.named_fds().collect::<Vec<_>>(), vec![12, 1, 2]);
+    }
+
+    #[test]
+    fn encoding_without_extension_has_exactly_osctld_fields() {
+        let e = Envelope::from_slice(OSCTLD.as_bytes()).unwrap();
+        let v: Value = serde_json::from_slice(&e.to_vec()).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "args", "id", "kwargs", "log_file", "lxc_home", "name", "pool", "return",
+                "stderr", "stdin", "stdout", "user_home"
+            ]
+        );
+    }
+
+    #[test]
+    fn round_trips_extension() {
+        let mut e = Envelope::from_slice(OSCTLD.as_bytes()).unwrap();
+        e.ctl = Some(Extension {
+            version: PROTOCOL_VERSION,
+            parent_pid: Some(42),
+            placement: Some(PlacementSpec {
+                cgroup_procs: vec!["/sys/fs/cgroup/memory/a/cgroup.procs".into()],
+                user: Some(UserSpec { name: "u".into(), ugid: 5000 }),
+                ..Default::default()
+            }),
+        });
+        assert_eq!(Envelope::from_slice(&e.to_vec()).unwrap(), e);
+    }
+
+    #[test]
+    fn rejects_bad_envelopes() {
+        let too_big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
+        assert!(matches!(Envelope::from_slice(&too_big), Err(EnvelopeError::TooLarge { .. })));
+        assert!(matches!(Envelope::from_slice(b"{"), Err(EnvelopeError::Json(_))));
+        assert!(matches!(Envelope::from_slice(b"[]"), Err(EnvelopeError::Json(_))));
+        let deep = "[".repeat(100_000);
+        assert!(matches!(Envelope::from_slice(deep.as_bytes()), Err(EnvelopeError::Json(_))));
+        for (from, to) in [
+            (r#""return":12"#, r#""return":0"#),
+            (r#""return":12"#, r#""return":-3"#),
+            (r#""stdout":1"#, r#""stdout":12"#),
+            (r#""stdout":1"#, r#""stdout":0"#),
+            (r#""name":"OsCtld::ContainerControl::Commands::Stop""#, r#""name":"a\nb""#),
+        ] {
+            let bad = OSCTLD.replace(from, to);
+            assert!(
+                matches!(Envelope::from_slice(bad.as_bytes()), Err(EnvelopeError::Invalid(_))),
+                "accepted {to}"
+            );
+        }
+    }
+}

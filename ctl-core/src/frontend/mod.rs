@@ -1,0 +1,249 @@
+//! The frontend half: runs in the daemon, as root, and starts the runner.
+//!
+//! Both placements use the same mechanism (see `docs/design.md`): the runner binary is
+//! spawned with `posix_spawn` and applies the placement that travels in the envelope to
+//! itself. They differ only in what that placement says (cgroups and rlimits for exec,
+//! none for fork; the container's user, or root for [`Placement::ForkAsRoot`]).
+
+mod exchange;
+mod runner_path;
+mod spawn;
+
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::pipe2;
+use nix::fcntl::OFlag;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use runner_path::{mark_multicall, runner_path, set_runner_path};
+
+use crate::args::Args;
+use crate::call::{Call, Stdio};
+use crate::cgroup;
+use crate::command::{Command, CommandSpec, Placement};
+use crate::envelope::{Envelope, Extension, PlacementSpec, UserSpec, PROTOCOL_VERSION};
+use crate::error::{Error, ProtocolError};
+use crate::reply::{ProtocolRefusal, Reply};
+
+use exchange::{converse, Channels, ChildGuard, Ending};
+
+/// The fd numbers the runner sees (ours; an osctld runner takes whatever the envelope says).
+const CHILD_RETURN_FD: RawFd = 3;
+
+/// Default `PATH` of runners.
+pub const RUNNER_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Runs `C`'s runner half for this call and decodes its output.
+pub fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output, Error> {
+    let value = invoke(call, C::SPEC, args)?;
+    decode_output::<C::Output>(call, C::SPEC, value)
+}
+
+fn decode_output<T: DeserializeOwned>(call: &Call<'_>, spec: &CommandSpec, value: Value) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(|e| Error::Protocol {
+        command: spec.name.to_owned(),
+        path: call.runner.clone().unwrap_or_default(),
+        problem: ProtocolError::BadOutput { expected: std::any::type_name::<T>(), detail: e.to_string() },
+    })
+}
+
+/// Runs the runner half of the command `spec` with already-encoded arguments and returns
+/// its raw JSON output. This is what every generated `runner()` calls; daemons that
+/// dispatch by name (e.g. a generic RPC) can call it directly.
+pub fn invoke(call: &Call<'_>, spec: &'static CommandSpec, args: Args) -> Result<Value, Error> {
+    let command = spec.name;
+    let Some(placement) = call.placement.or(spec.placement) else {
+        return Err(Error::Arguments {
+            command: command.to_owned(),
+            message: "a frontend-only command has no runner half".to_owned(),
+        });
+    };
+    let path = match &call.runner {
+        Some(p) => p.clone(),
+        None => runner_path().map_err(|source| Error::Spawn {
+            command: command.to_owned(),
+            path: PathBuf::from("<unset>"),
+            source,
+        })?,
+    };
+    let ct = call.ct;
+    let setup = |what: &'static str| move |source: std::io::Error| Error::Setup { command: command.to_owned(), what, source };
+
+    let user = UserSpec { name: ct.user.clone(), ugid: ct.ugid };
+    let placement_spec = match placement {
+        Placement::Exec => {
+            cgroup::create_entry(&ct.cgroup_path, ct.ugid).map_err(setup("creating the entry cgroup"))?;
+            PlacementSpec {
+                rlimits: ct.rlimits.clone(),
+                cgroup_procs: cgroup::procs_files(&ct.cgroup_path)
+                    .into_iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+                user: Some(user),
+                setuid_helpers: spec.setuid_helpers,
+            }
+        }
+        Placement::Fork => PlacementSpec { user: Some(user), setuid_helpers: spec.setuid_helpers, ..Default::default() },
+        Placement::ForkAsRoot => PlacementSpec { user: None, setuid_helpers: spec.setuid_helpers, ..Default::default() },
+    };
+
+    let (env_parent, env_child) =
+        socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map_err(|e| setup("creating the envelope socket")(e.into()))?;
+    let (reply_r, reply_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| setup("creating the reply pipe")(e.into()))?;
+    let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| setup("creating the stderr pipe")(e.into()))?;
+
+    // The runner's fd table: 0 envelope, 1 and 2 its own diagnostics, 3 the reply, then the
+    // command's stdio in order.
+    // SAFETY: fds 1 and 2 of the process exist for its whole life (std opens /dev/null
+    // there if they were closed at startup); we only borrow them for the spawn.
+    let inherited_out = unsafe { BorrowedFd::borrow_raw(1) };
+    let inherited_err = unsafe { BorrowedFd::borrow_raw(2) };
+    let stdout = resolve_stdio(call.stdout, inherited_out);
+    let stderr = resolve_stdio(call.stderr, inherited_err);
+    let mut fds: Vec<(BorrowedFd<'_>, RawFd)> = vec![
+        (env_child.as_fd(), 0),
+        (stderr_w.as_fd(), 1),
+        (stderr_w.as_fd(), 2),
+        (reply_w.as_fd(), CHILD_RETURN_FD),
+    ];
+    let mut next = CHILD_RETURN_FD + 1;
+    let stdin_map = assign_fd(call.stdin, &mut next);
+    let stdout_map = assign_fd(stdout, &mut next);
+    let stderr_map = assign_fd(stderr, &mut next);
+    fds.extend(stdin_map.iter().chain(&stdout_map).chain(&stderr_map).map(|(fd, n)| (fd.as_fd(), *n)));
+
+    let envelope = Envelope {
+        name: command.to_owned(),
+        pool: ct.pool.clone(),
+        id: ct.id.clone(),
+        lxc_home: ct.lxc_home.to_string_lossy().into_owned(),
+        user_home: ct.home.to_string_lossy().into_owned(),
+        log_file: Some(ct.log_file.to_string_lossy().into_owned()),
+        args: args.positional,
+        kwargs: args.named,
+        return_fd: CHILD_RETURN_FD,
+        stdin: stdin_map.map(|(_, n)| n),
+        stdout: stdout_map.map(|(_, n)| n),
+        stderr: stderr_map.map(|(_, n)| n),
+        ctl: Some(Extension {
+            version: PROTOCOL_VERSION,
+            placement: Some(placement_spec),
+            parent_pid: Some(std::process::id() as i32),
+        }),
+    }
+    .to_vec();
+
+    let env = runner_environment(ct, placement);
+    let title = format!("ctl: {}:{} runner:{}", ct.pool, ct.id, spec.snake_name);
+    let pid = spawn::spawn(&spawn::SpawnRequest {
+        path: &path,
+        argv0: &title,
+        env: &env,
+        fds: &fds,
+        own_process_group: call.own_process_group,
+    })
+    .map_err(|source| Error::Spawn { command: command.to_owned(), path: path.clone(), source })?;
+    let mut child = ChildGuard::new(pid, call.own_process_group);
+    drop(fds);
+    drop((env_child, reply_w, stderr_w));
+
+    let pidfd = spawn::pidfd_open(pid).map_err(setup("opening a pidfd for the runner"))?;
+    let channels = Channels { envelope: env_parent, reply: reply_r, stderr: stderr_r, pidfd };
+    let outcome = converse(&mut child, channels, &envelope, call.deadline, call.max_reply)
+        .map_err(setup("talking to the runner"))?;
+    let stderr_text = String::from_utf8_lossy(&outcome.stderr_tail).into_owned();
+    if !stderr_text.trim().is_empty() {
+        tracing::debug!(command, runner = %path.display(), stderr = %stderr_text.trim_end(), "runner stderr");
+    }
+    interpret(command, &path, outcome, stderr_text, call)
+}
+
+fn interpret(
+    command: &str,
+    path: &Path,
+    outcome: exchange::Outcome,
+    stderr: String,
+    call: &Call<'_>,
+) -> Result<Value, Error> {
+    let protocol = |problem| Error::Protocol { command: command.to_owned(), path: path.to_owned(), problem };
+    match outcome.ending {
+        Ending::TimedOut => {
+            return Err(Error::Timeout { command: command.to_owned(), after: call.deadline.unwrap_or_default() })
+        }
+        Ending::ReplyTooLarge => return Err(protocol(ProtocolError::ReplyTooLarge { limit: call.max_reply })),
+        Ending::Exited => {}
+    }
+    let line = match outcome.line {
+        Some(line) => line,
+        // Ruby's readline (osctld) accepts a last line without its newline; so do we, if it
+        // is a whole reply.
+        None if !outcome.partial.is_empty() => match Reply::from_line(&outcome.partial) {
+            Ok(_) => outcome.partial,
+            Err(_) => return Err(protocol(ProtocolError::PartialReply { status: outcome.status })),
+        },
+        None => {
+            return Err(Error::RunnerFailed {
+                command: command.to_owned(),
+                path: path.to_owned(),
+                status: outcome.status,
+                stderr,
+            })
+        }
+    };
+    match Reply::from_line(&line) {
+        Ok(Reply::Ok(v)) => Ok(v),
+        Ok(Reply::Failed { message, protocol: None }) => Err(Error::Command { command: command.to_owned(), message }),
+        Ok(Reply::Failed { protocol: Some(ProtocolRefusal::Version { runner, frontend }), .. }) => {
+            Err(Error::VersionMismatch { command: command.to_owned(), path: path.to_owned(), runner, frontend })
+        }
+        Ok(Reply::Failed { message, protocol: Some(_) }) => Err(protocol(ProtocolError::Refused(message))),
+        Err(detail) => {
+            let excerpt: String = String::from_utf8_lossy(&line).chars().take(80).collect();
+            Err(protocol(ProtocolError::MalformedReply { detail, excerpt }))
+        }
+    }
+}
+
+/// The runner's whole environment: exactly these variables, nothing of the daemon's.
+/// osctld's: `HOME`, `USER` and `XDG_RUNTIME_DIR` of the container's user (LXC keeps its
+/// runtime files there), plus a system `PATH`.
+pub fn runner_environment(ct: &crate::Container, placement: Placement) -> Vec<String> {
+    match placement {
+        Placement::Exec | Placement::Fork => {
+            let home = ct.home.to_string_lossy();
+            vec![
+                RUNNER_PATH_ENV.to_owned(),
+                format!("HOME={home}"),
+                format!("USER={}", ct.user),
+                format!("LOGNAME={}", ct.user),
+                format!("XDG_RUNTIME_DIR={home}/.cache/lxc/run"),
+            ]
+        }
+        Placement::ForkAsRoot => vec![
+            RUNNER_PATH_ENV.to_owned(),
+            "HOME=/root".to_owned(),
+            "USER=root".to_owned(),
+            "LOGNAME=root".to_owned(),
+        ],
+    }
+}
+
+fn resolve_stdio<'a>(stdio: Stdio<'a>, inherit: BorrowedFd<'a>) -> Option<BorrowedFd<'a>> {
+    match stdio {
+        Stdio::Inherit => Some(inherit),
+        Stdio::Null => None,
+        Stdio::Fd(fd) => Some(fd),
+    }
+}
+
+/// Gives the next child fd number to `fd`, if there is one.
+fn assign_fd<'a>(fd: Option<BorrowedFd<'a>>, next: &mut RawFd) -> Option<(BorrowedFd<'a>, RawFd)> {
+    fd.map(|fd| {
+        let n = *next;
+        *next += 1;
+        (fd, n)
+    })
+}

@@ -1,0 +1,75 @@
+//! # ctl-core
+//!
+//! The core of a pluggable command framework for container-management daemons, the
+//! successor of osctld's `ContainerControl`. A daemon running as root runs *commands* on
+//! LXC containers; each command has a *frontend* half (in the daemon) and a *runner* half
+//! that runs in a separate process as the container's system user and replies with one
+//! JSON line.
+//!
+//! - [`Container`]: what the daemon knows about a container (plain data).
+//! - [`container_command`]: one definition generates both halves and the registration.
+//! - [`Call`]: per-call options (stdio, deadline, placement, runner binary).
+//! - [`Placement`]: exec (in the container's cgroups, with its rlimits) or fork (outside).
+//! - [`Envelope`] / [`Reply`]: the osctld-compatible wire format.
+//! - [`runner`]: the runner process; [`runner::main`] is the whole `ctl-runner` binary.
+//! - [`Registry`]: every command linked into the binary, by name.
+//!
+//! See `docs/design.md` in the repository for what `#[container_command]` expands to and
+//! why the runner applies its own placement.
+
+// The macro's expansion names `::ctl_core`; this makes it work inside this crate too.
+extern crate self as ctl_core;
+
+pub mod args;
+pub mod call;
+pub mod cgroup;
+pub mod command;
+pub mod container;
+pub mod diag;
+pub mod envelope;
+pub mod error;
+pub mod frontend;
+pub mod registry;
+pub mod reply;
+pub mod runner;
+
+pub use args::{Args, ArgsEncoder};
+pub use call::{Call, Stdio};
+pub use command::{Command, CommandSpec, Placement, RunnerFn};
+pub use container::{Container, Rlimit, RlimitValue};
+pub use ctl_derive::container_command;
+pub use envelope::{Envelope, PROTOCOL_VERSION};
+pub use error::{CommandError, Error, ExitInfo, ProtocolError};
+pub use frontend::{invoke, runner_path, set_runner_path};
+pub use registry::{DuplicateCommand, Registration, Registry};
+pub use reply::Reply;
+pub use runner::RunnerContext;
+
+/// Support for the code `#[container_command]` generates. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use serde_json::Value;
+
+    use crate::{ArgsEncoder, Command, CommandError, Error};
+
+    /// Encodes the arguments of `C`, mapping a serialisation failure to an error.
+    pub fn encode_args<C: Command>(
+        f: impl FnOnce(ArgsEncoder) -> Result<ArgsEncoder, String>,
+    ) -> Result<crate::Args, Error> {
+        f(ArgsEncoder::new())
+            .map(ArgsEncoder::finish)
+            .map_err(|message| Error::Arguments { command: C::SPEC.name.to_owned(), message })
+    }
+
+    /// Encodes a runner's output.
+    pub fn to_value<T: serde::Serialize>(value: T) -> Result<Value, CommandError> {
+        serde_json::to_value(value).map_err(|e| CommandError::msg(format!("cannot encode the output: {e}")))
+    }
+
+    pub use crate::frontend::call_runner;
+
+    /// Compile-time checks with readable errors at the parameter's span.
+    pub fn assert_arg<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+    pub fn assert_output<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+}

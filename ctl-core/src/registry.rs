@@ -1,0 +1,164 @@
+//! The registry of commands: every `#[container_command]` submits a [`Registration`]
+//! through `inventory`, so a command defined in any linked crate is found by name.
+//!
+//! As in `typetag`, names are checked when the registry is built: two registrations under
+//! one name are an error that names both definitions, never a silent pick.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use crate::command::{CommandSpec, RunnerFn};
+
+/// One command as linked into this binary.
+pub struct Registration {
+    pub spec: &'static CommandSpec,
+    /// `None` for frontend-only commands.
+    pub runner: Option<RunnerFn>,
+    /// `module_path!()` of the definition.
+    pub module: &'static str,
+    /// `file:line` of the definition.
+    pub location: &'static str,
+}
+
+inventory::collect!(Registration);
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("name", &self.spec.name)
+            .field("placement", &self.spec.placement)
+            .field("module", &self.module)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// The commands linked into this binary, checked for duplicate names.
+pub struct Registry {
+    sorted: Vec<&'static Registration>,
+    by_name: HashMap<&'static str, &'static Registration>,
+}
+
+/// Two commands registered under one name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "command name `{name}` is registered twice: by {first_module} ({first_location}) and by {second_module} ({second_location})"
+)]
+pub struct DuplicateCommand {
+    pub name: String,
+    pub first_module: &'static str,
+    pub first_location: &'static str,
+    pub second_module: &'static str,
+    pub second_location: &'static str,
+}
+
+impl Registry {
+    /// The registry of every command linked into this binary, built once.
+    pub fn global() -> Result<&'static Registry, DuplicateCommand> {
+        static GLOBAL: OnceLock<Result<Registry, DuplicateCommand>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| Registry::build(inventory::iter::<Registration>))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Builds a registry from these registrations.
+    pub fn build(
+        registrations: impl IntoIterator<Item = &'static Registration>,
+    ) -> Result<Registry, DuplicateCommand> {
+        let mut by_name: HashMap<&'static str, &'static Registration> = HashMap::new();
+        let mut sorted = Vec::new();
+        for reg in registrations {
+            let names = [reg.spec.name, reg.spec.snake_name];
+            for (i, name) in names.iter().enumerate() {
+                if i == 1 && names[0] == names[1] {
+                    continue;
+                }
+                if let Some(first) = by_name.insert(name, reg) {
+                    if std::ptr::eq(first, reg) {
+                        continue;
+                    }
+                    return Err(DuplicateCommand {
+                        name: name.to_string(),
+                        first_module: first.module,
+                        first_location: first.location,
+                        second_module: reg.module,
+                        second_location: reg.location,
+                    });
+                }
+            }
+            sorted.push(reg);
+        }
+        sorted.sort_by_key(|r| r.spec.name);
+        Ok(Registry { sorted, by_name })
+    }
+
+    /// Resolves a name as the runner receives it: the registered name (`Freeze`), its
+    /// snake case (`freeze`), or osctld's full class name
+    /// (`OsCtld::ContainerControl::Commands::Freeze`, by its last `::` segment).
+    pub fn lookup(&self, name: &str) -> Option<&'static Registration> {
+        let short = name.rsplit("::").next().unwrap_or(name);
+        self.by_name.get(short).copied()
+    }
+
+    /// Every registration, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &'static Registration> + '_ {
+        self.sorted.iter().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Placement;
+
+    static A: CommandSpec = CommandSpec {
+        name: "Freeze",
+        snake_name: "freeze",
+        placement: Some(Placement::Exec),
+        setuid_helpers: false,
+        doc: " Freeze it.\n\n More text.",
+    };
+    static B: CommandSpec = CommandSpec {
+        name: "GetHostname",
+        snake_name: "get_hostname",
+        placement: Some(Placement::ForkAsRoot),
+        setuid_helpers: false,
+        doc: "",
+    };
+    static REG_A: Registration =
+        Registration { spec: &A, runner: None, module: "a", location: "a.rs:1" };
+    static REG_B: Registration =
+        Registration { spec: &B, runner: None, module: "b", location: "b.rs:2" };
+    static REG_A2: Registration =
+        Registration { spec: &A, runner: None, module: "plugin", location: "p.rs:9" };
+
+    #[test]
+    fn resolves_all_name_forms() {
+        let r = Registry::build([&REG_A, &REG_B]).unwrap();
+        for n in ["Freeze", "freeze", "OsCtld::ContainerControl::Commands::Freeze"] {
+            assert_eq!(r.lookup(n).unwrap().spec.name, "Freeze", "{n}");
+        }
+        assert_eq!(r.lookup("get_hostname").unwrap().spec.name, "GetHostname");
+        assert!(r.lookup("freez").is_none());
+        assert!(r.lookup("").is_none());
+        assert_eq!(r.iter().map(|r| r.spec.name).collect::<Vec<_>>(), ["Freeze", "GetHostname"]);
+        assert_eq!(A.summary(), "Freeze it.");
+    }
+
+    #[test]
+    fn duplicate_names_both_named() {
+        let e = Registry::build([&REG_A, &REG_B, &REG_A2]).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("`Freeze`") && text.contains("a.rs:1") && text.contains("p.rs:9"), "{text}");
+    }
+}

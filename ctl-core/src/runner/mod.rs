@@ -1,0 +1,274 @@
+//! The runner half: the process that runs a command's runner function.
+//!
+//! The runner reads one envelope from stdin, applies the placement that travels in it
+//! (while still root: fds, rlimits, cgroups, credentials), runs the command and writes one
+//! reply line to the `return` fd. [`main`] is the whole standalone `ctl-runner` binary;
+//! [`run_if_runner`] turns a daemon into its own runner (a multi-call binary).
+
+mod fds;
+mod placement;
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use crate::args::Args;
+use crate::envelope::{Envelope, UserSpec, MAX_ENVELOPE_BYTES, PROTOCOL_VERSION};
+use crate::registry::Registry;
+use crate::reply::{ProtocolRefusal, Reply};
+
+/// What a runner function gets: the container as the envelope describes it, and the
+/// command's stdio.
+#[derive(Debug)]
+pub struct RunnerContext {
+    /// The command's registered name.
+    pub command: &'static str,
+    pub pool: String,
+    pub id: String,
+    /// LXC path of the container.
+    pub lxc_home: PathBuf,
+    /// Home of the container's system user.
+    pub user_home: PathBuf,
+    pub log_file: Option<PathBuf>,
+    /// The command's input, output and error output, as the frontend passed them.
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    /// The identity the runner switched to (`None`: root, or placed by another frontend).
+    pub user: Option<UserSpec>,
+}
+
+impl RunnerContext {
+    /// `pool:id`.
+    pub fn ident(&self) -> String {
+        format!("{}:{}", self.pool, self.id)
+    }
+
+    /// The command's input, borrowed.
+    pub fn stdin_fd(&self) -> Option<BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.stdin.as_ref().map(|f| f.as_fd())
+    }
+
+    /// The command's output, borrowed.
+    pub fn stdout_fd(&self) -> Option<BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.stdout.as_ref().map(|f| f.as_fd())
+    }
+
+    /// The command's error output, borrowed.
+    pub fn stderr_fd(&self) -> Option<BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.stderr.as_ref().map(|f| f.as_fd())
+    }
+}
+
+/// Exit status for a runner that could not even reply (bad envelope, bad return fd).
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// The standalone runner's `main`: `ctl-runner` reads an envelope from stdin; `--list`
+/// prints the registered commands (`--json` for name, placement and summary).
+pub fn main() -> ! {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap_or("\u{fffd}")).collect();
+    match args.as_slice() {
+        [] => serve_stdin(),
+        ["--list"] => list(false),
+        ["--list", "--json"] | ["--json", "--list"] => list(true),
+        ["-h" | "--help"] => {
+            print!("{USAGE}");
+            std::process::exit(0)
+        }
+        ["-V" | "--version"] => {
+            println!("ctl-runner {} (protocol {PROTOCOL_VERSION})", env!("CARGO_PKG_VERSION"));
+            std::process::exit(0)
+        }
+        other => {
+            eprintln!("ctl-runner: unexpected argument {:?}; see ctl-runner --help", other[0]);
+            std::process::exit(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: ctl-runner               read one envelope (JSON) from stdin, run it, reply on its `return` fd
+       ctl-runner --list [--json]  list the registered commands
+       ctl-runner --version
+";
+
+/// Turns this process into a runner if it was started as one, and never returns then.
+/// Call it first thing in a daemon's `main`: the frontend then starts this very binary
+/// (`/proc/self/exe`) as its runner, so frontend and runner always come from one build.
+pub fn run_if_runner() {
+    crate::frontend::mark_multicall();
+    let is_runner = std::env::args_os()
+        .next()
+        .and_then(|a| a.into_string().ok())
+        .is_some_and(|a| is_runner_title(&a));
+    if is_runner {
+        serve_stdin()
+    }
+}
+
+/// Whether `argv0` is a runner's process title (`ctl: <pool>:<id> runner:<name>`), which
+/// is how the frontend starts its runner.
+pub fn is_runner_title(argv0: &str) -> bool {
+    argv0.starts_with("ctl: ") && argv0.contains(" runner:")
+}
+
+fn list(json: bool) -> ! {
+    let registry = match Registry::global() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ctl-runner: {e}");
+            std::process::exit(1)
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let items: Vec<_> = registry
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.spec.name,
+                    "placement": r.spec.placement_name(),
+                    "summary": r.spec.summary(),
+                })
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(items));
+    } else {
+        for r in registry.iter() {
+            let _ = writeln!(out, "{}", r.spec.name);
+        }
+    }
+    let _ = out.flush();
+    std::process::exit(0)
+}
+
+/// Reads the envelope from stdin, runs it and exits.
+pub fn serve_stdin() -> ! {
+    let mut input = Vec::with_capacity(4096);
+    let read = std::io::stdin().lock().take(MAX_ENVELOPE_BYTES as u64 + 1).read_to_end(&mut input);
+    if let Err(e) = read {
+        eprintln!("ctl-runner: cannot read the envelope from stdin: {e}");
+        std::process::exit(EXIT_BAD_INPUT);
+    }
+    let envelope = match Envelope::from_slice(&input) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ctl-runner: {e}");
+            std::process::exit(EXIT_BAD_INPUT);
+        }
+    };
+    drop(input);
+    std::process::exit(run_envelope(envelope))
+}
+
+/// Runs one decoded envelope; returns the process exit status.
+pub fn run_envelope(envelope: Envelope) -> i32 {
+    // The return fd must be usable before anything else: every later failure is reported
+    // on it.
+    let mut claimer = fds::Claimer::default();
+    let return_fd = match claimer.output(envelope.return_fd, "return") {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("ctl-runner: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let reply = |reply: Reply| -> i32 {
+        match write_all(&return_fd, &reply.to_line()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ctl-runner: cannot write the reply: {e}");
+                1
+            }
+        }
+    };
+    let refuse = |protocol: ProtocolRefusal, message: String| Reply::Failed { message, protocol: Some(protocol) };
+
+    if let Some(ext) = &envelope.ctl {
+        if ext.version != PROTOCOL_VERSION {
+            return reply(refuse(
+                ProtocolRefusal::Version { runner: PROTOCOL_VERSION, frontend: ext.version },
+                format!("runner speaks protocol version {PROTOCOL_VERSION}, frontend {}", ext.version),
+            ));
+        }
+    }
+
+    // Only the fds the envelope names survive (plus 0, 1, 2): whatever else the process
+    // inherited must not reach command code running as the container's user.
+    let keep: Vec<RawFd> = envelope.named_fds().collect();
+    if let Err(e) = fds::close_all_except(&keep) {
+        return reply(refuse(ProtocolRefusal::Envelope { detail: e.clone() }, e));
+    }
+    let mut stdio = || -> Result<_, String> {
+        Ok((
+            envelope.stdin.map(|fd| claimer.input(fd, "stdin")).transpose()?,
+            envelope.stdout.map(|fd| claimer.output(fd, "stdout")).transpose()?,
+            envelope.stderr.map(|fd| claimer.output(fd, "stderr")).transpose()?,
+        ))
+    };
+    let (stdin, stdout, stderr) = match stdio() {
+        Ok(s) => s,
+        Err(e) => return reply(refuse(ProtocolRefusal::Envelope { detail: e.clone() }, e)),
+    };
+
+    let mut user = None;
+    if let Some(ext) = &envelope.ctl {
+        if let Some(spec) = &ext.placement {
+            if let Err(e) = placement::apply(spec, ext.parent_pid) {
+                return reply(refuse(ProtocolRefusal::Placement { detail: e.clone() }, e));
+            }
+            user = spec.user.clone();
+        }
+    }
+
+    let registry = match Registry::global() {
+        Ok(r) => r,
+        Err(e) => return reply(Reply::error(e.to_string())),
+    };
+    let Some(registration) = registry.lookup(&envelope.name) else {
+        return reply(Reply::error(format!("unknown command: {}", envelope.name)));
+    };
+    let Some(run) = registration.runner else {
+        return reply(Reply::error(format!(
+            "{} is a frontend-only command and has no runner half",
+            registration.spec.name
+        )));
+    };
+    placement::set_comm(registration.spec.snake_name);
+
+    let mut ctx = RunnerContext {
+        command: registration.spec.name,
+        pool: envelope.pool,
+        id: envelope.id,
+        lxc_home: envelope.lxc_home.into(),
+        user_home: envelope.user_home.into(),
+        log_file: envelope.log_file.map(PathBuf::from),
+        stdin,
+        stdout,
+        stderr,
+        user,
+    };
+    let args = Args::new(envelope.args, envelope.kwargs);
+    let result = run(&mut ctx, args);
+    drop(ctx);
+    reply(match result {
+        Ok(v) => Reply::ok(v),
+        Err(e) => Reply::error(e.message()),
+    })
+}
+
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

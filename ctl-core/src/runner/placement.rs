@@ -1,0 +1,141 @@
+//! Applying the placement to the runner itself, while it is still root and before any
+//! command code runs. Each step is a few syscalls; the order matters:
+//!
+//! 1. rlimits (raising a hard limit needs root),
+//! 2. cgroups: write `0` to each `cgroup.procs` (moves this very process),
+//! 3. capability bounding set and `no_new_privs` (unless setuid helpers are needed),
+//! 4. `setgroups([ugid])`, `setresgid`, `setresuid` — the kernel clears the permitted and
+//!    effective capabilities on this transition,
+//! 5. dumpable again (a uid change makes the process non-dumpable, which makes its
+//!    `/proc/<pid>` root's; LXC's helpers such as `newuidmap` check that owner),
+//! 6. the parent-death signal, armed *after* the switch (the kernel clears it on a
+//!    credential change), then checked against the parent having died already.
+
+use std::io::Write;
+
+use nix::unistd::{getppid, setgroups, setresgid, setresuid, Gid, Uid};
+
+use crate::container::rlimit_resource;
+use crate::envelope::PlacementSpec;
+
+pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(), String> {
+    for (name, limit) in &spec.rlimits {
+        let resource = rlimit_resource(name).ok_or_else(|| format!("unknown rlimit {name:?}"))?;
+        let value = libc::rlimit { rlim_cur: limit.soft.as_raw(), rlim_max: limit.hard.as_raw() };
+        // SAFETY: setrlimit reads the struct we pass by pointer; no memory is retained.
+        if unsafe { libc::setrlimit(resource, &value) } != 0 {
+            return Err(format!("setrlimit {name}: {}", std::io::Error::last_os_error()));
+        }
+    }
+
+    for procs in &spec.cgroup_procs {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(procs)
+            .and_then(|mut f| f.write_all(b"0"))
+            .map_err(|e| format!("cannot enter cgroup {procs}: {e}"))?;
+    }
+
+    if let Some(user) = &spec.user {
+        if !spec.setuid_helpers {
+            drop_bounding_set()?;
+        }
+        clear_ambient();
+        let id = user.ugid;
+        setgroups(&[Gid::from_raw(id)]).map_err(|e| format!("setgroups([{id}]): {e}"))?;
+        setresgid(Gid::from_raw(id), Gid::from_raw(id), Gid::from_raw(id))
+            .map_err(|e| format!("setresgid({id}): {e}"))?;
+        setresuid(Uid::from_raw(id), Uid::from_raw(id), Uid::from_raw(id))
+            .map_err(|e| format!("setresuid({id}): {e}"))?;
+        clear_inheritable()?;
+        prctl(libc::PR_SET_DUMPABLE, 1, "PR_SET_DUMPABLE")?;
+    }
+    if !spec.setuid_helpers {
+        prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")?;
+    }
+
+    prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, "PR_SET_PDEATHSIG")?;
+    if let Some(parent) = parent_pid {
+        if getppid().as_raw() != parent {
+            // The frontend died before the signal was armed: nobody will read the reply.
+            std::process::exit(1);
+        }
+    }
+    Ok(())
+}
+
+fn prctl(option: libc::c_int, arg: libc::c_ulong, name: &str) -> Result<(), String> {
+    // SAFETY: these prctl options take integer arguments only.
+    if unsafe { libc::prctl(option, arg, 0, 0, 0) } != 0 {
+        return Err(format!("{name}: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn drop_bounding_set() -> Result<(), String> {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
+        .unwrap_or(40);
+    for cap in 0..=last {
+        // SAFETY: PR_CAPBSET_DROP takes the capability number only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINVAL) {
+                return Err(format!("dropping capability {cap} from the bounding set: {err}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn clear_ambient() {
+    // SAFETY: integer-only prctl; fails harmlessly (EINVAL) on kernels without ambient caps.
+    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+}
+
+/// Clears the inheritable set, the only one a uid change leaves as it was.
+fn clear_inheritable() -> Result<(), String> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a v3 header read/write exactly two Data structs.
+    unsafe {
+        if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
+            return Err(format!("capget: {}", std::io::Error::last_os_error()));
+        }
+        if data.iter().all(|d| d.inheritable == 0) {
+            return Ok(());
+        }
+        for d in &mut data {
+            d.inheritable = 0;
+        }
+        if libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) != 0 {
+            return Err(format!("capset: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// Sets the thread name (`comm`, 15 bytes) to `runner:<name>`; the full title
+/// `ctl: <pool>:<id> runner:<name>` is the argv[0] the frontend gave.
+pub(super) fn set_comm(name: &str) {
+    let mut comm = [0u8; 16];
+    let text = format!("runner:{name}");
+    let n = text.len().min(15);
+    comm[..n].copy_from_slice(&text.as_bytes()[..n]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated buffer of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}

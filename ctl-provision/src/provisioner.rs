@@ -1,0 +1,564 @@
+//! [`Provisioner`]: creates, loads, lists and destroys test containers.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ctl_core::{cgroup, Container, Rlimit};
+
+use crate::config::{self, Net};
+use crate::error::{IoContext, ProvisionError};
+use crate::host::{self, HostLock, ID_RANGE};
+use crate::names;
+use crate::oracle;
+use crate::rootfs;
+
+/// The host bridge that veth containers join.
+pub const BRIDGE: &str = "ctlbr0";
+/// Parent of every container's entry cgroup.
+pub const CGROUP_PARENT: &str = "ctl";
+/// GECOS of the users we create; `destroy` refuses to delete users without it.
+pub const USER_MARKER: &str = "ctl-provision test container";
+/// Written into the container directory once the rootfs is complete.
+const ROOTFS_DONE: &str = ".rootfs-done";
+
+/// Options of [`Provisioner::create`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// Pool name recorded in the container (default `"default"`).
+    pub pool: String,
+    /// Networking (default [`Net::Empty`]).
+    pub net: Net,
+    /// Resource limits recorded in the container (default none).
+    pub rlimits: BTreeMap<String, Rlimit>,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            pool: "default".to_owned(),
+            net: Net::Empty,
+            rlimits: BTreeMap::new(),
+        }
+    }
+}
+
+/// Provisions unprivileged busybox containers, each under its own throwaway system user,
+/// with everything but host-wide entries (/etc files, users, cgroups, the bridge) kept in
+/// one state directory:
+///
+/// ```text
+/// <state>/containers/<name>.json        the ctl_core::Container record (written last)
+/// <state>/homes/<user>/                 the user's home, with .cache/lxc/run
+/// <state>/lxc/<user>/                   the user's LXC path (Container::lxc_home)
+/// <state>/lxc/<user>/<name>/config      LXC config
+/// <state>/lxc/<user>/<name>/rootfs/     busybox rootfs owned by the mapped ids
+/// <state>/lxc/<user>/<name>/<name>.log  LXC log file
+/// ```
+#[derive(Clone, Debug)]
+pub struct Provisioner {
+    state_dir: PathBuf,
+}
+
+impl Provisioner {
+    /// Uses (and creates) `state_dir`. It and its ancestors must be traversable by others:
+    /// the container's mapped root has to reach the rootfs, and LXC fails with "Permission
+    /// denied - Failed to open .../rootfs" otherwise. A directory we create gets 0755; an
+    /// existing state directory without o+x (a fresh `tempfile::tempdir` is 0700) is
+    /// widened to 0755, ancestors are only checked.
+    pub fn new(state_dir: &Path) -> Result<Self, ProvisionError> {
+        fs::create_dir_all(state_dir).context(|| format!("create {}", state_dir.display()))?;
+        let state_dir = state_dir
+            .canonicalize()
+            .context(|| format!("resolve {}", state_dir.display()))?;
+        let mode = fs::metadata(&state_dir)
+            .context(|| format!("stat {}", state_dir.display()))?
+            .mode();
+        if mode & 0o005 != 0o005 {
+            fs::set_permissions(&state_dir, fs::Permissions::from_mode(0o755))
+                .context(|| format!("chmod {}", state_dir.display()))?;
+        }
+        for ancestor in state_dir.ancestors().skip(1) {
+            let mode = fs::metadata(ancestor)
+                .context(|| format!("stat {}", ancestor.display()))?
+                .mode();
+            if mode & 0o001 == 0 {
+                return Err(ProvisionError::Conflict(format!(
+                    "{} (mode {:o}) is not traversable by others; containers under {} could not start",
+                    ancestor.display(),
+                    mode & 0o7777,
+                    state_dir.display()
+                )));
+            }
+        }
+        for dir in ["containers", "homes", "lxc"] {
+            mkdir(&state_dir.join(dir), 0o755, None)?;
+        }
+        Ok(Provisioner { state_dir })
+    }
+
+    /// The state directory (canonical).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn record_path(&self, name: &str) -> PathBuf {
+        self.state_dir
+            .join("containers")
+            .join(format!("{name}.json"))
+    }
+
+    /// The container as it is (or would be) provisioned; `ugid` is 0 when unknown.
+    fn layout(&self, name: &str, ugid: u32, opts: &CreateOptions) -> Container {
+        let user = names::user_name(name);
+        let lxc_home = self.state_dir.join("lxc").join(&user);
+        Container {
+            pool: opts.pool.clone(),
+            id: name.to_owned(),
+            home: self.state_dir.join("homes").join(&user),
+            log_file: lxc_home.join(name).join(format!("{name}.log")),
+            lxc_home,
+            user,
+            ugid,
+            cgroup_path: format!("{CGROUP_PARENT}/{name}"),
+            rlimits: opts.rlimits.clone(),
+        }
+    }
+
+    /// Creates container `name` or completes a half-done one (every step is idempotent and
+    /// the record is written last). Safe to call in parallel for distinct names, from
+    /// threads or processes: host-wide edits happen under [`host::LOCK_FILE`].
+    pub fn create(&self, name: &str, opts: &CreateOptions) -> Result<Container, ProvisionError> {
+        names::validate(name)?;
+        ensure_root()?;
+        let user = names::user_name(name);
+        let (ugid, base) = {
+            let _lock = HostLock::acquire()?;
+            let home = self.layout(name, 0, opts).home;
+            let ugid = ensure_user(&user, &home)?;
+            let base = ensure_subids(&user)?;
+            if opts.net == Net::Veth {
+                ensure_bridge()?;
+                host::edit_lines(
+                    host::USERNET,
+                    |l| !is_usernet_line(l, &user),
+                    Some(&usernet_line(&user)),
+                )?;
+            }
+            // Under the lock: create_entry fills a new cpuset cgroup from its parent, and a
+            // parallel create must not see `ctl` before its cpuset files are filled.
+            // The shared parent stays root's (create_entry chowns what it creates, and `ctl`
+            // must not belong to whichever container came first).
+            cgroup::create_entry(CGROUP_PARENT, 0)
+                .context(|| format!("create cgroup {CGROUP_PARENT}"))?;
+            let relative = format!("{CGROUP_PARENT}/{name}");
+            cgroup::create_entry(&relative, ugid)
+                .context(|| format!("create cgroup {relative}"))?;
+            (ugid, base)
+        };
+        let ct = self.layout(name, ugid, opts);
+        let ct_dir = ct.lxc_home.join(name);
+        let rootfs = ct_dir.join("rootfs");
+        mkdir(&ct.home, 0o755, Some(ugid))?;
+        for sub in [".cache", ".cache/lxc", ".cache/lxc/run"] {
+            mkdir(&ct.home.join(sub), 0o755, Some(ugid))?;
+        }
+        mkdir(&ct.lxc_home, 0o755, Some(ugid))?;
+        mkdir(&ct_dir, 0o755, Some(ugid))?;
+        if !ct_dir.join(ROOTFS_DONE).exists() {
+            rootfs::build(&rootfs, base)?;
+            fs::write(ct_dir.join(ROOTFS_DONE), b"")
+                .context(|| format!("mark {}", ct_dir.display()))?;
+        }
+        let config = config::render(name, &rootfs, &ct.log_file, base, ID_RANGE, opts.net);
+        let config_path = ct_dir.join("config");
+        host::write_atomic(&config_path, config.as_bytes(), 0o644)?;
+        chown(&config_path, ugid)?;
+        if !ct.log_file.exists() {
+            fs::write(&ct.log_file, b"").context(|| format!("create {}", ct.log_file.display()))?;
+        }
+        chown(&ct.log_file, ugid)?;
+        let json = serde_json::to_vec_pretty(&ct).expect("a Container always serializes");
+        host::write_atomic(&self.record_path(name), &json, 0o644)?;
+        Ok(ct)
+    }
+
+    /// The record of container `name`.
+    pub fn load(&self, name: &str) -> Result<Container, ProvisionError> {
+        names::validate(name)?;
+        let path = self.record_path(name);
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ProvisionError::NotFound(name.to_owned()))
+            }
+            Err(e) => return Err(ProvisionError::io(format!("read {}", path.display()), e)),
+        };
+        serde_json::from_slice(&text).map_err(|source| ProvisionError::Record { path, source })
+    }
+
+    /// Every container recorded in the state directory, sorted by name.
+    pub fn list(&self) -> Result<Vec<Container>, ProvisionError> {
+        let dir = self.state_dir.join("containers");
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .context(|| format!("read {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".json")
+                    .map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        names.iter().map(|n| self.load(n)).collect()
+    }
+
+    /// Removes container `name` and everything that belongs to it: stops it, kills what is
+    /// left in its cgroups, removes the cgroups, files, user, group, /etc lines and record.
+    /// Idempotent, and works on half-created containers (no record needed).
+    pub fn destroy(&self, name: &str) -> Result<(), ProvisionError> {
+        names::validate(name)?;
+        ensure_root()?;
+        let user = names::user_name(name);
+        let entry = host::passwd()?.into_iter().find(|u| u.name == user);
+        if let Some(entry) = &entry {
+            if entry.gecos != USER_MARKER {
+                return Err(ProvisionError::Conflict(format!(
+                    "user {user} exists but was not created by ctl-provision; not touching it"
+                )));
+            }
+        }
+        let ct = match self.load(name) {
+            Ok(ct) => ct,
+            Err(ProvisionError::NotFound(_)) | Err(ProvisionError::Record { .. }) => self.layout(
+                name,
+                entry.as_ref().map_or(0, |e| e.uid),
+                &CreateOptions::default(),
+            ),
+            Err(e) => return Err(e),
+        };
+        let ct_dir = ct.lxc_home.join(name);
+        if entry.is_some() && ct_dir.join("config").exists() {
+            stop_gently(&ct);
+        }
+        kill_cgroup(&ct.cgroup_path)?;
+        let base = host::parse_subid(&host::read(host::SUBUID)?)
+            .into_iter()
+            .find(|s| s.owner == user)
+            .map(|s| (s.start, s.count));
+        if let Some(entry) = &entry {
+            kill_by_uid(u64::from(entry.uid), 1)?;
+        }
+        if let Some((start, count)) = base {
+            kill_by_uid(start, count)?;
+        }
+        remove_cgroup(&ct.cgroup_path)?;
+        for dir in [&ct_dir, &ct.lxc_home, &ct.home] {
+            remove_tree(dir)?;
+        }
+        {
+            let _lock = HostLock::acquire()?;
+            let owned = |l: &str| l.split(':').next() == Some(user.as_str());
+            host::edit_lines(host::SUBUID, |l| !owned(l), None)?;
+            host::edit_lines(host::SUBGID, |l| !owned(l), None)?;
+            if Path::new(host::USERNET).exists() {
+                host::edit_lines(host::USERNET, |l| !is_usernet_line(l, &user), None)?;
+            }
+            if host::passwd()?.iter().any(|u| u.name == user) {
+                host::run(Command::new("userdel").arg(&user))?;
+            }
+            if host::groups()?.iter().any(|g| g.name == user) {
+                host::run(Command::new("groupdel").arg(&user))?;
+            }
+        }
+        match fs::remove_file(self.record_path(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ProvisionError::io(
+                format!("remove {}", self.record_path(name).display()),
+                e,
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn ensure_root() -> Result<(), ProvisionError> {
+    match host::effective_uid() {
+        0 => Ok(()),
+        uid => Err(ProvisionError::NotRoot(uid)),
+    }
+}
+
+/// Creates the user (and its same-numbered group) or checks the existing one; returns the
+/// ugid. Must run under the host lock.
+fn ensure_user(user: &str, home: &Path) -> Result<u32, ProvisionError> {
+    let users = host::passwd()?;
+    let groups = host::groups()?;
+    if let Some(u) = users.iter().find(|u| u.name == user) {
+        if u.gecos != USER_MARKER {
+            return Err(ProvisionError::Conflict(format!(
+                "user {user} exists but was not created by ctl-provision"
+            )));
+        }
+        if u.uid != u.gid {
+            return Err(ProvisionError::Conflict(format!(
+                "user {user} has uid {} but gid {}",
+                u.uid, u.gid
+            )));
+        }
+        if !groups.iter().any(|g| g.name == user && g.gid == u.gid) {
+            return Err(ProvisionError::Conflict(format!(
+                "group {user} with gid {} is missing",
+                u.gid
+            )));
+        }
+        return Ok(u.uid);
+    }
+    // A group left by an interrupted create is reused when its number is still free as a uid.
+    let ugid = match groups.iter().find(|g| g.name == user) {
+        Some(g) if !users.iter().any(|u| u.uid == g.gid) => g.gid,
+        Some(g) => {
+            return Err(ProvisionError::Conflict(format!(
+                "group {user} exists with gid {} used by another user",
+                g.gid
+            )))
+        }
+        None => {
+            let ugid = host::free_ugid()?;
+            // useradd would pick a different gid for the group by default, and newuidmap
+            // then refuses ("owned by a different user"): create the group ourselves.
+            host::run(Command::new("groupadd").args(["-g", &ugid.to_string(), user]))?;
+            ugid
+        }
+    };
+    let id = ugid.to_string();
+    host::run(
+        Command::new("useradd")
+            .args([
+                "-u",
+                &id,
+                "-g",
+                &id,
+                "-M",
+                "-l",
+                "-c",
+                USER_MARKER,
+                "-s",
+                "/usr/sbin/nologin",
+                "-K",
+                "SUB_UID_COUNT=0",
+                "-K",
+                "SUB_GID_COUNT=0",
+                "-d",
+            ])
+            .arg(home)
+            .arg(user),
+    )?;
+    Ok(ugid)
+}
+
+/// Ensures `user:BASE:65536` in both /etc/subuid and /etc/subgid with the same base; returns
+/// it. Must run under the host lock.
+fn ensure_subids(user: &str) -> Result<u32, ProvisionError> {
+    let existing = host::parse_subid(&host::read(host::SUBUID)?)
+        .into_iter()
+        .find(|s| s.owner == user && s.count == u64::from(ID_RANGE))
+        .and_then(|s| u32::try_from(s.start).ok());
+    let owned = |l: &str| l.split(':').next() == Some(user);
+    let base = match existing {
+        Some(base) => base,
+        None => {
+            host::edit_lines(host::SUBUID, |l| !owned(l), None)?;
+            host::edit_lines(host::SUBGID, |l| !owned(l), None)?;
+            host::free_subid_base()?
+        }
+    };
+    let line = format!("{user}:{base}:{ID_RANGE}");
+    host::edit_lines(host::SUBUID, |l| !owned(l), Some(&line))?;
+    host::edit_lines(host::SUBGID, |l| !owned(l), Some(&line))?;
+    Ok(base)
+}
+
+fn usernet_line(user: &str) -> String {
+    format!("{user} veth {BRIDGE} 10")
+}
+
+fn is_usernet_line(line: &str, user: &str) -> bool {
+    let mut f = line.split_whitespace();
+    f.next() == Some(user) && f.next() == Some("veth") && f.next() == Some(BRIDGE)
+}
+
+/// Creates bridge [`BRIDGE`] if missing and sets it up. Must run under the host lock.
+fn ensure_bridge() -> Result<(), ProvisionError> {
+    if Path::new("/sys/class/net").join(BRIDGE).exists() {
+        return Ok(());
+    }
+    host::run(Command::new("ip").args(["link", "add", BRIDGE, "type", "bridge"]))?;
+    host::run(Command::new("ip").args(["link", "set", BRIDGE, "up"]))?;
+    Ok(())
+}
+
+/// Best effort: thaw and kill the container with LXC's own tools as its user. Whatever
+/// survives is killed through the cgroups afterwards.
+fn stop_gently(ct: &Container) {
+    let state = oracle::lxc_state(ct).unwrap_or_default();
+    if state == "frozen" || state == "freezing" {
+        let _ = oracle::lxc_tool(ct, "lxc-unfreeze", &[]);
+    }
+    if !state.is_empty() && state != "stopped" {
+        let _ = oracle::stop(ct);
+    }
+}
+
+/// Thaws and SIGKILLs every process below `relative` in every hierarchy, until none is left
+/// (at most 10 s).
+fn kill_cgroup(relative: &str) -> Result<(), ProvisionError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut pids = Vec::new();
+        for h in cgroup::hierarchies() {
+            let dir = h.path_of(relative);
+            thaw_tree(&dir);
+            collect_pids(&dir, &mut pids);
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        if pids.is_empty() {
+            return Ok(());
+        }
+        kill(&pids);
+        if Instant::now() > deadline {
+            return Err(ProvisionError::Conflict(format!(
+                "processes {pids:?} in cgroup {relative} survive SIGKILL"
+            )));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Frozen tasks (v1 freezer) do not die of SIGKILL until thawed.
+fn thaw_tree(dir: &Path) {
+    let _ = fs::write(dir.join("freezer.state"), "THAWED");
+    let _ = fs::write(dir.join("cgroup.freeze"), "0");
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                thaw_tree(&e.path());
+            }
+        }
+    }
+}
+
+fn collect_pids(dir: &Path, pids: &mut Vec<u32>) {
+    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+        pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_pids(&e.path(), pids);
+            }
+        }
+    }
+}
+
+fn kill(pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .args(pids.iter().map(u32::to_string))
+        .output();
+}
+
+/// Kills processes whose real uid is in `[start, start + count)` (the user's own, and those
+/// of its containers), e.g. left by an interrupted create outside the cgroups.
+fn kill_by_uid(start: u64, count: u64) -> Result<(), ProvisionError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids: Vec<u32> = fs::read_dir("/proc")
+            .context(|| "read /proc".to_owned())?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let field = |name: &str| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .unwrap_or("")
+                        .trim()
+                };
+                // A zombie is dead already; it waits for its parent (often pid 1, for the
+                // daemonized lxc-start) to reap it, which no signal speeds up.
+                !field("State:").starts_with('Z')
+                    && field("Uid:")
+                        .split_whitespace()
+                        .next()
+                        .and_then(|uid| uid.parse::<u64>().ok())
+                        .is_some_and(|uid| uid >= start && uid < start + count)
+            })
+            .collect();
+        if pids.is_empty() {
+            return Ok(());
+        }
+        kill(&pids);
+        if Instant::now() > deadline {
+            return Err(ProvisionError::Conflict(format!(
+                "processes {pids:?} survive SIGKILL"
+            )));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Removes the entry cgroup, retrying while the kernel still reports it busy (a killed
+/// task leaves its cgroup shortly after it is reaped).
+fn remove_cgroup(relative: &str) -> Result<(), ProvisionError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match cgroup::remove_entry(relative) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(ProvisionError::io(format!("remove cgroup {relative}"), e)),
+        }
+    }
+}
+
+fn remove_tree(dir: &Path) -> Result<(), ProvisionError> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(ProvisionError::io(format!("remove {}", dir.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `mkdir` (idempotent), then mode and, if given, owner `ugid:ugid`.
+fn mkdir(dir: &Path, mode: u32, owner: Option<u32>) -> Result<(), ProvisionError> {
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(ProvisionError::io(format!("mkdir {}", dir.display()), e))
+        }
+        _ => {}
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+        .context(|| format!("chmod {}", dir.display()))?;
+    if let Some(ugid) = owner {
+        chown(dir, ugid)?;
+    }
+    Ok(())
+}
+
+fn chown(path: &Path, ugid: u32) -> Result<(), ProvisionError> {
+    std::os::unix::fs::chown(path, Some(ugid), Some(ugid))
+        .context(|| format!("chown {}", path.display()))
+}

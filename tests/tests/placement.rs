@@ -1,0 +1,129 @@
+//! The two placements on real processes, real users and real cgroups: what the runner
+//! process is, as its `Identity` command reports it.
+
+use ctl_core::cgroup;
+use ctl_core::diag::{Identity, IdentityInfo};
+use ctl_core::{Call, Placement, RlimitValue, Stdio};
+use tests::fixtures::{test_runner_path, TestUser};
+
+fn identity(user: &TestUser, placement: Placement) -> IdentityInfo {
+    let call = Call::new(user.container())
+        .runner(test_runner_path())
+        .placement(placement)
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null);
+    Identity::run_with(&call).unwrap_or_else(|e| panic!("Identity in {placement}: {e}"))
+}
+
+/// The cgroup path of each `/proc/self/cgroup` line.
+fn cgroup_paths(info: &IdentityInfo) -> Vec<String> {
+    info.cgroups.iter().map(|l| l.splitn(3, ':').nth(2).unwrap_or("").to_owned()).collect()
+}
+
+#[test]
+fn exec_placement_is_the_container_user_in_its_cgroups() {
+    let user = TestUser::new("exec");
+    let ct = user.container();
+    let info = identity(&user, Placement::Exec);
+
+    assert_eq!(info.uid, [ct.ugid; 3]);
+    assert_eq!(info.gid, [ct.ugid; 3]);
+    assert_eq!(info.groups, vec![ct.ugid]);
+
+    // Member of the entry cgroup in every hierarchy (each v1 controller and v2).
+    let expected = format!("/{}", ct.cgroup_path);
+    let paths = cgroup_paths(&info);
+    assert_eq!(paths.len(), cgroup::hierarchies().len(), "{:?}", info.cgroups);
+    assert!(paths.len() >= 2, "expected several hierarchies on this host: {:?}", info.cgroups);
+    for (line, path) in info.cgroups.iter().zip(&paths) {
+        assert_eq!(path, &expected, "hierarchy line {line}");
+    }
+    assert!(info.cgroups.iter().any(|l| l.starts_with("0::")), "no v2 line: {:?}", info.cgroups);
+
+    // The container's rlimits.
+    assert_eq!(info.rlimits["nofile"].soft, RlimitValue::Limited(1000));
+    assert_eq!(info.rlimits["nofile"].hard, RlimitValue::Limited(2000));
+    assert_eq!(info.rlimits["core"].soft, RlimitValue::Limited(0));
+    assert_eq!(info.rlimits["core"].hard, RlimitValue::Unlimited);
+
+    // Only the envelope (0), its diagnostics (1, 2) and the return pipe (3).
+    assert_eq!(info.fds, vec![0, 1, 2, 3]);
+
+    // Exactly the documented environment.
+    assert_eq!(info.env, ["HOME", "LOGNAME", "PATH", "USER", "XDG_RUNTIME_DIR"]);
+
+    // No capabilities (bounding set dropped too), no_new_privs, parent-death signal armed.
+    let c = &info.capabilities;
+    assert_eq!((c.inheritable, c.permitted, c.effective, c.bounding, c.ambient), (0, 0, 0, 0, 0));
+    assert!(info.no_new_privs);
+    assert_eq!(info.pdeathsig, libc::SIGKILL);
+
+    // The process title and its own process group.
+    assert_eq!(info.title, format!("ctl: test:{} runner:identity", ct.id));
+    assert_eq!(info.comm, "runner:identity");
+    assert_eq!(info.pgid, info.pid);
+}
+
+#[test]
+fn exec_placement_passes_the_command_stdio() {
+    let user = TestUser::new("stdio");
+    let out = tempfile::tempfile().unwrap();
+    use std::os::fd::AsFd;
+    let call = Call::new(user.container())
+        .runner(test_runner_path())
+        .stdin(Some(out.as_fd()))
+        .stdout(Stdio::Fd(out.as_fd()))
+        .stderr(Stdio::Fd(out.as_fd()));
+    let info = Identity::run_with(&call).unwrap();
+    // 0-3 as above, then stdin, stdout, stderr.
+    assert_eq!(info.fds, vec![0, 1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn fork_placement_is_the_user_outside_the_cgroups() {
+    let user = TestUser::new("fork");
+    let ct = user.container();
+    let info = identity(&user, Placement::Fork);
+    assert_eq!(info.uid, [ct.ugid; 3]);
+    assert_eq!(info.gid, [ct.ugid; 3]);
+    assert_eq!(info.groups, vec![ct.ugid]);
+    let ours: Vec<String> = std::fs::read_to_string("/proc/self/cgroup").unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(info.cgroups, ours, "the fork placement stays in the daemon's cgroups");
+    for path in cgroup_paths(&info) {
+        assert!(!path.contains(&ct.cgroup_path), "{path}");
+    }
+    // No container rlimits either.
+    let mut own = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into `own`.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) };
+    assert_eq!(info.rlimits["nofile"].soft, RlimitValue::from_raw(own.rlim_cur));
+    assert_eq!(info.capabilities.effective, 0);
+    assert_eq!(info.title, format!("ctl: test:{} runner:identity", ct.id));
+}
+
+#[test]
+fn fork_as_root_stays_root() {
+    let user = TestUser::new("root");
+    let info = identity(&user, Placement::ForkAsRoot);
+    assert_eq!(info.uid, [0; 3]);
+    assert_eq!(info.gid, [0; 3]);
+    assert_eq!(info.env, ["HOME", "LOGNAME", "PATH", "USER"]);
+    assert_ne!(info.capabilities.effective, 0);
+}
+
+#[test]
+fn exec_placement_creates_the_entry_cgroup_owned_by_the_user() {
+    let user = TestUser::new("mkcg");
+    let ct = user.container();
+    for h in cgroup::hierarchies() {
+        assert!(!h.path_of(&ct.cgroup_path).exists());
+    }
+    identity(&user, Placement::Exec);
+    use std::os::unix::fs::MetadataExt;
+    for h in cgroup::hierarchies() {
+        let meta = std::fs::metadata(h.path_of(&ct.cgroup_path)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (ct.ugid, ct.ugid), "{}", h.mount_point.display());
+        let procs = std::fs::metadata(h.path_of(&ct.cgroup_path).join("cgroup.procs")).unwrap();
+        assert_eq!(procs.uid(), ct.ugid);
+    }
+}

@@ -1,0 +1,36 @@
+#![deny(missing_docs, unused)]
+//! Attributes on the function, visibility, cfg.
+
+use ctl_core::{container_command, CommandError, RunnerContext};
+
+/// Commands.
+pub mod inner {
+    use super::*;
+
+    #[container_command(placement = fork_as_root, setuid_helpers)]
+    #[allow(clippy::unnecessary_wraps)]
+    #[inline]
+    pub(crate) fn with_rootfs(ctx: &RunnerContext, path: String) -> Result<String, CommandError> {
+        Ok(format!("{}{path}", ctx.lxc_home.display()))
+    }
+
+    /// Never compiled.
+    #[container_command(placement = exec)]
+    #[cfg(any())]
+    pub fn missing(_ctx: &mut RunnerContext, x: DoesNotExist) -> Result<bool, CommandError> {
+        Ok(true)
+    }
+
+    /// Documented on the struct and on the function.
+    #[container_command(placement = exec)]
+    pub fn documented(_ctx: &mut RunnerContext) -> Result<(), CommandError> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let _ = inner::WithRootfs::run_with;
+    let _ = inner::with_rootfs;
+    let _ = inner::Documented::run;
+    let _ = inner::documented;
+}
