@@ -76,7 +76,10 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
     let docs = &cmd.docs;
 
     let (placement, frontend) = match &cmd.options.mode {
-        Mode::Runner { placement, frontend } => (Some(*placement), frontend.as_ref()),
+        Mode::Runner {
+            placement,
+            frontend,
+        } => (Some(*placement), frontend.as_ref()),
         Mode::FrontendOnly => (None, None),
     };
     let placement_tokens = match placement {
@@ -257,7 +260,10 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
     });
 
     let (runner_ref, frontend_only_asserts) = match placement {
-        Some(_) => (quote!(::core::option::Option::Some(#ty::__CTL_CODEC.0)), None),
+        Some(_) => (
+            quote!(::core::option::Option::Some(#ty::__CTL_CODEC.0)),
+            None,
+        ),
         None => (
             quote!(::core::option::Option::None),
             Some(quote!(const _: fn() = || { #(#assert_args)* };)),
@@ -338,10 +344,20 @@ mod tests {
 
     #[test]
     fn doc_literal_and_concat() {
-        let lit = doc_expr(&[DocPart::Lit("a".into()), DocPart::Lit("".into()), DocPart::Lit("b".into())]);
+        let lit = doc_expr(&[
+            DocPart::Lit("a".into()),
+            DocPart::Lit("".into()),
+            DocPart::Lit("b".into()),
+        ]);
         assert_eq!(lit.to_string(), r#""a\n\nb""#);
-        let mixed = doc_expr(&[DocPart::Lit("a".into()), DocPart::Expr(syn::parse_quote!(include_str!("x")))]);
-        assert_eq!(mixed.to_string(), r#":: core :: concat ! ("a" , "\n" , include_str ! ("x") ,)"#);
+        let mixed = doc_expr(&[
+            DocPart::Lit("a".into()),
+            DocPart::Expr(syn::parse_quote!(include_str!("x"))),
+        ]);
+        assert_eq!(
+            mixed.to_string(),
+            r#":: core :: concat ! ("a" , "\n" , include_str ! ("x") ,)"#
+        );
         assert_eq!(doc_expr(&[]).to_string(), r#""""#);
     }
 
@@ -392,34 +408,87 @@ mod tests {
                 pub fn syscmd(call: &Call<'_>, cmd: Vec<String>) -> Result<Out, ctl_core::Error> { todo!() }
             },
         );
-        assert!(out.contains("placement : :: core :: option :: Option :: None"), "{out}");
-        assert!(out.contains("runner : :: core :: option :: Option :: None"), "{out}");
+        assert!(
+            out.contains("placement : :: core :: option :: Option :: None"),
+            "{out}"
+        );
+        assert!(
+            out.contains("runner : :: core :: option :: Option :: None"),
+            "{out}"
+        );
         assert!(out.contains("syscmd (call , cmd)"), "{out}");
         assert!(!out.contains("fn runner"), "{out}");
         assert!(!out.contains("__CTL_CODEC"), "{out}");
-        assert!(out.contains("const _ : fn () = | | { :: ctl_core :: __private :: assert_arg :: < Vec < String > > () ; } ;"), "{out}");
+        assert!(out.contains("const _ : fn () = || { :: ctl_core :: __private :: assert_arg :: < Vec < String > > () ; } ;"), "{out}");
     }
 
     #[test]
     fn custom_frontend_and_no_params() {
         let out = expand_str(
             quote!(placement = fork, name = "State", frontend = state_frontend),
-            quote!(pub(crate) fn state(ctx: &RunnerContext) -> Result<Info, CommandError> { todo!() }),
+            quote!(
+                pub(crate) fn state(ctx: &RunnerContext) -> Result<Info, CommandError> {
+                    todo!()
+                }
+            ),
         );
         assert!(out.contains("pub (crate) struct State ;"), "{out}");
         assert!(out.contains("state_frontend (call ,)"), "{out}");
-        assert!(out.contains("| | { :: core :: result :: Result :: Ok (:: ctl_core :: Args :: default ()) }"), "{out}");
+        assert!(
+            out.contains(
+                "| | { :: core :: result :: Result :: Ok (:: ctl_core :: Args :: default ()) }"
+            ),
+            "{out}"
+        );
         assert!(out.contains("| __ctl_ctx , __ctl_args |"), "{out}");
         assert!(!out.contains("mut __ctl_args"), "{out}");
     }
 
     #[test]
     fn errors_keep_the_function() {
-        let out = expand_str(quote!(placement = nope), quote!(fn f(ctx: &RunnerContext, #[kwarg] a: u8) -> Result<u8, E> {}));
+        let out = expand_str(
+            quote!(placement = nope),
+            quote!(
+                fn f(ctx: &RunnerContext, #[kwarg] a: u8) -> Result<u8, E> {}
+            ),
+        );
         assert!(out.contains("compile_error"), "{out}");
-        assert!(out.contains("fn f (ctx : & RunnerContext , a : u8)"), "{out}");
-        let out = expand_str(quote!(placement = exec), quote!(struct S;));
+        assert!(
+            out.contains("fn f (ctx : & RunnerContext , a : u8)"),
+            "{out}"
+        );
+        let out = expand_str(
+            quote!(placement = exec),
+            quote!(
+                struct S;
+            ),
+        );
         assert!(out.contains("must be placed on a function"), "{out}");
         assert!(out.contains("struct S ;"), "{out}");
+    }
+}
+
+#[cfg(test)]
+mod print_expansion {
+    #[test]
+    #[ignore]
+    fn print() {
+        let out = super::container_command(
+            quote::quote!(placement = exec),
+            quote::quote! {
+                /// Stop the container.
+                ///
+                /// Sends the stop signal and waits up to `timeout` seconds.
+                pub fn stop(
+                    ctx: &mut RunnerContext,
+                    mode: StopMode,
+                    #[kwarg] timeout: u64,
+                    #[kwarg(default)] message: Option<String>,
+                ) -> Result<bool, CommandError> {
+                    do_stop(ctx, mode, timeout, message)
+                }
+            },
+        );
+        std::fs::write("/tmp/expansion.rs", out.to_string()).unwrap();
     }
 }

@@ -82,7 +82,10 @@ impl Placement {
 #[derive(Debug)]
 pub(crate) enum Mode {
     /// A runner half (the function) and a frontend: generated, or `frontend`.
-    Runner { placement: Placement, frontend: Option<syn::Path> },
+    Runner {
+        placement: Placement,
+        frontend: Option<syn::Path>,
+    },
     /// Only a frontend: the function itself.
     FrontendOnly,
 }
@@ -112,7 +115,10 @@ impl Options {
         for meta in &metas {
             let path = meta.path();
             let Some(key) = path.get_ident().map(Ident::to_string) else {
-                errors.push(Error::new_spanned(path, format!("unknown option; expected one of {OPTIONS}")));
+                errors.push(Error::new_spanned(
+                    path,
+                    format!("unknown option; expected one of {OPTIONS}"),
+                ));
                 continue;
             };
             if !matches!(
@@ -126,7 +132,10 @@ impl Options {
                 continue;
             }
             if seen.contains(&key) {
-                errors.push(Error::new_spanned(path, format!("duplicate option `{key}`")));
+                errors.push(Error::new_spanned(
+                    path,
+                    format!("duplicate option `{key}`"),
+                ));
                 continue;
             }
             seen.push(key.clone());
@@ -190,10 +199,17 @@ impl Options {
         errors.finish()?;
 
         let mode = match placement {
-            Some((placement, _)) => Mode::Runner { placement, frontend: frontend.map(|(p, _)| p) },
+            Some((placement, _)) => Mode::Runner {
+                placement,
+                frontend: frontend.map(|(p, _)| p),
+            },
             None => Mode::FrontendOnly,
         };
-        Ok(Options { mode, name, setuid_helpers: setuid_helpers.is_some() })
+        Ok(Options {
+            mode,
+            name,
+            setuid_helpers: setuid_helpers.is_some(),
+        })
     }
 }
 
@@ -202,12 +218,18 @@ fn flag(meta: &Meta) -> syn::Result<()> {
         Meta::Path(_) => Ok(()),
         Meta::List(list) => Err(Error::new(
             list.delimiter.span().join(),
-            format!("`{}` is a flag and takes no arguments", list.path.to_token_stream()),
+            format!(
+                "`{}` is a flag and takes no arguments",
+                list.path.to_token_stream()
+            ),
         )),
         Meta::NameValue(nv) => Err(error_between(
             nv.eq_token.span,
             nv.value.span(),
-            format!("`{}` is a flag and takes no value", nv.path.to_token_stream()),
+            format!(
+                "`{}` is a flag and takes no value",
+                nv.path.to_token_stream()
+            ),
         )),
     }
 }
@@ -222,7 +244,12 @@ fn value<'a>(meta: &'a Meta, expected: &str) -> syn::Result<&'a Expr> {
 
 fn parse_placement(meta: &Meta) -> syn::Result<Placement> {
     let expr = value(meta, "`placement = exec | fork | fork_as_root`")?;
-    if let Expr::Path(ExprPath { attrs, qself: None, path }) = expr {
+    if let Expr::Path(ExprPath {
+        attrs,
+        qself: None,
+        path,
+    }) = expr
+    {
         if let (true, Some(ident)) = (attrs.is_empty(), path.get_ident()) {
             return Placement::from_name(&ident.to_string()).ok_or_else(|| {
                 Error::new_spanned(
@@ -232,13 +259,20 @@ fn parse_placement(meta: &Meta) -> syn::Result<Placement> {
             });
         }
     }
-    Err(Error::new_spanned(expr, format!("expected a placement: {PLACEMENTS}")))
+    Err(Error::new_spanned(
+        expr,
+        format!("expected a placement: {PLACEMENTS}"),
+    ))
 }
 
 fn parse_frontend(meta: &Meta) -> syn::Result<syn::Path> {
     let expr = value(meta, "`frontend = path::to::frontend_fn`")?;
     match expr {
-        Expr::Path(ExprPath { attrs, qself: None, path }) if attrs.is_empty() => Ok(path.clone()),
+        Expr::Path(ExprPath {
+            attrs,
+            qself: None,
+            path,
+        }) if attrs.is_empty() => Ok(path.clone()),
         _ => Err(Error::new_spanned(
             expr,
             "expected the path of the frontend function, e.g. `frontend = state_frontend`",
@@ -248,8 +282,14 @@ fn parse_frontend(meta: &Meta) -> syn::Result<syn::Path> {
 
 fn parse_name(meta: &Meta) -> syn::Result<LitStr> {
     let expr = value(meta, "`name = \"PascalName\"`")?;
-    let Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) = expr else {
-        return Err(Error::new_spanned(expr, "expected a string literal, e.g. `name = \"GetHostname\"`"));
+    let Expr::Lit(ExprLit {
+        lit: Lit::Str(lit), ..
+    }) = expr
+    else {
+        return Err(Error::new_spanned(
+            expr,
+            "expected a string literal, e.g. `name = \"GetHostname\"`",
+        ));
     };
     if !case::is_ident(&lit.value()) {
         return Err(Error::new_spanned(
@@ -427,7 +467,11 @@ fn parse_kwarg(attr: &Attribute) -> syn::Result<ParamKind> {
                 default = true;
                 Ok(())
             })?;
-            Ok(if default { ParamKind::NamedOrDefault } else { ParamKind::Named })
+            Ok(if default {
+                ParamKind::NamedOrDefault
+            } else {
+                ParamKind::Named
+            })
         }
     }
 }
@@ -447,7 +491,9 @@ fn result_types(ty: &Type) -> Option<(&Type, &Type)> {
     if last.ident != "Result" {
         return None;
     }
-    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
     let mut types = args.args.iter();
     match (types.next(), types.next(), types.next()) {
         (Some(GenericArgument::Type(t)), Some(GenericArgument::Type(e)), None) => Some((t, e)),
@@ -474,11 +520,20 @@ pub(crate) fn analyze(
     let mut errors = Errors::default();
     let options = errors.push_result(options);
     let kinds = strip_kwarg_attrs(&mut item, &mut errors);
-    let frontend_only = matches!(options, Some(Options { mode: Mode::FrontendOnly, .. }));
+    let frontend_only = matches!(
+        options,
+        Some(Options {
+            mode: Mode::FrontendOnly,
+            ..
+        })
+    );
     let sig = &item.sig;
 
     if let Some(t) = &sig.constness {
-        errors.push(Error::new_spanned(t, "a command function cannot be `const`"));
+        errors.push(Error::new_spanned(
+            t,
+            "a command function cannot be `const`",
+        ));
     }
     if let Some(t) = &sig.asyncness {
         errors.push(Error::new_spanned(
@@ -487,10 +542,16 @@ pub(crate) fn analyze(
         ));
     }
     if let Some(t) = &sig.unsafety {
-        errors.push(Error::new_spanned(t, "a command function cannot be `unsafe`"));
+        errors.push(Error::new_spanned(
+            t,
+            "a command function cannot be `unsafe`",
+        ));
     }
     if let Some(abi) = &sig.abi {
-        errors.push(Error::new_spanned(abi, "a command function cannot be `extern`"));
+        errors.push(Error::new_spanned(
+            abi,
+            "a command function cannot be `extern`",
+        ));
     }
     if !sig.generics.params.is_empty() {
         errors.push(Error::new_spanned(
@@ -500,10 +561,16 @@ pub(crate) fn analyze(
         ));
     }
     if let Some(w) = &sig.generics.where_clause {
-        errors.push(Error::new_spanned(w, "a command function cannot have a `where` clause"));
+        errors.push(Error::new_spanned(
+            w,
+            "a command function cannot have a `where` clause",
+        ));
     }
     if let Some(v) = &sig.variadic {
-        errors.push(Error::new_spanned(v, "a command function cannot be variadic"));
+        errors.push(Error::new_spanned(
+            v,
+            "a command function cannot be variadic",
+        ));
     }
 
     // The context (runner) or call (frontend-only) parameter.
@@ -544,8 +611,15 @@ pub(crate) fn analyze(
             continue;
         }
         let ident = match &*typed.pat {
-            Pat::Ident(PatIdent { by_ref: None, subpat: None, ident, .. }) => Some(ident.clone()),
-            Pat::Ident(PatIdent { by_ref: Some(r), .. }) => {
+            Pat::Ident(PatIdent {
+                by_ref: None,
+                subpat: None,
+                ident,
+                ..
+            }) => Some(ident.clone()),
+            Pat::Ident(PatIdent {
+                by_ref: Some(r), ..
+            }) => {
                 errors.push(Error::new_spanned(
                     r,
                     "`ref` bindings are not supported: write `name: Type`",
@@ -571,7 +645,11 @@ pub(crate) fn analyze(
         }
         if let Some(ident) = ident {
             let kind = kind.map_or(ParamKind::Positional, |(k, _)| k);
-            params.push(Param { ident, ty: (*typed.ty).clone(), kind });
+            params.push(Param {
+                ident,
+                ty: (*typed.ty).clone(),
+                kind,
+            });
         }
     }
     if sig.inputs.is_empty() {
@@ -588,7 +666,11 @@ pub(crate) fn analyze(
             sig.paren_token.span.close(),
             format!(
                 "a command function must return `Result<T, {}>`",
-                if frontend_only { "ctl_core::Error" } else { "E" }
+                if frontend_only {
+                    "ctl_core::Error"
+                } else {
+                    "E"
+                }
             ),
         )),
         ReturnType::Type(_, ty) => match result_types(ty) {
@@ -656,12 +738,19 @@ pub(crate) fn analyze(
         unreachable!("every missing piece pushed an error")
     };
 
-    let docs: Vec<Attribute> = item.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
+    let docs: Vec<Attribute> = item
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .cloned()
+        .collect();
     let doc_parts = docs
         .iter()
         .filter_map(|attr| match &attr.meta {
             Meta::NameValue(nv) => Some(match &nv.value {
-                Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) => {
                     let text = s.value();
                     DocPart::Lit(text.strip_prefix(' ').map_or(text.clone(), str::to_owned))
                 }
@@ -670,7 +759,12 @@ pub(crate) fn analyze(
             _ => None,
         })
         .collect();
-    let cfgs = item.attrs.iter().filter(|a| a.path().is_ident("cfg")).cloned().collect();
+    let cfgs = item
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .cloned()
+        .collect();
 
     let command = Command {
         options,
@@ -698,23 +792,47 @@ mod tests {
     }
 
     fn message(result: syn::Result<impl std::fmt::Debug>) -> Vec<String> {
-        result.unwrap_err().into_iter().map(|e| e.to_string()).collect()
+        result
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     #[test]
     fn parses_options() {
         let o = options(quote!(placement = exec)).unwrap();
-        assert!(matches!(o.mode, Mode::Runner { placement: Placement::Exec, frontend: None }));
+        assert!(matches!(
+            o.mode,
+            Mode::Runner {
+                placement: Placement::Exec,
+                frontend: None
+            }
+        ));
         assert!(!o.setuid_helpers && o.name.is_none());
 
-        let o = options(quote!(placement = fork_as_root, setuid_helpers, name = "State",)).unwrap();
-        assert!(matches!(o.mode, Mode::Runner { placement: Placement::ForkAsRoot, .. }));
+        let o = options(quote!(
+            placement = fork_as_root,
+            setuid_helpers,
+            name = "State",
+        ))
+        .unwrap();
+        assert!(matches!(
+            o.mode,
+            Mode::Runner {
+                placement: Placement::ForkAsRoot,
+                ..
+            }
+        ));
         assert!(o.setuid_helpers);
         assert_eq!(o.name.unwrap().value(), "State");
 
         let o = options(quote!(placement = fork, frontend = self::front::state)).unwrap();
         match o.mode {
-            Mode::Runner { placement: Placement::Fork, frontend: Some(p) } => {
+            Mode::Runner {
+                placement: Placement::Fork,
+                frontend: Some(p),
+            } => {
                 assert_eq!(p.to_token_stream().to_string(), "self :: front :: state")
             }
             other => panic!("{other:?}"),
@@ -728,7 +846,10 @@ mod tests {
     fn option_errors() {
         let unknown = message(options(quote!(placement = exec, bogus)));
         assert_eq!(unknown.len(), 1);
-        assert!(unknown[0].starts_with("unknown option `bogus`; expected one of `placement"), "{unknown:?}");
+        assert!(
+            unknown[0].starts_with("unknown option `bogus`; expected one of `placement"),
+            "{unknown:?}"
+        );
 
         assert_eq!(
             message(options(quote!(placement = exec, placement = fork))),
@@ -755,12 +876,16 @@ mod tests {
             message(options(quote!(placement = exec, setuid_helpers = true))),
             ["`setuid_helpers` is a flag and takes no value"]
         );
-        assert!(message(options(quote!(placement = exec, name = "get-hostname")))[0]
-            .starts_with("invalid command name \"get-hostname\""));
+        assert!(
+            message(options(quote!(placement = exec, name = "get-hostname")))[0]
+                .starts_with("invalid command name \"get-hostname\"")
+        );
         assert!(message(options(quote!(placement = exec, name = Foo)))[0]
             .starts_with("expected a string literal"));
-        assert!(message(options(quote!(placement = exec, frontend = "f")))[0]
-            .starts_with("expected the path of the frontend function"));
+        assert!(
+            message(options(quote!(placement = exec, frontend = "f")))[0]
+                .starts_with("expected the path of the frontend function")
+        );
 
         // Independent mistakes are reported together.
         let all = message(options(quote!(placement = bad, bogus, name = "a b")));
@@ -768,7 +893,9 @@ mod tests {
     }
 
     fn analyze_ok(options: TokenStream, item: ItemFn) -> Command {
-        analyze(Options::parse(options, Span::call_site()), item).1.unwrap()
+        analyze(Options::parse(options, Span::call_site()), item)
+            .1
+            .unwrap()
     }
 
     fn analyze_err(options: TokenStream, item: ItemFn) -> Vec<String> {
@@ -809,7 +936,10 @@ mod tests {
         assert_eq!(cmd.params[0].ident, "mode");
         assert_eq!(cmd.output.to_token_stream().to_string(), "bool");
         assert_eq!(cmd.error.to_token_stream().to_string(), "CommandError");
-        assert_eq!(cmd.context_ty.to_token_stream().to_string(), "& mut RunnerContext");
+        assert_eq!(
+            cmd.context_ty.to_token_stream().to_string(),
+            "& mut RunnerContext"
+        );
         assert_eq!(cmd.cfgs.len(), 1);
         assert_eq!(cmd.docs.len(), 3);
         let lits: Vec<_> = cmd
@@ -828,38 +958,79 @@ mod tests {
 
     #[test]
     fn names() {
-        let f: ItemFn = parse_quote!(fn get_hostname(ctx: &RunnerContext) -> Result<String, E> {});
-        assert_eq!(analyze_ok(quote!(placement = fork), f.clone()).struct_ident, "GetHostname");
+        let f: ItemFn = parse_quote!(
+            fn get_hostname(ctx: &RunnerContext) -> Result<String, E> {}
+        );
+        assert_eq!(
+            analyze_ok(quote!(placement = fork), f.clone()).struct_ident,
+            "GetHostname"
+        );
         let cmd = analyze_ok(quote!(placement = fork, name = "Hostname"), f);
-        assert_eq!((cmd.struct_ident.to_string(), cmd.snake_name), ("Hostname".into(), "get_hostname".into()));
-        let raw: ItemFn = parse_quote!(fn r#loop(ctx: &RunnerContext) -> Result<(), E> {});
+        assert_eq!(
+            (cmd.struct_ident.to_string(), cmd.snake_name),
+            ("Hostname".into(), "get_hostname".into())
+        );
+        let raw: ItemFn = parse_quote!(
+            fn r#loop(ctx: &RunnerContext) -> Result<(), E> {}
+        );
         let cmd = analyze_ok(quote!(placement = fork), raw);
-        assert_eq!((cmd.struct_ident.to_string(), cmd.snake_name), ("Loop".into(), "loop".into()));
+        assert_eq!(
+            (cmd.struct_ident.to_string(), cmd.snake_name),
+            ("Loop".into(), "loop".into())
+        );
 
         let clash = analyze_err(
             quote!(placement = fork),
-            parse_quote!(fn Freeze(ctx: &RunnerContext) -> Result<(), E> {}),
+            parse_quote!(
+                fn Freeze(ctx: &RunnerContext) -> Result<(), E> {}
+            ),
         );
-        assert!(clash[0].starts_with("the generated struct `Freeze` would have"), "{clash:?}");
+        assert!(
+            clash[0].starts_with("the generated struct `Freeze` would have"),
+            "{clash:?}"
+        );
         let clash = analyze_err(
             quote!(placement = fork, name = "freeze"),
-            parse_quote!(fn freeze(ctx: &RunnerContext) -> Result<(), E> {}),
+            parse_quote!(
+                fn freeze(ctx: &RunnerContext) -> Result<(), E> {}
+            ),
         );
-        assert!(clash[0].starts_with("the command name must differ"), "{clash:?}");
-        let empty = analyze_err(quote!(placement = fork), parse_quote!(fn __(ctx: &RunnerContext) -> Result<(), E> {}));
-        assert!(empty[0].starts_with("cannot derive a command name from `__`"), "{empty:?}");
+        assert!(
+            clash[0].starts_with("the command name must differ"),
+            "{clash:?}"
+        );
+        let empty = analyze_err(
+            quote!(placement = fork),
+            parse_quote!(
+                fn __(ctx: &RunnerContext) -> Result<(), E> {}
+            ),
+        );
+        assert!(
+            empty[0].starts_with("cannot derive a command name from `__`"),
+            "{empty:?}"
+        );
     }
 
     #[test]
     fn frontend_only() {
         let cmd = analyze_ok(
             quote!(frontend_only),
-            parse_quote!(pub fn syscmd(call: &Call<'_>, cmd: Vec<String>) -> Result<Out, ctl_core::Error> {}),
+            parse_quote!(
+                pub fn syscmd(call: &Call<'_>, cmd: Vec<String>) -> Result<Out, ctl_core::Error> {}
+            ),
         );
         assert!(matches!(cmd.options.mode, Mode::FrontendOnly));
         assert_eq!(cmd.params.len(), 1);
-        let e = analyze_err(quote!(frontend_only), parse_quote!(fn syscmd() -> Result<Out, Error> {}));
-        assert_eq!(e, ["missing the first parameter: the call: `call: &Call<'_>`"]);
+        let e = analyze_err(
+            quote!(frontend_only),
+            parse_quote!(
+                fn syscmd() -> Result<Out, Error> {}
+            ),
+        );
+        assert_eq!(
+            e,
+            ["missing the first parameter: the call: `call: &Call<'_>`"]
+        );
     }
 
     #[test]
@@ -888,23 +1059,53 @@ mod tests {
             assert!(got.contains(want), "{got:?} should contain {want:?}");
         }
 
-        let e = analyze_err(quote!(placement = exec), parse_quote!(fn f(ctx: &RunnerContext) -> Result<u8> {}));
-        assert!(e[0].starts_with("expected `Result<T, E>`"), "{e:?}");
-        let e = analyze_err(quote!(placement = exec), parse_quote!(fn f(ctx: &RunnerContext) -> Option<u8> {}));
+        let e = analyze_err(
+            quote!(placement = exec),
+            parse_quote!(
+                fn f(ctx: &RunnerContext) -> Result<u8> {}
+            ),
+        );
         assert!(e[0].starts_with("expected `Result<T, E>`"), "{e:?}");
         let e = analyze_err(
             quote!(placement = exec),
-            parse_quote!(fn f(#[kwarg] ctx: &RunnerContext, #[kwarg] #[kwarg] a: u8, #[kwarg = 1] b: u8) -> Result<u8, E> {}),
+            parse_quote!(
+                fn f(ctx: &RunnerContext) -> Option<u8> {}
+            ),
+        );
+        assert!(e[0].starts_with("expected `Result<T, E>`"), "{e:?}");
+        let e = analyze_err(
+            quote!(placement = exec),
+            parse_quote!(
+                fn f(
+                    #[kwarg] ctx: &RunnerContext,
+                    #[kwarg]
+                    #[kwarg]
+                    a: u8,
+                    #[kwarg = 1] b: u8,
+                ) -> Result<u8, E> {
+                }
+            ),
         );
         assert_eq!(e.len(), 3, "{e:?}");
         assert!(e[0].starts_with("duplicate `#[kwarg]`"), "{e:?}");
-        assert!(e[1].starts_with("expected `#[kwarg]` or `#[kwarg(default)]`"), "{e:?}");
+        assert!(
+            e[1].starts_with("expected `#[kwarg]` or `#[kwarg(default)]`"),
+            "{e:?}"
+        );
         assert!(e[2].contains("cannot be a `#[kwarg]`"), "{e:?}");
 
         // Option errors and signature errors together.
-        let e = analyze_err(quote!(placement = nope), parse_quote!(fn f(self) -> Result<u8, E> {}));
+        let e = analyze_err(
+            quote!(placement = nope),
+            parse_quote!(
+                fn f(self) -> Result<u8, E> {}
+            ),
+        );
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[1].starts_with("a command function cannot take `self`"), "{e:?}");
+        assert!(
+            e[1].starts_with("a command function cannot take `self`"),
+            "{e:?}"
+        );
     }
 
     #[test]

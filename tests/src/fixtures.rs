@@ -180,3 +180,22 @@ pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
+
+/// Serialises the tests of one test binary that count fds or children: those counts are
+/// process-wide, and other tests running in parallel threads would change them.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits briefly for zombies to be reaped by the threads that own them; returns those
+/// still there (a real leak stays).
+pub fn lingering_zombies() -> Vec<i32> {
+    for _ in 0..50 {
+        if zombie_children().is_empty() {
+            return Vec::new();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    zombie_children()
+}

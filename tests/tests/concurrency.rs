@@ -5,13 +5,14 @@ use std::sync::Arc;
 use ctl_core::diag::{Identity, Ping};
 use ctl_core::{Call, Placement, Stdio};
 use serde_json::json;
-use tests::fixtures::{open_fd_count, test_runner_path, zombie_children, TestUser};
+use tests::fixtures::{open_fd_count, test_runner_path, lingering_zombies, serial, TestUser};
 
 #[test]
 fn sixty_four_threads_times_fifty_calls() {
     let user = Arc::new(TestUser::new("threads"));
     // Warm up lazily initialised state (cgroup hierarchies, runner path) before counting fds.
     Ping::run_with(&Call::new(user.container()).runner(test_runner_path()), json!(0)).unwrap();
+    let _serial = serial();
     let fds_before = open_fd_count();
 
     let threads: Vec<_> = (0..64)
@@ -37,7 +38,7 @@ fn sixty_four_threads_times_fifty_calls() {
         t.join().expect("a calling thread failed");
     }
     assert_eq!(open_fd_count(), fds_before, "fds leaked");
-    assert!(zombie_children().is_empty(), "zombies left: {:?}", zombie_children());
+    assert_eq!(lingering_zombies(), Vec::<i32>::new(), "zombies left");
 }
 
 #[test]

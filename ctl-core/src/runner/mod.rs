@@ -168,6 +168,13 @@ pub fn serve_stdin() -> ! {
 
 /// Runs one decoded envelope; returns the process exit status.
 pub fn run_envelope(envelope: Envelope) -> i32 {
+    // Only the fds the envelope names survive (plus 0, 1, 2): whatever else the process
+    // inherited must not reach command code running as the container's user.
+    let keep: Vec<RawFd> = envelope.named_fds().collect();
+    if let Err(e) = fds::close_all_except(&keep) {
+        eprintln!("ctl-runner: {e}");
+        return EXIT_BAD_INPUT;
+    }
     // The return fd must be usable before anything else: every later failure is reported
     // on it.
     let mut claimer = fds::Claimer::default();
@@ -198,12 +205,6 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
         }
     }
 
-    // Only the fds the envelope names survive (plus 0, 1, 2): whatever else the process
-    // inherited must not reach command code running as the container's user.
-    let keep: Vec<RawFd> = envelope.named_fds().collect();
-    if let Err(e) = fds::close_all_except(&keep) {
-        return reply(refuse(ProtocolRefusal::Envelope { detail: e.clone() }, e));
-    }
     let mut stdio = || -> Result<_, String> {
         Ok((
             envelope.stdin.map(|fd| claimer.input(fd, "stdin")).transpose()?,

@@ -1,12 +1,12 @@
 use ctl_core::{container_command, CommandError, RunnerContext};
 
-pub struct State {
+pub struct StateInfo {
     pub running: bool,
 }
 
 #[container_command(placement = fork)]
-pub fn state(_ctx: &mut RunnerContext) -> Result<State, CommandError> {
-    Ok(State { running: true })
+pub fn state(_ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
+    Ok(StateInfo { running: true })
 }
 
 fn main() {}

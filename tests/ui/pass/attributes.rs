@@ -22,6 +22,7 @@ pub mod inner {
     }
 
     /// Documented on the struct and on the function.
+    #[doc = concat!("Built by ", "a macro.")]
     #[container_command(placement = exec)]
     pub fn documented(_ctx: &mut RunnerContext) -> Result<(), CommandError> {
         Ok(())
@@ -29,6 +30,12 @@ pub mod inner {
 }
 
 fn main() {
+    use ctl_core::Command;
+    assert_eq!(
+        <inner::Documented as Command>::SPEC.doc,
+        "Documented on the struct and on the function.\nBuilt by a macro."
+    );
+    assert!(<inner::WithRootfs as Command>::SPEC.setuid_helpers);
     let _ = inner::WithRootfs::run_with;
     let _ = inner::with_rootfs;
     let _ = inner::Documented::run;
