@@ -1,1 +1,20 @@
-//! The built-in container commands. Linking this crate registers them.
+//! The built-in container commands: osctld's `ContainerControl` set plus `Start`, each
+//! defined once with `#[container_command]` and driving liblxc through `ctl-lxc`.
+//! Linking this crate registers them all.
+
+pub mod exec;
+pub mod info;
+pub mod lifecycle;
+pub mod mount;
+pub mod stop;
+pub mod tasks;
+pub mod wall;
+mod util;
+
+pub use exec::{Exec, Runscript, ScriptSource, Syscmd, SyscmdOutput};
+pub use info::{GetHostname, VethName};
+pub use lifecycle::{Freeze, Reboot, Start, State, StateInfo, Unfreeze};
+pub use mount::{Mount, Unmount};
+pub use stop::{Stop, StopByHalt, StopMode, StopRunit};
+pub use tasks::{RootfsTask, WithMountns, WithRootfs};
+pub use wall::Wall;

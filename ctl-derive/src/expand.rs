@@ -1,9 +1,8 @@
 //! Code generation from a checked [`Command`]. See `docs/expansion.md` for the shape of
 //! the output.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
-use syn::spanned::Spanned;
 use syn::{Ident, Item, LitStr};
 
 use crate::parse::{self, Command, DocPart, Mode, Options, ParamKind};
@@ -58,6 +57,26 @@ fn doc_expr(parts: &[DocPart]) -> TokenStream {
         });
         quote!(::core::concat!(#(#pieces)*))
     }
+}
+
+/// The spans of the first and the last token of `tokens`. Generated code that starts at
+/// the first and ends at the last is reported by rustc as covering all of `tokens`, also on
+/// stable Rust where spans cannot be joined.
+fn span_range(tokens: &impl ToTokens) -> (Span, Span) {
+    let stream = tokens.to_token_stream();
+    let first = stream
+        .clone()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| match t {
+            TokenTree::Group(g) => g.span_open(),
+            t => t.span(),
+        });
+    let last = stream.into_iter().last().map_or(first, |t| match t {
+        TokenTree::Group(g) => g.span_close(),
+        t => t.span(),
+    });
+    (first, last)
 }
 
 fn doc_attr(text: &str) -> TokenStream {
@@ -143,63 +162,81 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
         (Mode::FrontendOnly, _) => {
             // The user's function is the frontend. Its result must be
             // `Result<T, ctl_core::Error>`: a mismatch is reported at `E`.
-            let span = cmd.error.span();
+            let (start, end) = span_range(&cmd.error);
             let mut callee = fn_ident.clone();
-            callee.set_span(span);
-            let call_arg = Ident::new("call", Span::mixed_site().located_at(cmd.context_ty.span()));
-            quote_spanned!(span=> #callee(#call_arg, #(#idents),*))
+            callee.set_span(start);
+            let (_, ctx_end) = span_range(&cmd.context_ty);
+            let call_arg = Ident::new("call", Span::mixed_site().located_at(ctx_end));
+            quote!(#callee)
+                .into_iter()
+                .chain(quote_spanned!(end=> (#call_arg, #(#idents),*)))
+                .collect()
         }
         (Mode::Runner { .. }, Some(path)) => {
-            quote_spanned!(path.span()=> #path(#call, #(#idents),*))
+            // A frontend of the wrong signature is reported at its path.
+            let (_, end) = span_range(path);
+            quote_spanned!(end=> #path(#call, #(#idents),*))
         }
         (Mode::Runner { .. }, None) => quote!(Self::runner(#call, #(#idents),*)),
     };
 
-    // The parameters respanned at their types: what fails for a type is reported there.
-    let at_type: Vec<Ident> = cmd
-        .params
-        .iter()
-        .map(|p| {
-            let mut ident = p.ident.clone();
-            ident.set_span(p.ty.span());
-            ident
-        })
-        .collect();
+    // What fails for a parameter's type is reported at the whole type: the generated
+    // expressions run from its first to its last token. The assertion, the decoder and the
+    // encoder then fail at the very same span, and rustc reports each missing trait once.
+    let ranges: Vec<(Span, Span)> = cmd.params.iter().map(|p| span_range(&p.ty)).collect();
+    let respan = |ident: &Ident, span: Span| {
+        let mut ident = ident.clone();
+        ident.set_span(span);
+        ident
+    };
     // Readable errors at the offending type when an argument is not serde. (The output
     // type needs no assertion: `type Output = T` is checked at `T`.)
     let assert_args: Vec<TokenStream> = cmd
         .params
         .iter()
-        .map(|p| {
+        .zip(&ranges)
+        .map(|(p, &(start, end))| {
             let ty = &p.ty;
-            quote_spanned!(ty.span()=> ::ctl_core::__private::assert_arg::<#ty>();)
+            let head = quote_spanned!(start=> ::ctl_core::__private::assert_arg::<);
+            let tail = quote_spanned!(end=> >(););
+            quote!(#head #ty #tail)
         })
         .collect();
 
     // With a runner half, `__CTL_CODEC` holds the registered runner function (decodes the
     // envelope's arguments, calls the user's function, encodes its output) and the encoder
-    // of `runner()`. Both are closures of one constant, so that rustc reports a non-serde
-    // type once for the assertion, the encoder and the decoder together.
+    // of `runner()`. Both are closures of one constant, so that rustc checks them in one
+    // body and does not repeat an error the assertion already reported.
     let codec = placement.map(|_| {
         let types = cmd.params.iter().map(|p| &p.ty);
-        let decode = cmd.params.iter().zip(&at_type).map(|(p, ident)| {
+        let decode = cmd.params.iter().zip(&ranges).map(|(p, &(start, end))| {
             let (ty, key) = (&p.ty, p.key());
             let method = match p.kind {
                 ParamKind::Positional => "positional",
                 ParamKind::Named => "named",
                 ParamKind::NamedOrDefault => "named_or_default",
             };
-            let method = Ident::new(method, ty.span());
-            quote_spanned!(ty.span()=> let #ident: #ty = __ctl_args.#method(#key)?;)
+            let method = Ident::new(method, start);
+            let ident = respan(&p.ident, start);
+            let head = quote_spanned!(start=> let #ident: #ty = ::ctl_core::Args::#method::<);
+            let tail = quote_spanned!(end=> >(&mut __ctl_args, #key)?;);
+            quote!(#head #ty #tail)
         });
-        let encode = cmd.params.iter().zip(&at_type).map(|(p, ident)| {
+        let encode = cmd.params.iter().zip(&ranges).map(|(p, &(start, end))| {
             let (ty, key) = (&p.ty, p.key());
             let method = match p.kind {
                 ParamKind::Positional => "positional",
                 ParamKind::Named | ParamKind::NamedOrDefault => "named",
             };
-            let method = Ident::new(method, ty.span());
-            quote_spanned!(ty.span()=> let __ctl_enc = __ctl_enc.#method(#key, &#ident)?;)
+            let method = Ident::new(method, start);
+            let value = {
+                let amp = quote_spanned!(start=> &);
+                let ident = respan(&p.ident, end);
+                quote!(#amp #ident)
+            };
+            let head = quote_spanned!(start=> let __ctl_enc = ::ctl_core::ArgsEncoder::#method::<);
+            let tail = quote_spanned!(end=> >(__ctl_enc, #key, #value)?;);
+            quote!(#head #ty #tail)
         });
         let encoder_body = if cmd.params.is_empty() {
             quote!(::core::result::Result::Ok(::ctl_core::Args::default()))
@@ -214,14 +251,34 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
         };
         let args_mut = (!cmd.params.is_empty()).then(|| quote!(mut));
         // A context of the wrong type is reported at the first parameter's type.
-        let ctx_arg = Ident::new("__ctl_ctx", cmd.context_ty.span());
+        let ctx_arg = Ident::new("__ctl_ctx", span_range(&cmd.context_ty).1);
         // An error type that does not convert is reported at `E`.
-        let error_span = cmd.error.span();
-        let convert = quote_spanned! {error_span=>
-            ::core::result::Result::map_err(__ctl_result, ::core::convert::Into::into)
+        let convert = {
+            let error = &cmd.error;
+            let (start, end) = span_range(error);
+            let into = {
+                let lt = quote_spanned!(start=> <);
+                let rest = quote_spanned! {end=>
+                    as ::core::convert::Into<::ctl_core::CommandError>>::into
+                };
+                quote!(#lt #error #rest)
+            };
+            let map_err = quote_spanned!(start=> ::core::result::Result::map_err);
+            let args = quote_spanned!(end=> (__ctl_result, #into));
+            quote!(#map_err #args)
         };
-        let encode_output =
-            quote_spanned!(output.span()=> ::ctl_core::__private::to_value(__ctl_result?));
+        // An output that does not serialize is reported at `T`.
+        let encode_output = {
+            let (start, end) = span_range(output);
+            let head = quote_spanned!(start=> ::ctl_core::__private::to_value::<);
+            let value = {
+                let result = Ident::new("__ctl_result", start);
+                let question = quote_spanned!(end=> ?);
+                quote!(#result #question)
+            };
+            let tail = quote_spanned!(end=> >(#value));
+            quote!(#head #output #tail)
+        };
         quote! {
             #[doc(hidden)]
             const __CTL_CODEC: (

@@ -199,3 +199,73 @@ pub fn lingering_zombies() -> Vec<i32> {
     }
     zombie_children()
 }
+
+/// A real unprivileged busybox container under its own throwaway system user, made by
+/// the project's provisioner in a temporary state dir; destroyed (container, user,
+/// subids, cgroups, files) on drop.
+pub struct TestContainer {
+    pub container: Container,
+    pub provisioner: ctl_provision::Provisioner,
+    name: String,
+    _state_dir: tempfile_dir::TempDir,
+}
+
+mod tempfile_dir {
+    /// A directory removed on drop (kept small to avoid a dependency in the library).
+    pub struct TempDir(pub std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl TestContainer {
+    /// Creates a stopped container named `<tag>-<pid>-<n>` (tags must be short).
+    pub fn new(tag: &str) -> TestContainer {
+        Self::with_options(tag, &ctl_provision::CreateOptions::default())
+    }
+
+    /// Creates a container with these options.
+    pub fn with_options(tag: &str, opts: &ctl_provision::CreateOptions) -> TestContainer {
+        assert!(nix::unistd::geteuid().is_root(), "these tests need root (real LXC containers)");
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{tag}-{}-{n}", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("ctl-tests-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let provisioner = ctl_provision::Provisioner::new(&dir).unwrap_or_else(|e| panic!("provisioner: {e}"));
+        let container = provisioner.create(&name, opts).unwrap_or_else(|e| panic!("creating {name}: {e}"));
+        TestContainer { container, provisioner, name, _state_dir: tempfile_dir::TempDir(dir) }
+    }
+
+    /// Creates and starts a container (with LXC's own tools, not the framework).
+    pub fn running(tag: &str) -> TestContainer {
+        let ct = Self::new(tag);
+        ctl_provision::oracle::start(&ct.container).unwrap_or_else(|e| panic!("starting {}: {e}", ct.name));
+        ct
+    }
+
+    pub fn container(&self) -> &Container {
+        &self.container
+    }
+
+    /// `lxc-info` (run as the container's user in its cgroups) says this state.
+    pub fn lxc_state(&self) -> String {
+        ctl_provision::oracle::lxc_state(&self.container).unwrap()
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        if let Err(e) = self.provisioner.destroy(&self.name) {
+            eprintln!("warning: destroying test container {}: {e}", self.name);
+        }
+    }
+}
+
+/// The standalone `ctl-runner` built in the same target dir.
+pub fn ctl_runner_path() -> PathBuf {
+    test_runner_path().with_file_name("ctl-runner")
+}
