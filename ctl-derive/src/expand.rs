@@ -257,11 +257,9 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
             let error = &cmd.error;
             let (start, end) = span_range(error);
             let into = {
-                let lt = quote_spanned!(start=> <);
-                let rest = quote_spanned! {end=>
-                    as ::core::convert::Into<::ctl_core::CommandError>>::into
-                };
-                quote!(#lt #error #rest)
+                let head = quote_spanned!(start=> ::core::convert::);
+                let tail = quote_spanned!(end=> Into::<::ctl_core::CommandError>::into);
+                quote!(#head #tail)
             };
             let map_err = quote_spanned!(start=> ::core::result::Result::map_err);
             let args = quote_spanned!(end=> (__ctl_result, #into));

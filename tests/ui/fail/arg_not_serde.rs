@@ -5,8 +5,8 @@ pub struct Mode {
 }
 
 #[container_command(placement = exec)]
-pub fn stop(_ctx: &mut RunnerContext, mode: Mode) -> Result<bool, CommandError> {
-    Ok(mode.force)
+pub fn stop(_ctx: &mut RunnerContext, #[kwarg] modes: Vec<Mode>) -> Result<bool, CommandError> {
+    Ok(modes.iter().any(|m| m.force))
 }
 
 fn main() {}

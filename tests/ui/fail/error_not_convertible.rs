@@ -1,9 +1,11 @@
 use ctl_core::{container_command, RunnerContext};
 
-pub struct NotAnError;
+mod errors {
+    pub struct NotAnError;
+}
 
 #[container_command(placement = exec)]
-pub fn freeze(_ctx: &mut RunnerContext) -> Result<bool, NotAnError> {
+pub fn freeze(_ctx: &mut RunnerContext) -> Result<bool, errors::NotAnError> {
     Ok(true)
 }
 

@@ -5,8 +5,8 @@ pub struct StateInfo {
 }
 
 #[container_command(placement = fork)]
-pub fn state(_ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
-    Ok(StateInfo { running: true })
+pub fn state(_ctx: &mut RunnerContext) -> Result<Option<StateInfo>, CommandError> {
+    Ok(Some(StateInfo { running: true }))
 }
 
 fn main() {}
