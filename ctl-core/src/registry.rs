@@ -35,6 +35,7 @@ impl fmt::Debug for Registration {
 }
 
 /// The commands linked into this binary, checked for duplicate names.
+#[derive(Debug)]
 pub struct Registry {
     sorted: Vec<&'static Registration>,
     by_name: HashMap<&'static str, &'static Registration>,
