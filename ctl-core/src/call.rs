@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::command::Placement;
 use crate::container::Container;
+use crate::frontend::WarmPool;
 use crate::reply::DEFAULT_MAX_REPLY_BYTES;
 
 /// The frontend's view of one call: which container, and how to run the runner.
@@ -31,6 +32,7 @@ pub struct Call<'a> {
     pub(crate) runner: Option<PathBuf>,
     pub(crate) max_reply: usize,
     pub(crate) own_process_group: bool,
+    pub(crate) warm: Option<&'a WarmPool>,
 }
 
 /// Where the command's output goes.
@@ -58,6 +60,7 @@ impl<'a> Call<'a> {
             runner: None,
             max_reply: DEFAULT_MAX_REPLY_BYTES,
             own_process_group: true,
+            warm: None,
         }
     }
 
@@ -120,6 +123,20 @@ impl<'a> Call<'a> {
     /// reads from the caller's terminal (a background group reading a tty is stopped).
     pub fn own_process_group(mut self, own: bool) -> Self {
         self.own_process_group = own;
+        self
+    }
+
+    /// Run the command through a warm runner of this pool (one per container and
+    /// placement, already placed, forking a child per command) instead of starting a
+    /// runner process. Results are the same; see [`WarmPool`] for the trade-offs.
+    pub fn warm(mut self, pool: &'a WarmPool) -> Self {
+        self.warm = Some(pool);
+        self
+    }
+
+    /// Start a fresh runner for this call even if the call came with a warm pool.
+    pub fn cold(mut self) -> Self {
+        self.warm = None;
         self
     }
 }

@@ -128,6 +128,17 @@ pub struct Extension {
     /// parent-death signal.
     #[serde(default)]
     pub parent_pid: Option<i32>,
+    /// Set when the frontend starts a *warm* runner: after applying the placement it
+    /// serves commands from its stdin socket, forking one child per command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<WarmSpec>,
+}
+
+/// How a warm runner behaves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarmSpec {
+    /// Exit after this long without a command in flight.
+    pub idle_timeout_ms: u64,
 }
 
 /// The whole execution context the runner applies to itself (systemd's executor model:
@@ -208,6 +219,7 @@ mod tests {
         e.ctl = Some(Extension {
             version: PROTOCOL_VERSION,
             parent_pid: Some(42),
+            warm: Some(WarmSpec { idle_timeout_ms: 5000 }),
             placement: Some(PlacementSpec {
                 cgroup_procs: vec!["/sys/fs/cgroup/memory/a/cgroup.procs".into()],
                 user: Some(UserSpec { name: "u".into(), ugid: 5000 }),

@@ -38,14 +38,14 @@ pub(crate) fn container_command(args: TokenStream, input: TokenStream) -> TokenS
 /// The doc comment as a `&'static str` expression: one literal, or `concat!` when some
 /// `#[doc = ...]` is a macro call.
 fn doc_expr(parts: &[DocPart]) -> TokenStream {
-    if parts.iter().all(|p| matches!(p, DocPart::Lit(_))) {
-        let text: Vec<&str> = parts
-            .iter()
-            .map(|p| match p {
-                DocPart::Lit(s) => s.as_str(),
-                DocPart::Expr(_) => unreachable!(),
-            })
-            .collect();
+    let literals: Option<Vec<&str>> = parts
+        .iter()
+        .map(|p| match p {
+            DocPart::Lit(s) => Some(s.as_str()),
+            DocPart::Expr(_) => None,
+        })
+        .collect();
+    if let Some(text) = literals {
         LitStr::new(&text.join("\n"), Span::call_site()).into_token_stream()
     } else {
         let pieces = parts.iter().enumerate().map(|(i, p)| {
@@ -152,10 +152,20 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
         "Runs the `{name}` command on the container `ct` with the default call options \
          (`Call::new(ct)`)."
     ));
-    let run_with_doc = doc_attr(&format!(
-        "Runs the `{name}` command with these call options (stdio, deadline, placement, \
-         runner binary)."
-    ));
+    let run_with_doc = doc_attr(&match (&cmd.options.mode, frontend) {
+        (Mode::FrontendOnly, _) => {
+            format!("Runs the `{name}` command with this call: its frontend is `{fn_ident}`.")
+        }
+        (Mode::Runner { .. }, Some(path)) => format!(
+            "Runs the `{name}` command with these call options (stdio, deadline, placement, \
+             runner binary) through its frontend `{}`.",
+            path.to_token_stream().to_string().replace(' ', "")
+        ),
+        (Mode::Runner { .. }, None) => format!(
+            "Runs the `{name}` command with these call options (stdio, deadline, placement, \
+             runner binary): starts its runner half and decodes the reply."
+        ),
+    });
 
     // run_with: the frontend.
     let run_with_body = match (&cmd.options.mode, frontend) {
@@ -523,10 +533,12 @@ mod tests {
     }
 }
 
+/// A development aid: `cargo test -p ctl-derive print_expansion -- --ignored --nocapture`
+/// prints two expansions (pipe them through `rustfmt`).
 #[cfg(test)]
 mod print_expansion {
     #[test]
-    #[ignore]
+    #[ignore = "prints expansions for docs/expansion.md"]
     fn print() {
         let out = super::container_command(
             quote::quote!(placement = exec),
@@ -544,6 +556,20 @@ mod print_expansion {
                 }
             },
         );
-        std::fs::write("/tmp/expansion.rs", out.to_string()).unwrap();
+        println!("{out}\n");
+        let out = super::container_command(
+            quote::quote!(frontend_only),
+            quote::quote! {
+                /// Run a command through `Exec` and collect its output.
+                pub fn syscmd(
+                    call: &Call<'_>,
+                    cmd: Vec<String>,
+                    #[kwarg(default)] valid_rcs: Vec<i32>,
+                ) -> Result<SyscmdOutput, ctl_core::Error> {
+                    syscmd_impl(call, cmd, valid_rcs)
+                }
+            },
+        );
+        println!("{out}");
     }
 }

@@ -6,9 +6,9 @@
 //! Use it through `ctl_core::container_command`; the generated code names
 //! `::ctl_core` paths only. `docs/expansion.md` shows a full expansion.
 //!
-//! - [`parse`](crate::parse): options and signature into a checked `Command`;
-//! - [`expand`](crate::expand): code generation;
-//! - [`case`](crate::case): `get_hostname` -> `GetHostname`.
+//! Inside: `parse` turns the options and the signature into a checked `Command` (every
+//! misuse a `syn::Error` at its token), `expand` generates the code, `case` converts
+//! `get_hostname` to `GetHostname`.
 
 use proc_macro::TokenStream;
 

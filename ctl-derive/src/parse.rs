@@ -121,16 +121,6 @@ impl Options {
                 ));
                 continue;
             };
-            if !matches!(
-                key.as_str(),
-                "placement" | "frontend_only" | "frontend" | "name" | "setuid_helpers"
-            ) {
-                errors.push(Error::new_spanned(
-                    path,
-                    format!("unknown option `{key}`; expected one of {OPTIONS}"),
-                ));
-                continue;
-            }
             if seen.contains(&key) {
                 errors.push(Error::new_spanned(
                     path,
@@ -138,7 +128,6 @@ impl Options {
                 ));
                 continue;
             }
-            seen.push(key.clone());
             let key_span = path.span();
             match key.as_str() {
                 "placement" => {
@@ -163,8 +152,15 @@ impl Options {
                     }
                 }
                 "name" => name = errors.push_result(parse_name(meta)),
-                _ => unreachable!("checked above"),
+                _ => {
+                    errors.push(Error::new_spanned(
+                        path,
+                        format!("unknown option `{key}`; expected one of {OPTIONS}"),
+                    ));
+                    continue;
+                }
             }
+            seen.push(key);
         }
 
         if let Some(span) = frontend_only {
@@ -735,7 +731,9 @@ pub(crate) fn analyze(
     let (Some(options), Some(struct_ident), Some(context_ty), Some((output, error))) =
         (options, struct_ident, context_ty, result)
     else {
-        unreachable!("every missing piece pushed an error")
+        // Every missing piece pushed an error above; stay panic-free regardless.
+        let e = Error::new(Span::call_site(), "#[container_command]: invalid function");
+        return (item, Err(e));
     };
 
     let docs: Vec<Attribute> = item

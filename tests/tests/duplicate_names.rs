@@ -39,16 +39,28 @@ fn both_definitions_are_named() {
     let first = format!("tests/tests/duplicate_names.rs:{FIRST_LINE}");
     let second = format!("tests/tests/duplicate_names.rs:{SECOND_LINE}");
 
-    let e = Registry::build(regs).err().expect("a duplicate name");
+    let Err(e) = Registry::build(regs) else {
+        panic!("two commands named `Dup` were accepted");
+    };
     assert_eq!(e.name, "Dup");
     let text = e.to_string();
-    assert!(text.starts_with("command name `Dup` is registered twice: by duplicate_names::"), "{text}");
-    for part in ["duplicate_names::first", "duplicate_names::second", &first, &second] {
+    assert!(
+        text.starts_with("command name `Dup` is registered twice: by duplicate_names::"),
+        "{text}"
+    );
+    for part in [
+        "duplicate_names::first",
+        "duplicate_names::second",
+        &first,
+        &second,
+    ] {
         assert!(text.contains(part), "{part:?} missing in {text}");
     }
 
     // The global registry of this binary refuses to build the same way.
-    let global = Registry::global().err().expect("the global registry has the duplicate");
+    let Err(global) = Registry::global() else {
+        panic!("the global registry accepted two commands named `Dup`");
+    };
     assert_eq!(global, e);
 }
 

@@ -56,12 +56,19 @@ pub fn stop(
 
 /// The hostname; fails with an `std::io::Error` in pool `fail`.
 #[container_command(placement = fork_as_root, name = "Hostname")]
-fn get_hostname(ctx: &RunnerContext, #[kwarg] upper: Option<bool>) -> Result<String, std::io::Error> {
+fn get_hostname(
+    ctx: &RunnerContext,
+    #[kwarg] upper: Option<bool>,
+) -> Result<String, std::io::Error> {
     if ctx.pool == "fail" {
         return Err(std::io::Error::other("no hostname here"));
     }
     let name = format!("{}.example", ctx.id);
-    Ok(if upper.unwrap_or(false) { name.to_uppercase() } else { name })
+    Ok(if upper.unwrap_or(false) {
+        name.to_uppercase()
+    } else {
+        name
+    })
 }
 
 /// Refuses stopped containers before a runner would start.
@@ -125,14 +132,25 @@ fn kwargs(value: Value) -> Map<String, Value> {
 }
 
 fn registration(name: &str) -> &'static Registration {
-    Registry::global().expect("no duplicate names").lookup(name).unwrap_or_else(|| panic!("{name} not registered"))
+    Registry::global()
+        .expect("no duplicate names")
+        .lookup(name)
+        .unwrap_or_else(|| panic!("{name} not registered"))
 }
 
 /// Calls the registered runner function of `name` directly.
-fn run_runner(name: &str, pool: &str, args: Vec<Value>, named: Value) -> Result<Value, CommandError> {
+fn run_runner(
+    name: &str,
+    pool: &str,
+    args: Vec<Value>,
+    named: Value,
+) -> Result<Value, CommandError> {
     let reg = registration(name);
     let runner = reg.runner.expect("a runner half");
-    runner(&mut context(reg.spec.name, pool), Args::new(args, kwargs(named)))
+    runner(
+        &mut context(reg.spec.name, pool),
+        Args::new(args, kwargs(named)),
+    )
 }
 
 #[test]
@@ -142,7 +160,10 @@ fn spec_fields() {
     assert_eq!(spec.snake_name, "freeze");
     assert_eq!(spec.placement, Some(Placement::Exec));
     assert!(!spec.setuid_helpers);
-    assert_eq!(spec.doc, "Freeze the container.\n\nLonger text,\n indented by one more space.");
+    assert_eq!(
+        spec.doc,
+        "Freeze the container.\n\nLonger text,\n indented by one more space."
+    );
     assert_eq!(spec.summary(), "Freeze the container.");
 
     let spec = <Stop as Command>::SPEC;
@@ -163,12 +184,19 @@ fn spec_fields() {
 
 #[test]
 fn registered_under_every_name_form() {
-    for name in ["freeze", "Freeze", "OsCtld::ContainerControl::Commands::Freeze"] {
+    for name in [
+        "freeze",
+        "Freeze",
+        "OsCtld::ContainerControl::Commands::Freeze",
+    ] {
         let reg = registration(name);
         assert!(std::ptr::eq(reg.spec, <Freeze as Command>::SPEC), "{name}");
         assert!(reg.runner.is_some());
         assert_eq!(reg.module, "macro_expansion");
-        assert_eq!(reg.location, format!("tests/tests/macro_expansion.rs:{FREEZE_FN_LINE}"));
+        assert_eq!(
+            reg.location,
+            format!("tests/tests/macro_expansion.rs:{FREEZE_FN_LINE}")
+        );
     }
     assert_eq!(registration("get_hostname").spec.name, "Hostname");
     assert_eq!(registration("Hostname").spec.name, "Hostname");
@@ -178,7 +206,10 @@ fn registered_under_every_name_form() {
 
 #[test]
 fn runner_wraps_the_output_as_json() {
-    assert_eq!(run_runner("freeze", "tank", vec![], json!({})).unwrap(), json!(true));
+    assert_eq!(
+        run_runner("freeze", "tank", vec![], json!({})).unwrap(),
+        json!(true)
+    );
     let out = run_runner("Hostname", "tank", vec![], json!({ "upper": true })).unwrap();
     assert_eq!(out, json!("CT1.EXAMPLE"));
 }
@@ -217,25 +248,49 @@ fn runner_decodes_positional_and_named_arguments() {
 #[test]
 fn runner_reports_argument_errors() {
     let message = |args: Vec<Value>, named: Value| {
-        run_runner("stop", "tank", args, named).unwrap_err().message().to_owned()
+        run_runner("stop", "tank", args, named)
+            .unwrap_err()
+            .message()
+            .to_owned()
     };
-    assert_eq!(message(vec![json!("stop")], json!({ "timeout": 1 })), "missing argument 2 (`count`)");
-    assert_eq!(message(vec![json!("stop"), json!(1)], json!({})), "missing keyword argument `timeout`");
     assert_eq!(
-        message(vec![json!("stop"), json!(1)], json!({ "timeout": 1, "tmeout": 2 })),
+        message(vec![json!("stop")], json!({ "timeout": 1 })),
+        "missing argument 2 (`count`)"
+    );
+    assert_eq!(
+        message(vec![json!("stop"), json!(1)], json!({})),
+        "missing keyword argument `timeout`"
+    );
+    assert_eq!(
+        message(
+            vec![json!("stop"), json!(1)],
+            json!({ "timeout": 1, "tmeout": 2 })
+        ),
         "unknown keyword argument `tmeout`"
     );
     assert_eq!(
-        message(vec![json!("stop"), json!(1), json!(2)], json!({ "timeout": 1 })),
+        message(
+            vec![json!("stop"), json!(1), json!(2)],
+            json!({ "timeout": 1 })
+        ),
         "expected at most 2 positional argument(s), got 3"
     );
     let bad = message(vec![json!("halt"), json!(1)], json!({ "timeout": 1 }));
-    assert!(bad.starts_with("argument 1 (`mode`): unknown variant `halt`"), "{bad}");
+    assert!(
+        bad.starts_with("argument 1 (`mode`): unknown variant `halt`"),
+        "{bad}"
+    );
     let bad = message(vec![json!("stop"), json!(1)], json!({ "timeout": "soon" }));
-    assert!(bad.starts_with("keyword argument `timeout`: invalid type"), "{bad}");
+    assert!(
+        bad.starts_with("keyword argument `timeout`: invalid type"),
+        "{bad}"
+    );
 
     let e = run_runner("freeze", "tank", vec![json!(1)], json!({})).unwrap_err();
-    assert_eq!(e.message(), "expected at most 0 positional argument(s), got 1");
+    assert_eq!(
+        e.message(),
+        "expected at most 0 positional argument(s), got 1"
+    );
 }
 
 #[test]
@@ -244,16 +299,25 @@ fn runner_converts_command_errors() {
     assert_eq!(e.message(), "no hostname here");
     let e = run_runner("guarded", "tank", vec![json!(-2)], json!({})).unwrap_err();
     assert_eq!(e.message(), "negative: -2");
-    assert_eq!(run_runner("guarded", "tank", vec![json!(21)], json!({})).unwrap(), json!(42));
+    assert_eq!(
+        run_runner("guarded", "tank", vec![json!(21)], json!({})).unwrap(),
+        json!(42)
+    );
 }
 
 #[test]
 fn frontends_run_without_a_runner() {
     // A frontend-only command's function is its frontend.
     let ct = container("ct1");
-    assert_eq!(JoinWords::run(&ct, vec!["a".into(), "b".into()], None).unwrap(), "ct1: a b");
+    assert_eq!(
+        JoinWords::run(&ct, vec!["a".into(), "b".into()], None).unwrap(),
+        "ct1: a b"
+    );
     let call = Call::new(&ct);
-    assert_eq!(JoinWords::run_with(&call, vec!["a".into(), "b".into()], Some("+".into())).unwrap(), "ct1: a+b");
+    assert_eq!(
+        JoinWords::run_with(&call, vec!["a".into(), "b".into()], Some("+".into())).unwrap(),
+        "ct1: a+b"
+    );
 
     // A custom frontend runs before any runner.
     let e = Guarded::run(&container("stopped"), 1).unwrap_err();

@@ -3,7 +3,7 @@
 //! so that no pipe can fill up and block either side.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -18,17 +18,43 @@ use crate::error::ExitInfo;
 /// How much of the runner's stderr is kept for error messages.
 const STDERR_TAIL_BYTES: usize = 8 * 1024;
 
-/// The runner process; killed and reaped on drop unless already reaped, so that no path
-/// (an error, a panic in the caller) leaves a zombie or a running runner behind.
+/// A runner process as the conversation sees it: something whose end is signalled by an
+/// fd becoming readable, that can be killed, and whose exit status can be collected.
+pub(crate) trait RunnerProcess {
+    /// Readable once the process has ended.
+    fn exit_fd(&self) -> BorrowedFd<'_>;
+    /// SIGKILL to the runner and everything in its process group.
+    fn kill(&self);
+    /// The exit status; called once the exit fd is readable, or after `kill`.
+    fn finish(&mut self) -> io::Result<ExitInfo>;
+}
+
+/// A runner spawned by this process; killed and reaped on drop unless already reaped, so
+/// that no path (an error, a panic in the caller) leaves a zombie or a running runner.
 pub(crate) struct ChildGuard {
     pub pid: Pid,
     pub own_group: bool,
+    pidfd: OwnedFd,
     reaped: bool,
 }
 
+impl RunnerProcess for ChildGuard {
+    fn exit_fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    fn kill(&self) {
+        ChildGuard::kill(self)
+    }
+
+    fn finish(&mut self) -> io::Result<ExitInfo> {
+        self.reap()
+    }
+}
+
 impl ChildGuard {
-    pub fn new(pid: Pid, own_group: bool) -> ChildGuard {
-        ChildGuard { pid, own_group, reaped: false }
+    pub fn new(pid: Pid, own_group: bool, pidfd: OwnedFd) -> ChildGuard {
+        ChildGuard { pid, own_group, pidfd, reaped: false }
     }
 
     /// SIGKILL to the runner, and to its process group when it has one of its own.
@@ -90,27 +116,26 @@ pub(crate) enum Ending {
 }
 
 pub(crate) struct Channels {
-    pub envelope: OwnedFd,
+    /// Where the envelope goes; `None` when it was already delivered (warm runners).
+    pub envelope: Option<OwnedFd>,
     pub reply: OwnedFd,
     pub stderr: OwnedFd,
-    pub pidfd: OwnedFd,
 }
 
 pub(crate) fn converse(
-    child: &mut ChildGuard,
+    child: &mut dyn RunnerProcess,
     channels: Channels,
     envelope: &[u8],
     deadline: Option<Duration>,
     max_reply: usize,
 ) -> io::Result<Outcome> {
     let started = Instant::now();
-    for fd in [&channels.envelope, &channels.reply, &channels.stderr] {
+    for fd in channels.envelope.iter().chain([&channels.reply, &channels.stderr]) {
         set_nonblocking(fd)?;
     }
-    let mut env_fd = Some(channels.envelope);
+    let mut env_fd = channels.envelope;
     let mut reply_fd = Some(channels.reply);
     let mut stderr_fd = Some(channels.stderr);
-    let pidfd = channels.pidfd;
     let mut written = 0;
     let mut reply = Vec::new();
     let mut line = None;
@@ -133,7 +158,7 @@ pub(crate) fn converse(
             },
         };
         let mut fds = Vec::with_capacity(4);
-        fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+        fds.push(PollFd::new(child.exit_fd(), PollFlags::POLLIN));
         let env_idx = env_fd.as_ref().map(|fd| {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
             fds.len() - 1
@@ -183,7 +208,7 @@ pub(crate) fn converse(
     if ending != Ending::Exited {
         child.kill();
     }
-    let status = child.reap()?;
+    let status = child.finish()?;
     Ok(Outcome { line, partial: reply, status, stderr_tail: tail, ending })
 }
 

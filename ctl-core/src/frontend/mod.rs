@@ -8,6 +8,7 @@
 mod exchange;
 mod runner_path;
 mod spawn;
+pub mod warm;
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use crate::call::{Call, Stdio};
 use crate::cgroup;
 use crate::command::{Command, CommandSpec, Placement};
 use crate::envelope::{Envelope, Extension, PlacementSpec, UserSpec, PROTOCOL_VERSION};
+pub use warm::WarmPool;
 use crate::error::{Error, ProtocolError};
 use crate::reply::{ProtocolRefusal, Reply};
 
@@ -54,69 +56,118 @@ fn decode_output<T: DeserializeOwned>(call: &Call<'_>, spec: &CommandSpec, value
 /// its raw JSON output. This is what every generated `runner()` calls; daemons that
 /// dispatch by name (e.g. a generic RPC) can call it directly.
 pub fn invoke(call: &Call<'_>, spec: &'static CommandSpec, args: Args) -> Result<Value, Error> {
-    let command = spec.name;
-    let Some(placement) = call.placement.or(spec.placement) else {
-        return Err(Error::Arguments {
-            command: command.to_owned(),
-            message: "a frontend-only command has no runner half".to_owned(),
-        });
-    };
-    let path = match &call.runner {
-        Some(p) => p.clone(),
-        None => runner_path().map_err(|source| Error::Spawn {
-            command: command.to_owned(),
-            path: PathBuf::from("<unset>"),
-            source,
-        })?,
-    };
-    let ct = call.ct;
-    let setup = |what: &'static str| move |source: std::io::Error| Error::Setup { command: command.to_owned(), what, source };
+    let prepared = Prepared::new(call, spec)?;
+    match call.warm {
+        Some(pool) => warm::invoke(pool, call, &prepared, args),
+        None => invoke_cold(call, &prepared, args),
+    }
+}
 
-    let user = UserSpec { name: ct.user.clone(), ugid: ct.ugid };
-    let placement_spec = match placement {
-        Placement::Exec => {
-            cgroup::create_entry(&ct.cgroup_path, ct.ugid).map_err(setup("creating the entry cgroup"))?;
-            PlacementSpec {
-                rlimits: ct.rlimits.clone(),
-                cgroup_procs: cgroup::procs_files(&ct.cgroup_path)
-                    .into_iter()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .collect(),
+/// What every runner start of one call needs, computed once.
+pub(crate) struct Prepared {
+    pub command: &'static str,
+    pub snake_name: &'static str,
+    pub path: PathBuf,
+    pub spec: PlacementSpec,
+    pub env: Vec<String>,
+    pub title: String,
+}
+
+impl Prepared {
+    fn new(call: &Call<'_>, spec: &'static CommandSpec) -> Result<Prepared, Error> {
+        let command = spec.name;
+        let Some(placement) = call.placement.or(spec.placement) else {
+            return Err(Error::Arguments {
+                command: command.to_owned(),
+                message: "a frontend-only command has no runner half".to_owned(),
+            });
+        };
+        let path = match &call.runner {
+            Some(p) => p.clone(),
+            None => runner_path().map_err(|source| Error::Spawn {
+                command: command.to_owned(),
+                path: PathBuf::from("<unset>"),
+                source,
+            })?,
+        };
+        let ct = call.ct;
+        let user = UserSpec { name: ct.user.clone(), ugid: ct.ugid };
+        let placement_spec = match placement {
+            Placement::Exec => {
+                cgroup::create_entry(&ct.cgroup_path, ct.ugid)
+                    .map_err(setup_error(command, "creating the entry cgroup"))?;
+                PlacementSpec {
+                    rlimits: ct.rlimits.clone(),
+                    cgroup_procs: cgroup::procs_files(&ct.cgroup_path)
+                        .into_iter()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .collect(),
+                    user: Some(user),
+                    setuid_helpers: spec.setuid_helpers,
+                }
+            }
+            Placement::Fork => PlacementSpec {
                 user: Some(user),
                 setuid_helpers: spec.setuid_helpers,
-            }
+                ..Default::default()
+            },
+            Placement::ForkAsRoot => PlacementSpec {
+                user: None,
+                setuid_helpers: spec.setuid_helpers,
+                ..Default::default()
+            },
+        };
+        Ok(Prepared {
+            command,
+            snake_name: spec.snake_name,
+            path,
+            spec: placement_spec,
+            env: runner_environment(ct, placement),
+            title: format!("ctl: {}:{} runner:{}", ct.pool, ct.id, spec.snake_name),
+        })
+    }
+
+    pub fn setup(&self, what: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        setup_error(self.command, what)
+    }
+}
+
+fn setup_error(command: &'static str, what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Setup { command: command.to_owned(), what, source }
+}
+
+/// The command's stdio as the runner sees it: fd numbers from 4 on, in order.
+pub(crate) struct StdioPlan<'a> {
+    pub fds: Vec<(BorrowedFd<'a>, RawFd)>,
+    pub stdin: Option<RawFd>,
+    pub stdout: Option<RawFd>,
+    pub stderr: Option<RawFd>,
+}
+
+impl<'a> StdioPlan<'a> {
+    pub fn new(call: &Call<'a>) -> StdioPlan<'a> {
+        // SAFETY: fds 1 and 2 of the process exist for its whole life (std opens /dev/null
+        // there if they were closed at startup); we only borrow them for the spawn.
+        let inherited_out = unsafe { BorrowedFd::borrow_raw(1) };
+        let inherited_err = unsafe { BorrowedFd::borrow_raw(2) };
+        let mut next = CHILD_RETURN_FD + 1;
+        let stdin = assign_fd(call.stdin, &mut next);
+        let stdout = assign_fd(resolve_stdio(call.stdout, inherited_out), &mut next);
+        let stderr = assign_fd(resolve_stdio(call.stderr, inherited_err), &mut next);
+        StdioPlan {
+            fds: stdin.iter().chain(&stdout).chain(&stderr).copied().collect(),
+            stdin: stdin.map(|(_, n)| n),
+            stdout: stdout.map(|(_, n)| n),
+            stderr: stderr.map(|(_, n)| n),
         }
-        Placement::Fork => PlacementSpec { user: Some(user), setuid_helpers: spec.setuid_helpers, ..Default::default() },
-        Placement::ForkAsRoot => PlacementSpec { user: None, setuid_helpers: spec.setuid_helpers, ..Default::default() },
-    };
+    }
+}
 
-    let (env_parent, env_child) =
-        socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map_err(|e| setup("creating the envelope socket")(e.into()))?;
-    let (reply_r, reply_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| setup("creating the reply pipe")(e.into()))?;
-    let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| setup("creating the stderr pipe")(e.into()))?;
-
-    // The runner's fd table: 0 envelope, 1 and 2 its own diagnostics, 3 the reply, then the
-    // command's stdio in order.
-    // SAFETY: fds 1 and 2 of the process exist for its whole life (std opens /dev/null
-    // there if they were closed at startup); we only borrow them for the spawn.
-    let inherited_out = unsafe { BorrowedFd::borrow_raw(1) };
-    let inherited_err = unsafe { BorrowedFd::borrow_raw(2) };
-    let stdout = resolve_stdio(call.stdout, inherited_out);
-    let stderr = resolve_stdio(call.stderr, inherited_err);
-    let mut fds: Vec<(BorrowedFd<'_>, RawFd)> = vec![
-        (env_child.as_fd(), 0),
-        (stderr_w.as_fd(), 1),
-        (stderr_w.as_fd(), 2),
-        (reply_w.as_fd(), CHILD_RETURN_FD),
-    ];
-    let mut next = CHILD_RETURN_FD + 1;
-    let stdin_map = assign_fd(call.stdin, &mut next);
-    let stdout_map = assign_fd(stdout, &mut next);
-    let stderr_map = assign_fd(stderr, &mut next);
-    fds.extend(stdin_map.iter().chain(&stdout_map).chain(&stderr_map).map(|(fd, n)| (fd.as_fd(), *n)));
-
-    let envelope = Envelope {
-        name: command.to_owned(),
+/// The envelope of one call; `ctl` is left for the caller to fill.
+pub(crate) fn envelope_for(call: &Call<'_>, prepared: &Prepared, args: Args, stdio: &StdioPlan<'_>) -> Envelope {
+    let ct = call.ct;
+    Envelope {
+        name: prepared.command.to_owned(),
         pool: ct.pool.clone(),
         id: ct.id.clone(),
         lxc_home: ct.lxc_home.to_string_lossy().into_owned(),
@@ -125,40 +176,74 @@ pub fn invoke(call: &Call<'_>, spec: &'static CommandSpec, args: Args) -> Result
         args: args.positional,
         kwargs: args.named,
         return_fd: CHILD_RETURN_FD,
-        stdin: stdin_map.map(|(_, n)| n),
-        stdout: stdout_map.map(|(_, n)| n),
-        stderr: stderr_map.map(|(_, n)| n),
-        ctl: Some(Extension {
-            version: PROTOCOL_VERSION,
-            placement: Some(placement_spec),
-            parent_pid: Some(std::process::id() as i32),
-        }),
+        stdin: stdio.stdin,
+        stdout: stdio.stdout,
+        stderr: stdio.stderr,
+        ctl: None,
     }
-    .to_vec();
+}
 
-    let env = runner_environment(ct, placement);
-    let title = format!("ctl: {}:{} runner:{}", ct.pool, ct.id, spec.snake_name);
+fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {
+    let (env_parent, env_child) =
+        socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| prepared.setup("creating the envelope socket")(e.into()))?;
+    let (reply_r, reply_w) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating the reply pipe")(e.into()))?;
+    let (stderr_r, stderr_w) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating the stderr pipe")(e.into()))?;
+
+    // The runner's fd table: 0 envelope, 1 and 2 its own diagnostics, 3 the reply, then the
+    // command's stdio in order.
+    let stdio = StdioPlan::new(call);
+    let mut fds: Vec<(BorrowedFd<'_>, RawFd)> = vec![
+        (env_child.as_fd(), 0),
+        (stderr_w.as_fd(), 1),
+        (stderr_w.as_fd(), 2),
+        (reply_w.as_fd(), CHILD_RETURN_FD),
+    ];
+    fds.extend(stdio.fds.iter().copied());
+    let mut envelope = envelope_for(call, prepared, args, &stdio);
+    envelope.ctl = Some(Extension {
+        version: PROTOCOL_VERSION,
+        placement: Some(prepared.spec.clone()),
+        parent_pid: Some(std::process::id() as i32),
+        warm: None,
+    });
+    let envelope = envelope.to_vec();
+
     let pid = spawn::spawn(&spawn::SpawnRequest {
-        path: &path,
-        argv0: &title,
-        env: &env,
+        path: &prepared.path,
+        argv0: &prepared.title,
+        env: &prepared.env,
         fds: &fds,
         own_process_group: call.own_process_group,
     })
-    .map_err(|source| Error::Spawn { command: command.to_owned(), path: path.clone(), source })?;
-    let mut child = ChildGuard::new(pid, call.own_process_group);
+    .map_err(|source| Error::Spawn { command: prepared.command.to_owned(), path: prepared.path.clone(), source })?;
     drop(fds);
     drop((env_child, reply_w, stderr_w));
-
-    let pidfd = spawn::pidfd_open(pid).map_err(setup("opening a pidfd for the runner"))?;
-    let channels = Channels { envelope: env_parent, reply: reply_r, stderr: stderr_r, pidfd };
+    let pidfd = match spawn::pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) => {
+            // Without a pidfd we cannot wait for it in poll: end it now.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(prepared.setup("opening a pidfd for the runner")(e));
+        }
+    };
+    let mut child = ChildGuard::new(pid, call.own_process_group, pidfd);
+    let channels = Channels { envelope: Some(env_parent), reply: reply_r, stderr: stderr_r };
     let outcome = converse(&mut child, channels, &envelope, call.deadline, call.max_reply)
-        .map_err(setup("talking to the runner"))?;
+        .map_err(prepared.setup("talking to the runner"))?;
+    finish(prepared, outcome, call)
+}
+
+/// Turns the outcome of a conversation into the call's result.
+pub(crate) fn finish(prepared: &Prepared, outcome: exchange::Outcome, call: &Call<'_>) -> Result<Value, Error> {
     let stderr_text = String::from_utf8_lossy(&outcome.stderr_tail).into_owned();
     if !stderr_text.trim().is_empty() {
-        tracing::debug!(command, runner = %path.display(), stderr = %stderr_text.trim_end(), "runner stderr");
+        tracing::debug!(command = prepared.command, runner = %prepared.path.display(), stderr = %stderr_text.trim_end(), "runner stderr");
     }
-    interpret(command, &path, outcome, stderr_text, call)
+    interpret(prepared.command, &prepared.path, outcome, stderr_text, call)
 }
 
 fn interpret(

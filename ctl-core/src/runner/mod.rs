@@ -7,10 +7,11 @@
 
 mod fds;
 mod placement;
+mod warm;
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::args::Args;
@@ -150,7 +151,7 @@ fn list(json: bool) -> ! {
 /// Reads the envelope from stdin, runs it and exits.
 pub fn serve_stdin() -> ! {
     let mut input = Vec::with_capacity(4096);
-    let read = std::io::stdin().lock().take(MAX_ENVELOPE_BYTES as u64 + 1).read_to_end(&mut input);
+    let read = read_envelope_bytes(&mut input);
     if let Err(e) = read {
         eprintln!("ctl-runner: cannot read the envelope from stdin: {e}");
         std::process::exit(EXIT_BAD_INPUT);
@@ -164,6 +165,20 @@ pub fn serve_stdin() -> ! {
     };
     drop(input);
     std::process::exit(run_envelope(envelope))
+}
+
+/// Reads the envelope from stdin: to EOF from a pipe or stream socket, or exactly one
+/// message from a `SOCK_SEQPACKET` socket (a warm runner's, which stays open).
+fn read_envelope_bytes(input: &mut Vec<u8>) -> std::io::Result<()> {
+    use nix::sys::socket::{getsockopt, sockopt, SockType};
+    let stdin = std::io::stdin();
+    if let Ok(SockType::SeqPacket) = getsockopt(&stdin.as_fd(), sockopt::SockType) {
+        input.resize(MAX_ENVELOPE_BYTES + 1, 0);
+        let n = nix::sys::socket::recv(0, input, nix::sys::socket::MsgFlags::empty())?;
+        input.truncate(n);
+        return Ok(());
+    }
+    stdin.lock().take(MAX_ENVELOPE_BYTES as u64 + 1).read_to_end(input).map(drop)
 }
 
 /// Runs one decoded envelope; returns the process exit status.
@@ -224,6 +239,10 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
                 return reply(refuse(ProtocolRefusal::Placement { detail: e.clone() }, e));
             }
             user = spec.user.clone();
+        }
+        if let Some(warm) = &ext.warm {
+            drop((stdin, stdout, stderr));
+            warm::serve(std::time::Duration::from_millis(warm.idle_timeout_ms), return_fd);
         }
     }
 

@@ -1,7 +1,10 @@
 use ctl_core::{container_command, CommandError, RunnerContext};
 
 #[container_command(placement = exec)]
-pub fn set<T: serde::de::DeserializeOwned>(_ctx: &mut RunnerContext, value: T) -> Result<bool, CommandError> {
+pub fn set<T: serde::de::DeserializeOwned>(
+    _ctx: &mut RunnerContext,
+    value: T,
+) -> Result<bool, CommandError> {
     let _ = value;
     Ok(true)
 }

@@ -9,8 +9,18 @@ pub struct StateInfo {
 
 /// The state of the container.
 #[container_command(placement = fork, name = "State", frontend = state_frontend)]
-pub fn state(_ctx: &RunnerContext, #[kwarg(default)] verbose: bool) -> Result<StateInfo, CommandError> {
-    Ok(StateInfo { state: if verbose { "RUNNING".into() } else { "running".into() }, init_pid: None })
+pub fn state(
+    _ctx: &RunnerContext,
+    #[kwarg(default)] verbose: bool,
+) -> Result<StateInfo, CommandError> {
+    Ok(StateInfo {
+        state: if verbose {
+            "RUNNING".into()
+        } else {
+            "running".into()
+        },
+        init_pid: None,
+    })
 }
 
 fn state_frontend(call: &Call<'_>, verbose: bool) -> Result<StateInfo, Error> {

@@ -2,7 +2,11 @@ use ctl_core::{container_command, Call, Command, Error};
 
 /// Run a command through `Exec` and collect its output.
 #[container_command(frontend_only)]
-pub fn syscmd(call: &Call<'_>, cmd: Vec<String>, #[kwarg(default)] valid_rcs: Vec<i32>) -> Result<String, Error> {
+pub fn syscmd(
+    call: &Call<'_>,
+    cmd: Vec<String>,
+    #[kwarg(default)] valid_rcs: Vec<i32>,
+) -> Result<String, Error> {
     let _ = (call, valid_rcs);
     Ok(cmd.join(" "))
 }
