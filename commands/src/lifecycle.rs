@@ -1,7 +1,10 @@
 //! Start, Freeze, Unfreeze, State, Reboot.
 
-use ctl_core::{bail, container_command, CommandError, RunnerContext};
+use ctl_core::{bail, cgroup, container_command, Call, CommandError, Error, RunnerContext};
+use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
+
+use crate::util;
 
 /// What `State` returns (osctld's `{id, state, init_pid}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,32 +15,97 @@ pub struct StateInfo {
     pub init_pid: Option<i32>,
 }
 
+impl StateInfo {
+    /// Whether the container is stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.state == LxcState::Stopped.as_str()
+    }
+
+    /// Whether the container is frozen or being frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.state == LxcState::Frozen.as_str() || self.state == LxcState::Freezing.as_str()
+    }
+}
+
 /// Start a stopped container as its user, inside its cgroups.
+///
+/// Runs in the exec placement, so that the LXC monitor and the container land below the
+/// container's entry cgroup (`<entry>/lxc.monitor.<id>`, `<entry>/lxc.payload.<id>`), with
+/// the setuid helpers (`newuidmap`, `newgidmap`, `lxc-user-nic`) usable. liblxc daemonizes
+/// the monitor (which closes every inherited fd and puts `/dev/null` on 0-2) and returns
+/// once the container runs or failed. Refuses a container that is not stopped; a failure
+/// carries liblxc's text and the new lines of the container's log.
 #[container_command(placement = exec, setuid_helpers)]
-pub fn start(_ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
+    let ct = util::open_defined(ctx)?;
+    let state = ct.state()?;
+    if state != LxcState::Stopped {
+        bail!("container {} is already running (state: {state})", ctx.id);
+    }
+    let log = util::log_file_of(ctx, &ct);
+    let offset = util::log_offset(log.as_deref());
+    if let Err(e) = ct.start(false, &[]) {
+        return Err(util::with_log_tail(e, log.as_deref(), offset));
+    }
+    // liblxc reports success once the monitor saw RUNNING; an init that dies at once is
+    // stopped again by now.
+    let state = ct.state()?;
+    if state == LxcState::Stopped {
+        return Err(util::with_log_tail(
+            format!("container {} stopped right after it was started", ctx.id),
+            log.as_deref(),
+            offset,
+        ));
+    }
+    Ok(true)
 }
 
 /// Freeze the container.
 #[container_command(placement = exec)]
-pub fn freeze(_ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+pub fn freeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
+    let ct = util::open_defined(ctx)?;
+    util::require_running(&ct)?;
+    ct.freeze()?;
+    Ok(true)
 }
 
 /// Unfreeze (thaw) the container.
 #[container_command(placement = exec)]
-pub fn unfreeze(_ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+pub fn unfreeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
+    let ct = util::open_defined(ctx)?;
+    util::require_running(&ct)?;
+    ct.unfreeze()?;
+    Ok(true)
 }
 
 /// The container's state and init pid.
-#[container_command(placement = fork)]
-pub fn state(_ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
-    bail!("not implemented yet")
+///
+/// Answers `stopped` without starting a runner when the container's payload cgroup
+/// (`<entry>/lxc.payload.<id>`) does not exist in the memory hierarchy: LXC removes it
+/// when the container stops (osctld's short-cut).
+#[container_command(placement = fork, frontend = state_frontend)]
+pub fn state(ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
+    let ct = util::open(ctx)?;
+    let state = ct.state()?;
+    let init_pid = if state == LxcState::Stopped { None } else { ct.init_pid()? };
+    Ok(StateInfo { id: ctx.id.clone(), state: state.as_str().to_owned(), init_pid })
 }
 
-/// Reboot the container.
+fn state_frontend(call: &Call<'_>) -> Result<StateInfo, Error> {
+    let ct = call.container();
+    if !cgroup::exists_in_memory_hierarchy(&util::payload_cgroup(ct)) {
+        return Ok(StateInfo { id: ct.id.clone(), state: LxcState::Stopped.as_str().to_owned(), init_pid: None });
+    }
+    State::runner(call)
+}
+
+/// Reboot the container: sends it the reboot signal (`lxc.signal.reboot`) and returns;
+/// the LXC monitor starts it again once its init exited. Refuses a stopped or frozen
+/// container.
 #[container_command(placement = fork)]
-pub fn reboot(_ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+pub fn reboot(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
+    let ct = util::open_defined(ctx)?;
+    util::require_running_thawed(&ct)?;
+    ct.reboot()?;
+    Ok(true)
 }

@@ -1,7 +1,15 @@
 //! Stop (modes stop / shutdown / kill), StopByHalt, StopRunit.
 
-use ctl_core::{bail, container_command, CommandError, RunnerContext};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ctl_core::{bail, container_command, Call, CommandError, Error, Placement, RunnerContext};
+use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::State;
+use crate::util;
 
 /// How `Stop` stops a container (osctld's modes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,27 +23,201 @@ pub enum StopMode {
     Kill,
 }
 
+impl StopMode {
+    /// osctld's word for the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopMode::Stop => "stop",
+            StopMode::Shutdown => "shutdown",
+            StopMode::Kill => "kill",
+        }
+    }
+}
+
+impl std::fmt::Display for StopMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StopMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "stop" => Ok(StopMode::Stop),
+            "shutdown" => Ok(StopMode::Shutdown),
+            "kill" => Ok(StopMode::Kill),
+            other => Err(format!("unknown stop mode {other:?} (expected stop, shutdown or kill)")),
+        }
+    }
+}
+
+/// How long a kill may take before `Stop` reports the container as stuck.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
 /// Stop the container: clean shutdown (halt from inside, bounded by the timeout), falling
 /// back to kill in `stop` mode; optional wall message first.
-#[container_command(placement = exec)]
+///
+/// `timeout` is in seconds and bounds the clean part: in mode `stop` the container is
+/// killed when it passes, in mode `shutdown` the command fails (the container keeps
+/// running). A frozen container is thawed first. The frontend refuses a stopped container,
+/// and runs the runner in the exec placement when it has to attach (clean shutdown, or a
+/// message to show), else in the fork placement.
+#[container_command(placement = exec, frontend = stop_frontend)]
 pub fn stop(
-    _ctx: &mut RunnerContext,
-    _mode: StopMode,
-    #[kwarg] _timeout: u64,
-    #[kwarg(default)] _message: Option<String>,
+    ctx: &mut RunnerContext,
+    mode: StopMode,
+    #[kwarg] timeout: u64,
+    #[kwarg(default)] message: Option<String>,
 ) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let ct = util::open_defined(ctx)?;
+    let state = util::require_running(&ct)?;
+    if matches!(state, LxcState::Frozen | LxcState::Freezing) {
+        // The frontend thaws as root already; this covers other frontends (osctld's).
+        ct.unfreeze().map_err(|e| CommandError::msg(e).context("cannot thaw the container to stop it"))?;
+    }
+    if let Some(message) = message {
+        wall_best_effort(ctx, message);
+    }
+    match mode {
+        StopMode::Kill => kill_and_wait(&ct)?,
+        StopMode::Stop | StopMode::Shutdown => {
+            if clean_shutdown(ctx, &ct, deadline)? {
+                return Ok(true);
+            }
+            if mode == StopMode::Shutdown {
+                bail!(
+                    "container {} did not shut down within {timeout} s (state: {}); stop it in mode \
+                     stop or kill to force it",
+                    ctx.id,
+                    ct.state().map_or_else(|e| e.to_string(), |s| s.to_string())
+                );
+            }
+            kill_and_wait(&ct)?;
+        }
+    }
+    Ok(true)
+}
+
+fn stop_frontend(call: &Call<'_>, mode: StopMode, timeout: u64, message: Option<String>) -> Result<bool, Error> {
+    let ct = call.container();
+    let info = State::run_with(&call.clone().placement(Placement::Fork))?;
+    if info.is_stopped() {
+        return Err(Error::command("Stop", format!("container {} is not running", ct.id)));
+    }
+    if info.is_frozen() {
+        // osctld thaws the whole cgroup tree before a kill; a clean shutdown needs it too.
+        let (_, error) = util::thaw_tree(ct);
+        if let Some(e) = error {
+            tracing::warn!(container = %ct.ident(), "thawing before stop: {e}");
+        }
+    }
+    // Attaching (halt inside, the wall message) needs the container's cgroups.
+    let attach = mode != StopMode::Kill || message.is_some();
+    let placement = if attach { Placement::Exec } else { Placement::Fork };
+    Stop::runner(&call.clone().placement(placement), mode, timeout, message)
+}
+
+/// Runs `halt` inside (bounded by `deadline`), sends LXC's halt signal for inits that
+/// ignore the former, then waits for the container to stop until `deadline`.
+fn clean_shutdown(ctx: &RunnerContext, ct: &ctl_lxc::Container, deadline: Instant) -> Result<bool, CommandError> {
+    match util::attach_wait(ct, &["halt"], None, ctx.stderr_fd(), Some(deadline)) {
+        Ok(Some(status)) if !status.success() => {
+            eprintln!("stop {}: halt inside {}", ctx.ident(), util::describe_status(status));
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => eprintln!("stop {}: halt inside did not finish in time and was killed", ctx.ident()),
+        Err(e) => eprintln!("stop {}: cannot run halt inside: {e}", ctx.ident()),
+    }
+    if Instant::now() < deadline {
+        // Sends lxc.signal.halt (or SIGRTMIN+3 to systemd) without waiting.
+        if let Err(e) = ct.shutdown(Duration::ZERO) {
+            eprintln!("stop {}: cannot send the halt signal: {e}", ctx.ident());
+        }
+    }
+    util::wait_stopped(ct, deadline)
+}
+
+/// Kills the container and waits until LXC reports it stopped.
+fn kill_and_wait(ct: &ctl_lxc::Container) -> Result<(), CommandError> {
+    if let Err(e) = ct.stop() {
+        // It may have stopped by itself in the meantime.
+        if ct.state()? != LxcState::Stopped {
+            return Err(e.into());
+        }
+    }
+    if !util::wait_stopped(ct, Instant::now() + KILL_GRACE)? {
+        bail!("container {} is still {} {} s after it was killed", ct.name(), ct.state()?, KILL_GRACE.as_secs());
+    }
+    Ok(())
+}
+
+/// Shows `message` to the users inside with the `Wall` command's runner half. A failure
+/// does not stop the stop; it is reported on the runner's stderr.
+fn wall_best_effort(ctx: &mut RunnerContext, message: String) {
+    if let Err(e) = crate::wall::wall(ctx, message, None) {
+        eprintln!("stop {}: cannot show the message inside: {e}", ctx.ident());
+    }
 }
 
 /// Stop the container by running `halt` inside it.
+///
+/// Returns once `halt` ran (the container then shuts down by itself); fails with halt's
+/// exit status. Refuses a stopped or frozen container.
 #[container_command(placement = exec)]
-pub fn stop_by_halt(_ctx: &mut RunnerContext, #[kwarg(default)] _message: Option<String>) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+pub fn stop_by_halt(ctx: &mut RunnerContext, #[kwarg(default)] message: Option<String>) -> Result<bool, CommandError> {
+    let ct = util::open_defined(ctx)?;
+    util::require_running_thawed(&ct)?;
+    if let Some(message) = message {
+        wall_best_effort(ctx, message);
+    }
+    let status = util::attach_wait(&ct, &["halt"], ctx.stdout_fd(), ctx.stderr_fd(), None)?
+        .expect("waits without a deadline");
+    if !status.success() {
+        bail!("halt inside container {} {}", ctx.id, util::describe_status(status));
+    }
+    Ok(true)
 }
 
 /// Prepare runit inside the container for a stop (`/etc/runit/stopit` executable,
 /// `/etc/runit/reboot` mode 0).
+///
+/// Does nothing (and succeeds) when `/etc/runit` does not exist inside; creates the two
+/// files when missing, as osctld does. Refuses a stopped or frozen container.
 #[container_command(placement = exec)]
-pub fn stop_runit(_ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+pub fn stop_runit(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
+    let ct = util::open_defined(ctx)?;
+    util::require_running_thawed(&ct)?;
+    util::attach_function(&ct, &prepare_runit)?;
+    Ok(true)
+}
+
+/// Runs inside the container (attached, root in its user namespace).
+fn prepare_runit() -> Result<(), String> {
+    let dir = Path::new("/etc/runit");
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for (name, mode) in [("stopit", 0o100), ("reboot", 0o000)] {
+        let path = dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // O_EXCL: never opens what is there already (a FIFO would block us).
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode)
+                    .open(&path)
+                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            }
+            Err(e) => return Err(format!("cannot stat {}: {e}", path.display())),
+        }
+        // The umask may have narrowed the mode of a new file; an existing one gets it too.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot chmod {mode:o} {}: {e}", path.display()))?;
+    }
+    Ok(())
 }

@@ -6,3 +6,277 @@ use ctl_core::{CommandError, RunnerContext};
 pub(crate) fn open(ctx: &RunnerContext) -> Result<ctl_lxc::Container, CommandError> {
     Ok(ctl_lxc::Container::open(&ctx.id, &ctx.lxc_home)?)
 }
+
+// ---------------------------------------------------------------------------------------
+// Life-cycle helpers (Start, Freeze, Stop, ...). Runner side unless noted "frontend".
+// ---------------------------------------------------------------------------------------
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use ctl_lxc::{AttachOptions, AttachProgram, Pid, State as LxcState};
+
+/// How often state and child polls look again.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// Opens the container and checks that it exists (has a config), so that a typo in the
+/// id is not reported as "not running".
+pub(crate) fn open_defined(ctx: &RunnerContext) -> Result<ctl_lxc::Container, CommandError> {
+    let ct = open(ctx)?;
+    if !ct.is_defined()? {
+        return Err(CommandError::msg(format!(
+            "container {} does not exist (no config under {})",
+            ctx.id,
+            ctx.lxc_home.join(&ctx.id).display()
+        )));
+    }
+    Ok(ct)
+}
+
+/// The container's state; an error naming it when it is stopped.
+pub(crate) fn require_running(ct: &ctl_lxc::Container) -> Result<LxcState, CommandError> {
+    let state = ct.state()?;
+    if state == LxcState::Stopped {
+        return Err(CommandError::msg(format!("container {} is not running", ct.name())));
+    }
+    Ok(state)
+}
+
+/// [`require_running`], and also not frozen: commands that attach into the container
+/// would hang in a frozen one.
+pub(crate) fn require_running_thawed(ct: &ctl_lxc::Container) -> Result<LxcState, CommandError> {
+    let state = require_running(ct)?;
+    if matches!(state, LxcState::Frozen | LxcState::Freezing) {
+        return Err(CommandError::msg(format!(
+            "container {} is {state}; unfreeze it first",
+            ct.name()
+        )));
+    }
+    Ok(state)
+}
+
+/// Polls until the container is stopped or `deadline` passes; returns whether it stopped.
+pub(crate) fn wait_stopped(ct: &ctl_lxc::Container, deadline: Instant) -> Result<bool, CommandError> {
+    loop {
+        if ct.state()? == LxcState::Stopped {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(POLL_INTERVAL.min(deadline - now));
+    }
+}
+
+/// The size of the container's log file now, to show later only what came after.
+pub(crate) fn log_offset(log_file: Option<&Path>) -> u64 {
+    log_file.and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len())
+}
+
+/// The log lines written since `offset` (at most `max`): the `ERROR` lines if there are
+/// any (liblxc logs its reasons there, between many warnings), else the last lines.
+pub(crate) fn log_tail_since(log_file: &Path, offset: u64, max: usize) -> Vec<String> {
+    let Ok(mut file) = File::open(log_file) else { return Vec::new() };
+    let len = file.metadata().map_or(0, |m| m.len());
+    // A log rotated or truncated meanwhile: show its end instead.
+    let start = if offset <= len { offset } else { 0 };
+    let start = start.max(len.saturating_sub(256 * 1024));
+    let mut text = Vec::new();
+    use std::io::{Seek, SeekFrom};
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut text).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let errors: Vec<&str> = lines.iter().copied().filter(|l| l.contains(" ERROR ")).collect();
+    let chosen = if errors.is_empty() { lines } else { errors };
+    chosen[chosen.len().saturating_sub(max)..].iter().map(|l| (*l).to_owned()).collect()
+}
+
+/// `message`, followed by the log lines written since `offset`, for a failed operation.
+pub(crate) fn with_log_tail(message: impl std::fmt::Display, log_file: Option<&Path>, offset: u64) -> CommandError {
+    let Some(log) = log_file else { return CommandError::msg(message) };
+    let tail = log_tail_since(log, offset, 8);
+    if tail.is_empty() {
+        return CommandError::msg(format!("{message} (nothing new in {})", log.display()));
+    }
+    CommandError::msg(format!("{message}\nlast lines of {}:\n  {}", log.display(), tail.join("\n  ")))
+}
+
+/// The container's log file: the one the envelope names, else `lxc.log.file` of its config.
+pub(crate) fn log_file_of(ctx: &RunnerContext, ct: &ctl_lxc::Container) -> Option<PathBuf> {
+    ctx.log_file
+        .clone()
+        .or_else(|| ct.get_config_item("lxc.log.file").ok().filter(|s| !s.is_empty()).map(PathBuf::from))
+}
+
+/// "exited with status N" / "was killed by signal N".
+pub(crate) fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => {
+            let name = nix::sys::signal::Signal::try_from(sig).map_or("unknown signal", |s| s.as_str());
+            format!("was killed by signal {sig} ({name})")
+        }
+        _ => format!("ended with wait status {status:?}"),
+    }
+}
+
+/// Attach options for short helper programs: stdio from `stdio` (or `/dev/null`), `/` as
+/// the working directory, osctld's clean environment, root inside.
+pub(crate) fn quiet_attach_options(null: &File, stdout: Option<std::os::fd::BorrowedFd<'_>>, stderr: Option<std::os::fd::BorrowedFd<'_>>) -> AttachOptions {
+    use std::os::fd::AsFd;
+    let out = stdout.unwrap_or(null.as_fd());
+    let err = stderr.unwrap_or(null.as_fd());
+    AttachOptions { cwd: Some(PathBuf::from("/")), ..AttachOptions::default() }.stdio(null, out, err)
+}
+
+/// Opens `/dev/null` for reading and writing.
+pub(crate) fn dev_null() -> Result<File, CommandError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| CommandError::msg(format!("cannot open /dev/null: {e}")))
+}
+
+/// Waits for child `pid` until `deadline`; past it the child is killed (SIGKILL) and
+/// reaped, and `None` is returned. `None` as deadline waits forever.
+pub(crate) fn wait_child_until(pid: Pid, deadline: Option<Instant>) -> Result<Option<ExitStatus>, CommandError> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let Some(deadline) = deadline else { return Ok(Some(ctl_lxc::wait_pid(pid)?)) };
+    let target = nix::unistd::Pid::from_raw(pid);
+    loop {
+        match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(WaitStatus::Exited(_, code)) => {
+                use std::os::unix::process::ExitStatusExt;
+                return Ok(Some(ExitStatus::from_raw((code & 0xff) << 8)));
+            }
+            Ok(WaitStatus::Signaled(_, sig, core)) => {
+                use std::os::unix::process::ExitStatusExt;
+                return Ok(Some(ExitStatus::from_raw(sig as i32 | if core { 0x80 } else { 0 })));
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(CommandError::msg(format!("waitpid {pid}: {e}"))),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
+            // Dies at once unless frozen; then it is left to whoever reaps orphans rather
+            // than blocking the command.
+            let give_up = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < give_up {
+                match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => std::thread::sleep(POLL_INTERVAL),
+                    _ => break,
+                }
+            }
+            return Ok(None);
+        }
+        std::thread::sleep(POLL_INTERVAL.min(deadline - now));
+    }
+}
+
+/// Runs `argv` inside the running container (root, clean environment, `/` as cwd) with
+/// the given output fds (else `/dev/null`), and waits for it until `deadline` (killing it
+/// then: `Ok(None)`). Needs the exec placement (attach enters the container's cgroups).
+pub(crate) fn attach_wait(
+    ct: &ctl_lxc::Container,
+    argv: &[&str],
+    stdout: Option<std::os::fd::BorrowedFd<'_>>,
+    stderr: Option<std::os::fd::BorrowedFd<'_>>,
+    deadline: Option<Instant>,
+) -> Result<Option<ExitStatus>, CommandError> {
+    let null = dev_null()?;
+    let opts = quiet_attach_options(&null, stdout, stderr);
+    let pid = ct.attach(&opts, AttachProgram::Command(argv))?;
+    wait_child_until(pid, deadline)
+}
+
+/// Runs `f` in a process attached to the running container (root inside, `/` as cwd,
+/// stdio on `/dev/null`) and waits for it. `f`'s error text comes back through a pipe.
+///
+/// The attached process is a fork of this (single-threaded) runner, so `f` may allocate
+/// and use `std::fs`; it runs with the container's view of the file system and its
+/// user namespace, so paths resolve inside the container. Needs the exec placement.
+pub(crate) fn attach_function(
+    ct: &ctl_lxc::Container,
+    f: &dyn Fn() -> Result<(), String>,
+) -> Result<(), CommandError> {
+    let null = dev_null()?;
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let run = || match f() {
+        Ok(()) => 0,
+        Err(message) => {
+            let _ = nix::unistd::write(&writer, message.as_bytes());
+            1
+        }
+    };
+    let opts = quiet_attach_options(&null, None, None);
+    let pid = ct.attach(&opts, AttachProgram::Function(&run));
+    drop(writer);
+    let pid = pid?;
+    let mut message = Vec::new();
+    let _ = File::from(reader).take(64 * 1024).read_to_end(&mut message);
+    let status = ctl_lxc::wait_pid(pid)?;
+    if status.success() {
+        return Ok(());
+    }
+    let message = String::from_utf8_lossy(&message);
+    if message.trim().is_empty() {
+        Err(CommandError::msg(format!("the attached process {}", describe_status(status))))
+    } else {
+        Err(CommandError::msg(message.trim()))
+    }
+}
+
+/// Frontend: the cgroup of the container's payload (its init and every process in it),
+/// relative to each hierarchy's root. LXC 5 creates `lxc.payload.<name>` (and the
+/// monitor's `lxc.monitor.<name>`) below the cgroup its caller is in, which for a start in
+/// the exec placement is the entry cgroup; it removes both when the container stops.
+pub(crate) fn payload_cgroup(ct: &ctl_core::Container) -> String {
+    format!("{}/lxc.payload.{}", ct.cgroup_path.trim_end_matches('/'), ct.id)
+}
+
+/// Frontend (root): thaws the container's entry cgroup tree in the v1 freezer hierarchy
+/// and the unified one, top down. Best effort: returns how many cgroups were thawed and
+/// the first error, if any.
+pub(crate) fn thaw_tree(ct: &ctl_core::Container) -> (usize, Option<std::io::Error>) {
+    fn walk(dir: &Path, file: &str, value: &str, thawed: &mut usize, first_error: &mut Option<std::io::Error>) {
+        let path = dir.join(file);
+        if path.exists() {
+            match std::fs::write(&path, value) {
+                Ok(()) => *thawed += 1,
+                Err(e) => {
+                    first_error.get_or_insert(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+                }
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&entry.path(), file, value, thawed, first_error);
+            }
+        }
+    }
+    let (mut thawed, mut first_error) = (0, None);
+    if ctl_core::cgroup::validate_relative(&ct.cgroup_path).is_err() {
+        return (0, None);
+    }
+    for h in ctl_core::cgroup::hierarchies() {
+        let root = h.path_of(&ct.cgroup_path);
+        if h.unified {
+            walk(&root, "cgroup.freeze", "0", &mut thawed, &mut first_error);
+        } else if h.has_controller("freezer") {
+            walk(&root, "freezer.state", "THAWED", &mut thawed, &mut first_error);
+        }
+    }
+    (thawed, first_error)
+}

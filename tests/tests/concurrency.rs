@@ -43,6 +43,7 @@ fn sixty_four_threads_times_fifty_calls() {
 
 #[test]
 fn a_caller_holding_a_gibibyte_still_works() {
+    let _serial = serial();
     let user = TestUser::new("bigheap");
     let mut heap = vec![0u8; 1 << 30];
     // Touch every page so that the memory is really mapped.
