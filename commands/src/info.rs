@@ -20,16 +20,22 @@ pub fn get_hostname(ctx: &mut RunnerContext) -> Result<String, CommandError> {
         bail!("container {} is not running (it has no init pid)", ctx.id);
     };
     let path = format!("/proc/{pid}/ns/uts");
-    let ns = File::open(&path).map_err(|e| CommandError::msg(format!("cannot open {path}: {e}")))?;
+    let ns =
+        File::open(&path).map_err(|e| CommandError::msg(format!("cannot open {path}: {e}")))?;
     // The pid could have been reused between the two questions if the container stopped;
     // if init is still the same process, the namespace opened is the container's.
     if ct.init_pid()? != Some(pid) {
-        bail!("container {} restarted while its hostname was read; try again", ctx.id);
+        bail!(
+            "container {} restarted while its hostname was read; try again",
+            ctx.id
+        );
     }
     nix::sched::setns(&ns, CloneFlags::CLONE_NEWUTS)
         .map_err(|e| CommandError::msg(format!("cannot enter the UTS namespace {path}: {e}")))?;
-    let name = nix::unistd::gethostname().map_err(|e| CommandError::msg(format!("gethostname: {e}")))?;
-    name.into_string().map_err(|raw| CommandError::msg(format!("the hostname is not UTF-8: {raw:?}")))
+    let name =
+        nix::unistd::gethostname().map_err(|e| CommandError::msg(format!("gethostname: {e}")))?;
+    name.into_string()
+        .map_err(|raw| CommandError::msg(format!("the hostname is not UTF-8: {raw:?}")))
 }
 
 /// The host-side name of the container's veth interface number `index`.
@@ -42,17 +48,26 @@ pub fn veth_name(ctx: &mut RunnerContext, index: u32) -> Result<String, CommandE
     let ct = util::open_defined(ctx)?;
     util::require_running(&ct)?;
     let key = format!("lxc.net.{index}.veth.pair");
-    let name = ct.get_running_config_item(&key).ok().filter(|n| !n.is_empty());
+    let name = ct
+        .get_running_config_item(&key)
+        .ok()
+        .filter(|n| !n.is_empty());
     if let Some(name) = name {
         return Ok(name);
     }
     match ct.get_running_config_item(&format!("lxc.net.{index}.type")) {
         Ok(kind) if !kind.is_empty() && kind != "veth" => {
-            bail!("network interface {index} of container {} is of type {kind}, not veth", ctx.id)
+            bail!(
+                "network interface {index} of container {} is of type {kind}, not veth",
+                ctx.id
+            )
         }
         Ok(kind) if kind == "veth" => {
             bail!("container {} reports no host-side name for its veth interface {index} ({key} is empty)", ctx.id)
         }
-        _ => bail!("container {} has no network interface {index} ({key} is not set)", ctx.id),
+        _ => bail!(
+            "container {} has no network interface {index} ({key} is not set)",
+            ctx.id
+        ),
     }
 }

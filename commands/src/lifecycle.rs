@@ -1,6 +1,6 @@
 //! Start, Freeze, Unfreeze, State, Reboot.
 
-use ctl_core::{bail, cgroup, container_command, Call, CommandError, Error, RunnerContext};
+use ctl_core::{bail, container_command, Call, CommandError, Error, RunnerContext};
 use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +61,10 @@ pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
 }
 
 /// Freeze the container.
+///
+/// Exec placement: liblxc 5.0.2 on the hybrid cgroup layout fails (ENOENT) to freeze or
+/// thaw from outside the container's entry cgroup. liblxc polls the freezer once a
+/// second, so a freeze that is not done at once takes about a second.
 #[container_command(placement = exec)]
 pub fn freeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     let ct = util::open_defined(ctx)?;
@@ -70,6 +74,9 @@ pub fn freeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
 }
 
 /// Unfreeze (thaw) the container.
+///
+/// Exec placement, as `Freeze`. A thaw must go through liblxc: its monitor keeps the
+/// frozen state it was told about and reports it until told otherwise.
 #[container_command(placement = exec)]
 pub fn unfreeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     let ct = util::open_defined(ctx)?;
@@ -81,20 +88,33 @@ pub fn unfreeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
 /// The container's state and init pid.
 ///
 /// Answers `stopped` without starting a runner when the container's payload cgroup
-/// (`<entry>/lxc.payload.<id>`) does not exist in the memory hierarchy: LXC removes it
-/// when the container stops (osctld's short-cut).
+/// (`<entry>/lxc.payload.<id>`, or `<entry>/lxc.pivot/.../lxc.payload.<id>` after reboots)
+/// does not exist in the memory hierarchy: LXC removes it when the container stops
+/// (osctld's short-cut).
 #[container_command(placement = fork, frontend = state_frontend)]
 pub fn state(ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
     let ct = util::open(ctx)?;
     let state = ct.state()?;
-    let init_pid = if state == LxcState::Stopped { None } else { ct.init_pid()? };
-    Ok(StateInfo { id: ctx.id.clone(), state: state.as_str().to_owned(), init_pid })
+    let init_pid = if state == LxcState::Stopped {
+        None
+    } else {
+        ct.init_pid()?
+    };
+    Ok(StateInfo {
+        id: ctx.id.clone(),
+        state: state.as_str().to_owned(),
+        init_pid,
+    })
 }
 
 fn state_frontend(call: &Call<'_>) -> Result<StateInfo, Error> {
     let ct = call.container();
-    if !cgroup::exists_in_memory_hierarchy(&util::payload_cgroup(ct)) {
-        return Ok(StateInfo { id: ct.id.clone(), state: LxcState::Stopped.as_str().to_owned(), init_pid: None });
+    if !util::payload_cgroup_exists(ct) {
+        return Ok(StateInfo {
+            id: ct.id.clone(),
+            state: LxcState::Stopped.as_str().to_owned(),
+            init_pid: None,
+        });
     }
     State::runner(call)
 }

@@ -1,6 +1,7 @@
 //! Stop (modes stop / shutdown / kill), StopByHalt, StopRunit.
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,9 @@ impl std::str::FromStr for StopMode {
             "stop" => Ok(StopMode::Stop),
             "shutdown" => Ok(StopMode::Shutdown),
             "kill" => Ok(StopMode::Kill),
-            other => Err(format!("unknown stop mode {other:?} (expected stop, shutdown or kill)")),
+            other => Err(format!(
+                "unknown stop mode {other:?} (expected stop, shutdown or kill)"
+            )),
         }
     }
 }
@@ -62,9 +65,10 @@ const KILL_GRACE: Duration = Duration::from_secs(10);
 /// `timeout` is in seconds and bounds the clean part: in mode `stop` the container is
 /// killed when it passes, in mode `shutdown` the command fails (the container keeps
 /// running). A frozen container is thawed first. The frontend refuses a stopped container,
-/// and runs the runner in the exec placement when it has to attach (clean shutdown, or a
-/// message to show), else in the fork placement.
-#[container_command(placement = exec, frontend = stop_frontend)]
+/// and runs the runner in the exec placement when it has to attach (clean shutdown, a
+/// message to show) or thaw, else in the fork placement. `setuid_helpers`: LXC 5 moves an
+/// attached process into an unprivileged container's cgroups through `newuidmap`.
+#[container_command(placement = exec, setuid_helpers, frontend = stop_frontend)]
 pub fn stop(
     ctx: &mut RunnerContext,
     mode: StopMode,
@@ -75,8 +79,12 @@ pub fn stop(
     let ct = util::open_defined(ctx)?;
     let state = util::require_running(&ct)?;
     if matches!(state, LxcState::Frozen | LxcState::Freezing) {
-        // The frontend thaws as root already; this covers other frontends (osctld's).
-        ct.unfreeze().map_err(|e| CommandError::msg(e).context("cannot thaw the container to stop it"))?;
+        // Our frontend thawed the cgroups as root already (and chose the exec placement,
+        // where liblxc's unfreeze works); this also tells the monitor, which keeps
+        // reporting FROZEN otherwise, and covers other frontends (osctld's).
+        if let Err(e) = ct.unfreeze() {
+            eprintln!("stop {}: lxc unfreeze: {e}", ctx.ident());
+        }
     }
     if let Some(message) = message {
         wall_best_effort(ctx, message);
@@ -101,34 +109,63 @@ pub fn stop(
     Ok(true)
 }
 
-fn stop_frontend(call: &Call<'_>, mode: StopMode, timeout: u64, message: Option<String>) -> Result<bool, Error> {
+fn stop_frontend(
+    call: &Call<'_>,
+    mode: StopMode,
+    timeout: u64,
+    message: Option<String>,
+) -> Result<bool, Error> {
     let ct = call.container();
     let info = State::run_with(&call.clone().placement(Placement::Fork))?;
     if info.is_stopped() {
-        return Err(Error::command("Stop", format!("container {} is not running", ct.id)));
+        return Err(Error::command(
+            "Stop",
+            format!("container {} is not running", ct.id),
+        ));
     }
     if info.is_frozen() {
-        // osctld thaws the whole cgroup tree before a kill; a clean shutdown needs it too.
-        let (_, error) = util::thaw_tree(ct);
-        if let Some(e) = error {
+        // osctld thaws the whole cgroup tree before a kill (a frozen task does not die
+        // until thawed); a clean shutdown needs it too. The runner then unfreezes through
+        // liblxc as well, which needs the exec placement.
+        if let Err(e) = util::thaw_tree(ct) {
             tracing::warn!(container = %ct.ident(), "thawing before stop: {e}");
         }
     }
-    // Attaching (halt inside, the wall message) needs the container's cgroups.
-    let attach = mode != StopMode::Kill || message.is_some();
-    let placement = if attach { Placement::Exec } else { Placement::Fork };
+    // Attaching (halt inside, the wall message) and liblxc's unfreeze need the container's
+    // cgroups; a plain kill does not.
+    let exec = mode != StopMode::Kill || message.is_some() || info.is_frozen();
+    let placement = if exec {
+        Placement::Exec
+    } else {
+        Placement::Fork
+    };
     Stop::runner(&call.clone().placement(placement), mode, timeout, message)
 }
 
 /// Runs `halt` inside (bounded by `deadline`), sends LXC's halt signal for inits that
 /// ignore the former, then waits for the container to stop until `deadline`.
-fn clean_shutdown(ctx: &RunnerContext, ct: &ctl_lxc::Container, deadline: Instant) -> Result<bool, CommandError> {
+fn clean_shutdown(
+    ctx: &RunnerContext,
+    ct: &ctl_lxc::Container,
+    deadline: Instant,
+) -> Result<bool, CommandError> {
+    if Instant::now() >= deadline {
+        // A zero timeout leaves no time for a clean shutdown.
+        return util::wait_stopped(ct, deadline);
+    }
     match util::attach_wait(ct, &["halt"], None, ctx.stderr_fd(), Some(deadline)) {
         Ok(Some(status)) if !status.success() => {
-            eprintln!("stop {}: halt inside {}", ctx.ident(), util::describe_status(status));
+            eprintln!(
+                "stop {}: halt inside {}",
+                ctx.ident(),
+                util::describe_status(status)
+            );
         }
         Ok(Some(_)) => {}
-        Ok(None) => eprintln!("stop {}: halt inside did not finish in time and was killed", ctx.ident()),
+        Ok(None) => eprintln!(
+            "stop {}: halt inside did not finish in time and was killed",
+            ctx.ident()
+        ),
         Err(e) => eprintln!("stop {}: cannot run halt inside: {e}", ctx.ident()),
     }
     if Instant::now() < deadline {
@@ -149,15 +186,23 @@ fn kill_and_wait(ct: &ctl_lxc::Container) -> Result<(), CommandError> {
         }
     }
     if !util::wait_stopped(ct, Instant::now() + KILL_GRACE)? {
-        bail!("container {} is still {} {} s after it was killed", ct.name(), ct.state()?, KILL_GRACE.as_secs());
+        bail!(
+            "container {} is still {} {} s after it was killed",
+            ct.name(),
+            ct.state()?,
+            KILL_GRACE.as_secs()
+        );
     }
     Ok(())
 }
 
-/// Shows `message` to the users inside with the `Wall` command's runner half. A failure
-/// does not stop the stop; it is reported on the runner's stderr.
+/// Shows `message` to the users inside with the `Wall` command's runner half (in this
+/// process: it attaches, which the exec placement and `setuid_helpers` allow), with
+/// Wall's banner naming the host. A failure does not stop the stop; it is reported on the
+/// runner's stderr.
 fn wall_best_effort(ctx: &mut RunnerContext, message: String) {
-    if let Err(e) = crate::wall::wall(ctx, message, None) {
+    let banner = crate::wall::default_banner();
+    if let Err(e) = crate::wall::wall(ctx, message, Some(banner)) {
         eprintln!("stop {}: cannot show the message inside: {e}", ctx.ident());
     }
 }
@@ -165,9 +210,13 @@ fn wall_best_effort(ctx: &mut RunnerContext, message: String) {
 /// Stop the container by running `halt` inside it.
 ///
 /// Returns once `halt` ran (the container then shuts down by itself); fails with halt's
-/// exit status. Refuses a stopped or frozen container.
-#[container_command(placement = exec)]
-pub fn stop_by_halt(ctx: &mut RunnerContext, #[kwarg(default)] message: Option<String>) -> Result<bool, CommandError> {
+/// exit status (a halt killed by SIGTERM or SIGKILL counts as done: the shutdown it started
+/// kills every process inside). Refuses a stopped or frozen container.
+#[container_command(placement = exec, setuid_helpers)]
+pub fn stop_by_halt(
+    ctx: &mut RunnerContext,
+    #[kwarg(default)] message: Option<String>,
+) -> Result<bool, CommandError> {
     let ct = util::open_defined(ctx)?;
     util::require_running_thawed(&ct)?;
     if let Some(message) = message {
@@ -175,8 +224,17 @@ pub fn stop_by_halt(ctx: &mut RunnerContext, #[kwarg(default)] message: Option<S
     }
     let status = util::attach_wait(&ct, &["halt"], ctx.stdout_fd(), ctx.stderr_fd(), None)?
         .expect("waits without a deadline");
+    // The shutdown halt starts ends with init sending SIGTERM, then SIGKILL, to every
+    // process inside, and a halt that has not exited yet is among them.
+    if matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL)) {
+        return Ok(true);
+    }
     if !status.success() {
-        bail!("halt inside container {} {}", ctx.id, util::describe_status(status));
+        bail!(
+            "halt inside container {} {}",
+            ctx.id,
+            util::describe_status(status)
+        );
     }
     Ok(true)
 }
@@ -186,7 +244,7 @@ pub fn stop_by_halt(ctx: &mut RunnerContext, #[kwarg(default)] message: Option<S
 ///
 /// Does nothing (and succeeds) when `/etc/runit` does not exist inside; creates the two
 /// files when missing, as osctld does. Refuses a stopped or frozen container.
-#[container_command(placement = exec)]
+#[container_command(placement = exec, setuid_helpers)]
 pub fn stop_runit(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     let ct = util::open_defined(ctx)?;
     util::require_running_thawed(&ct)?;

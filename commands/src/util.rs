@@ -40,7 +40,10 @@ pub(crate) fn open_defined(ctx: &RunnerContext) -> Result<ctl_lxc::Container, Co
 pub(crate) fn require_running(ct: &ctl_lxc::Container) -> Result<LxcState, CommandError> {
     let state = ct.state()?;
     if state == LxcState::Stopped {
-        return Err(CommandError::msg(format!("container {} is not running", ct.name())));
+        return Err(CommandError::msg(format!(
+            "container {} is not running",
+            ct.name()
+        )));
     }
     Ok(state)
 }
@@ -59,7 +62,10 @@ pub(crate) fn require_running_thawed(ct: &ctl_lxc::Container) -> Result<LxcState
 }
 
 /// Polls until the container is stopped or `deadline` passes; returns whether it stopped.
-pub(crate) fn wait_stopped(ct: &ctl_lxc::Container, deadline: Instant) -> Result<bool, CommandError> {
+pub(crate) fn wait_stopped(
+    ct: &ctl_lxc::Container,
+    deadline: Instant,
+) -> Result<bool, CommandError> {
     loop {
         if ct.state()? == LxcState::Stopped {
             return Ok(true);
@@ -74,13 +80,17 @@ pub(crate) fn wait_stopped(ct: &ctl_lxc::Container, deadline: Instant) -> Result
 
 /// The size of the container's log file now, to show later only what came after.
 pub(crate) fn log_offset(log_file: Option<&Path>) -> u64 {
-    log_file.and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len())
+    log_file
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len())
 }
 
 /// The log lines written since `offset` (at most `max`): the `ERROR` lines if there are
 /// any (liblxc logs its reasons there, between many warnings), else the last lines.
 pub(crate) fn log_tail_since(log_file: &Path, offset: u64, max: usize) -> Vec<String> {
-    let Ok(mut file) = File::open(log_file) else { return Vec::new() };
+    let Ok(mut file) = File::open(log_file) else {
+        return Vec::new();
+    };
     let len = file.metadata().map_or(0, |m| m.len());
     // A log rotated or truncated meanwhile: show its end instead.
     let start = if offset <= len { offset } else { 0 };
@@ -92,26 +102,46 @@ pub(crate) fn log_tail_since(log_file: &Path, offset: u64, max: usize) -> Vec<St
     }
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let errors: Vec<&str> = lines.iter().copied().filter(|l| l.contains(" ERROR ")).collect();
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains(" ERROR "))
+        .collect();
     let chosen = if errors.is_empty() { lines } else { errors };
-    chosen[chosen.len().saturating_sub(max)..].iter().map(|l| (*l).to_owned()).collect()
+    chosen[chosen.len().saturating_sub(max)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
 }
 
 /// `message`, followed by the log lines written since `offset`, for a failed operation.
-pub(crate) fn with_log_tail(message: impl std::fmt::Display, log_file: Option<&Path>, offset: u64) -> CommandError {
-    let Some(log) = log_file else { return CommandError::msg(message) };
+pub(crate) fn with_log_tail(
+    message: impl std::fmt::Display,
+    log_file: Option<&Path>,
+    offset: u64,
+) -> CommandError {
+    let Some(log) = log_file else {
+        return CommandError::msg(message);
+    };
     let tail = log_tail_since(log, offset, 8);
     if tail.is_empty() {
         return CommandError::msg(format!("{message} (nothing new in {})", log.display()));
     }
-    CommandError::msg(format!("{message}\nlast lines of {}:\n  {}", log.display(), tail.join("\n  ")))
+    CommandError::msg(format!(
+        "{message}\nlast lines of {}:\n  {}",
+        log.display(),
+        tail.join("\n  ")
+    ))
 }
 
 /// The container's log file: the one the envelope names, else `lxc.log.file` of its config.
 pub(crate) fn log_file_of(ctx: &RunnerContext, ct: &ctl_lxc::Container) -> Option<PathBuf> {
-    ctx.log_file
-        .clone()
-        .or_else(|| ct.get_config_item("lxc.log.file").ok().filter(|s| !s.is_empty()).map(PathBuf::from))
+    ctx.log_file.clone().or_else(|| {
+        ct.get_config_item("lxc.log.file")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    })
 }
 
 /// "exited with status N" / "was killed by signal N".
@@ -120,7 +150,8 @@ pub(crate) fn describe_status(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
         (None, Some(sig)) => {
-            let name = nix::sys::signal::Signal::try_from(sig).map_or("unknown signal", |s| s.as_str());
+            let name =
+                nix::sys::signal::Signal::try_from(sig).map_or("unknown signal", |s| s.as_str());
             format!("was killed by signal {sig} ({name})")
         }
         _ => format!("ended with wait status {status:?}"),
@@ -129,11 +160,19 @@ pub(crate) fn describe_status(status: ExitStatus) -> String {
 
 /// Attach options for short helper programs: stdio from `stdio` (or `/dev/null`), `/` as
 /// the working directory, osctld's clean environment, root inside.
-pub(crate) fn quiet_attach_options(null: &File, stdout: Option<std::os::fd::BorrowedFd<'_>>, stderr: Option<std::os::fd::BorrowedFd<'_>>) -> AttachOptions {
+pub(crate) fn quiet_attach_options(
+    null: &File,
+    stdout: Option<std::os::fd::BorrowedFd<'_>>,
+    stderr: Option<std::os::fd::BorrowedFd<'_>>,
+) -> AttachOptions {
     use std::os::fd::AsFd;
     let out = stdout.unwrap_or(null.as_fd());
     let err = stderr.unwrap_or(null.as_fd());
-    AttachOptions { cwd: Some(PathBuf::from("/")), ..AttachOptions::default() }.stdio(null, out, err)
+    AttachOptions {
+        cwd: Some(PathBuf::from("/")),
+        ..AttachOptions::default()
+    }
+    .stdio(null, out, err)
 }
 
 /// Opens `/dev/null` for reading and writing.
@@ -147,9 +186,14 @@ pub(crate) fn dev_null() -> Result<File, CommandError> {
 
 /// Waits for child `pid` until `deadline`; past it the child is killed (SIGKILL) and
 /// reaped, and `None` is returned. `None` as deadline waits forever.
-pub(crate) fn wait_child_until(pid: Pid, deadline: Option<Instant>) -> Result<Option<ExitStatus>, CommandError> {
+pub(crate) fn wait_child_until(
+    pid: Pid,
+    deadline: Option<Instant>,
+) -> Result<Option<ExitStatus>, CommandError> {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    let Some(deadline) = deadline else { return Ok(Some(ctl_lxc::wait_pid(pid)?)) };
+    let Some(deadline) = deadline else {
+        return Ok(Some(ctl_lxc::wait_pid(pid)?));
+    };
     let target = nix::unistd::Pid::from_raw(pid);
     loop {
         match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
@@ -160,7 +204,9 @@ pub(crate) fn wait_child_until(pid: Pid, deadline: Option<Instant>) -> Result<Op
             }
             Ok(WaitStatus::Signaled(_, sig, core)) => {
                 use std::os::unix::process::ExitStatusExt;
-                return Ok(Some(ExitStatus::from_raw(sig as i32 | if core { 0x80 } else { 0 })));
+                return Ok(Some(ExitStatus::from_raw(
+                    sig as i32 | if core { 0x80 } else { 0 },
+                )));
             }
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => {}
@@ -174,7 +220,9 @@ pub(crate) fn wait_child_until(pid: Pid, deadline: Option<Instant>) -> Result<Op
             let give_up = Instant::now() + Duration::from_secs(2);
             while Instant::now() < give_up {
                 match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => std::thread::sleep(POLL_INTERVAL),
+                    Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {
+                        std::thread::sleep(POLL_INTERVAL)
+                    }
                     _ => break,
                 }
             }
@@ -231,52 +279,74 @@ pub(crate) fn attach_function(
     }
     let message = String::from_utf8_lossy(&message);
     if message.trim().is_empty() {
-        Err(CommandError::msg(format!("the attached process {}", describe_status(status))))
+        Err(CommandError::msg(format!(
+            "the attached process {}",
+            describe_status(status)
+        )))
     } else {
         Err(CommandError::msg(message.trim()))
     }
 }
 
-/// Frontend: the cgroup of the container's payload (its init and every process in it),
-/// relative to each hierarchy's root. LXC 5 creates `lxc.payload.<name>` (and the
-/// monitor's `lxc.monitor.<name>`) below the cgroup its caller is in, which for a start in
-/// the exec placement is the entry cgroup; it removes both when the container stops.
-pub(crate) fn payload_cgroup(ct: &ctl_core::Container) -> String {
-    format!("{}/lxc.payload.{}", ct.cgroup_path.trim_end_matches('/'), ct.id)
+/// Frontend: whether the cgroup of the container's payload (its init and every process in
+/// it) exists in the memory hierarchy, i.e. whether the container may be running.
+///
+/// LXC 5 creates `lxc.payload.<name>` (and the monitor's `lxc.monitor.<name>`) below the
+/// cgroup its caller is in, which for a start in the exec placement is the entry cgroup,
+/// and removes both when the container stops. On a reboot the monitor first moves itself
+/// into `lxc.pivot` below its cgroup and starts the container again from there, so after
+/// `n` reboots the payload is `<entry>(/lxc.pivot){n}/lxc.payload.<name>`.
+pub(crate) fn payload_cgroup_exists(ct: &ctl_core::Container) -> bool {
+    /// Reboots deeper than this are answered by the runner instead.
+    const MAX_PIVOTS: usize = 32;
+    let mut base = ct.cgroup_path.trim_end_matches('/').to_owned();
+    for _ in 0..MAX_PIVOTS {
+        if ctl_core::cgroup::exists_in_memory_hierarchy(&format!("{base}/lxc.payload.{}", ct.id)) {
+            return true;
+        }
+        base.push_str("/lxc.pivot");
+        if !ctl_core::cgroup::exists_in_memory_hierarchy(&base) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Frontend (root): thaws the container's entry cgroup tree in the v1 freezer hierarchy
-/// and the unified one, top down. Best effort: returns how many cgroups were thawed and
-/// the first error, if any.
-pub(crate) fn thaw_tree(ct: &ctl_core::Container) -> (usize, Option<std::io::Error>) {
-    fn walk(dir: &Path, file: &str, value: &str, thawed: &mut usize, first_error: &mut Option<std::io::Error>) {
+/// and the unified one, top down, as osctld does before a kill. Best effort: goes on
+/// after a failure and returns the first one.
+///
+/// LXC's monitor keeps reporting `FROZEN` after such a thaw until liblxc's own unfreeze
+/// runs (it tracks the state itself), so follow it with that.
+pub(crate) fn thaw_tree(ct: &ctl_core::Container) -> std::io::Result<()> {
+    fn walk(dir: &Path, file: &str, value: &str, first_error: &mut Option<std::io::Error>) {
         let path = dir.join(file);
         if path.exists() {
-            match std::fs::write(&path, value) {
-                Ok(()) => *thawed += 1,
-                Err(e) => {
-                    first_error.get_or_insert(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())));
-                }
+            if let Err(e) = std::fs::write(&path, value) {
+                first_error.get_or_insert(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", path.display()),
+                ));
             }
         }
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                walk(&entry.path(), file, value, thawed, first_error);
+                walk(&entry.path(), file, value, first_error);
             }
         }
     }
-    let (mut thawed, mut first_error) = (0, None);
-    if ctl_core::cgroup::validate_relative(&ct.cgroup_path).is_err() {
-        return (0, None);
-    }
+    ctl_core::cgroup::validate_relative(&ct.cgroup_path)?;
+    let mut first_error = None;
     for h in ctl_core::cgroup::hierarchies() {
         let root = h.path_of(&ct.cgroup_path);
         if h.unified {
-            walk(&root, "cgroup.freeze", "0", &mut thawed, &mut first_error);
+            walk(&root, "cgroup.freeze", "0", &mut first_error);
         } else if h.has_controller("freezer") {
-            walk(&root, "freezer.state", "THAWED", &mut thawed, &mut first_error);
+            walk(&root, "freezer.state", "THAWED", &mut first_error);
         }
     }
-    (thawed, first_error)
+    first_error.map_or(Ok(()), Err)
 }

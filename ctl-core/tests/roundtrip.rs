@@ -68,6 +68,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                         cgroup_procs: procs,
                         user: user.map(|(name, ugid)| UserSpec { name, ugid }),
                         setuid_helpers,
+                        own_process_group: !setuid_helpers,
                     }),
                 }),
             };

@@ -58,9 +58,18 @@ fn exec_placement_is_the_container_user_in_its_cgroups() {
     assert!(info.no_new_privs);
     assert_eq!(info.pdeathsig, libc::SIGKILL);
 
-    // The process title and its own process group.
+    // The process title; without a deadline it stays in the caller's process group.
     assert_eq!(info.title, format!("ctl: test:{} runner:identity", ct.id));
     assert_eq!(info.comm, "runner:identity");
+    assert_eq!(info.pgid, nix::unistd::getpgrp().as_raw());
+
+    // With a deadline it leads a group of its own, which the deadline kills as a whole.
+    let call = Call::new(ct)
+        .runner(test_runner_path())
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null)
+        .deadline(std::time::Duration::from_secs(30));
+    let info = Identity::run_with(&call).unwrap();
     assert_eq!(info.pgid, info.pid);
 }
 

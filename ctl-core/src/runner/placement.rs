@@ -1,6 +1,7 @@
 //! Applying the placement to the runner itself, while it is still root and before any
 //! command code runs. Each step is a few syscalls; the order matters:
 //!
+//! 0. a process group of its own, when asked (so that a deadline kills all it starts),
 //! 1. rlimits (raising a hard limit needs root),
 //! 2. cgroups: write `0` to each `cgroup.procs` (moves this very process),
 //! 3. capability bounding set and `no_new_privs` (unless setuid helpers are needed),
@@ -19,6 +20,10 @@ use crate::container::rlimit_resource;
 use crate::envelope::PlacementSpec;
 
 pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(), String> {
+    if spec.own_process_group {
+        nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
+            .map_err(|e| format!("setpgid: {e}"))?;
+    }
     for (name, limit) in &spec.rlimits {
         let resource = rlimit_resource(name).ok_or_else(|| format!("unknown rlimit {name:?}"))?;
         let value = libc::rlimit { rlim_cur: limit.soft.as_raw(), rlim_max: limit.hard.as_raw() };

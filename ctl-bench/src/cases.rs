@@ -1,0 +1,440 @@
+//! The cases of `ctl bench`.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use commands::{Exec, Freeze, State, Unfreeze};
+use ctl_core::diag::Ping;
+use ctl_core::envelope::{Envelope, Extension, PlacementSpec, UserSpec};
+use ctl_core::frontend::WarmPool;
+use ctl_core::{cgroup, Call, Container, Placement, Stdio};
+use serde_json::json;
+
+use crate::placed::Placed;
+use crate::report::{CaseResult, Report};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Bound on the whole run.
+    pub seconds: f64,
+    /// The runner binary (default: as `ctl_core::runner_path` resolves it).
+    pub runner: Option<PathBuf>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions { seconds: 30.0, runner: None }
+    }
+}
+
+/// Number of time slices the run is divided into (one per group of cases).
+const SLICES: f64 = 10.0;
+const RUBY_RUNNER: &str = r#"#!/usr/bin/env ruby
+# The runner side of the envelope protocol, as osctld's Ruby runner speaks it (a lower
+# bound: osctld loads much more than the json library).
+require 'json'
+env = JSON.parse($stdin.read)
+IO.new(env['return']).write({status: true, output: env['args'][0]}.to_json + "\n")
+"#;
+
+/// Runs every case against `ct`, which must be running.
+pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
+    let slice = Duration::from_secs_f64((opts.seconds / SLICES).max(0.2));
+    let runner = opts.runner.clone().or_else(|| ctl_core::runner_path().ok());
+    let call = {
+        let c = Call::new(ct).stdout(Stdio::Null).stderr(Stdio::Null);
+        match &runner {
+            Some(r) => c.runner(r.clone()),
+            None => c,
+        }
+    };
+    let mut cases = Vec::new();
+
+    // The floor, the framework's no-ops and the warm path, interleaved so that they see the
+    // same machine.
+    let procs = open_procs(ct);
+    let pool = WarmPool::new(Duration::from_secs(60));
+    let warm_call = call.clone().warm(&pool);
+    let ping = |c: &Call<'_>| Ping::run_with(c, json!("ping")).map(drop).map_err(|e| e.to_string());
+    let fork_call = call.clone().placement(Placement::Fork);
+    cases.extend(interleaved(
+        slice * 3,
+        5000,
+        vec![
+            ("spawn_true", Box::new(|| spawn_true()) as Step<'_>),
+            ("cgroup_migrate", Box::new(|| cgroup_migrate(&procs).map(Some))),
+            ("exec_noop", Box::new(|| ping(&call).map(|_| None))),
+            ("fork_noop", Box::new(|| ping(&fork_call).map(|_| None))),
+            ("warm_noop", Box::new(|| ping(&warm_call).map(|_| None))),
+        ],
+    ));
+    drop(pool);
+
+    // A big caller: 1 GiB touched.
+    {
+        let mut heap = vec![0u8; 1 << 30];
+        for page in heap.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        cases.extend(interleaved(slice, 2000, vec![("exec_noop_1g", Box::new(|| ping(&call).map(|_| None)) as Step<'_>)]));
+        std::hint::black_box(&heap);
+    }
+
+    // Ruby.
+    cases.push(ruby_case(&call, slice));
+
+    // Against LXC's own tools, run the same way (as the user, in the cgroups).
+    let lxc_home = ct.lxc_home.to_string_lossy().into_owned();
+    let lxc = |tool: &'static str, extra: &'static [&'static str]| {
+        let mut v = vec![tool.to_owned(), "-P".to_owned(), lxc_home.clone(), "-n".to_owned(), ct.id.clone()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    match Placed::new(ct) {
+        Ok(placed) => {
+            let run_tool = |argv: &[String]| -> Result<Option<f64>, String> {
+                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                match placed.run(&argv) {
+                    Ok(true) => Ok(None),
+                    Ok(false) => Err(format!("{} failed", argv[0])),
+                    Err(e) => Err(format!("{}: {e}", argv[0])),
+                }
+            };
+            let (freeze, unfreeze, info, attach) =
+                (lxc("lxc-freeze", &[]), lxc("lxc-unfreeze", &[]), lxc("lxc-info", &["-s"]), lxc("lxc-attach", &["--clear-env", "--", "true"]));
+            cases.extend(interleaved(
+                slice,
+                2000,
+                vec![
+                    (
+                        "freeze_cycle",
+                        Box::new(|| {
+                            Freeze::run_with(&call).map_err(|e| e.to_string())?;
+                            Unfreeze::run_with(&call).map_err(|e| e.to_string())?;
+                            Ok(None)
+                        }) as Step<'_>,
+                    ),
+                    (
+                        "lxc_freeze_cycle",
+                        Box::new(|| {
+                            run_tool(&freeze)?;
+                            run_tool(&unfreeze)
+                        }),
+                    ),
+                ],
+            ));
+            cases.extend(interleaved(
+                slice,
+                2000,
+                vec![
+                    ("state", Box::new(|| State::run_with(&call).map(|_| None).map_err(|e| e.to_string())) as Step<'_>),
+                    ("lxc_info_state", Box::new(|| run_tool(&info))),
+                ],
+            ));
+            cases.extend(interleaved(
+                slice,
+                2000,
+                vec![
+                    (
+                        "exec_true",
+                        Box::new(|| match Exec::run_with(&call, vec!["true".to_owned()], false, false) {
+                            Ok(0) => Ok(None),
+                            Ok(rc) => Err(format!("true exited with {rc}")),
+                            Err(e) => Err(e.to_string()),
+                        }) as Step<'_>,
+                    ),
+                    ("lxc_attach_true", Box::new(|| run_tool(&attach))),
+                ],
+            ));
+        }
+        Err(e) => {
+            for name in ["freeze_cycle", "lxc_freeze_cycle", "state", "lxc_info_state", "exec_true", "lxc_attach_true"] {
+                cases.push(CaseResult::skipped(name, format!("cannot place LXC's tools: {e}")));
+            }
+        }
+    }
+
+    for k in [1usize, 2, 8, 64] {
+        cases.push(throughput(ct, runner.clone(), k, slice));
+    }
+
+    let mut report = Report {
+        machine: machine(),
+        date: date(),
+        runner: runner.as_ref().map_or_else(|| "<unresolved>".to_owned(), |r| r.display().to_string()),
+        seconds: opts.seconds,
+        cases,
+        ratios: Default::default(),
+        runner_peak_rss_kib: runner_peak_rss(ct, runner.as_ref()).ok(),
+        targets: Default::default(),
+    };
+    report.finish();
+    report
+}
+
+/// One iteration: `Ok(Some(us))` when the step measured itself, `Ok(None)` to use the
+/// wall time of the call.
+type Step<'a> = Box<dyn FnMut() -> Result<Option<f64>, String> + 'a>;
+
+/// Runs the steps round-robin until `budget` is spent or each ran `max` times.
+fn interleaved(budget: Duration, max: usize, mut steps: Vec<(&'static str, Step<'_>)>) -> Vec<CaseResult> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); steps.len()];
+    let mut errors = vec![0usize; steps.len()];
+    let mut first_error: Vec<Option<String>> = vec![None; steps.len()];
+    // Warm-up: lazily initialised state, page cache.
+    for (i, (_, step)) in steps.iter_mut().enumerate() {
+        for _ in 0..2 {
+            if let Err(e) = step() {
+                errors[i] += 1;
+                first_error[i].get_or_insert(e);
+            }
+        }
+    }
+    let started = Instant::now();
+    while started.elapsed() < budget && samples.iter().any(|s| s.len() < max) {
+        for (i, (_, step)) in steps.iter_mut().enumerate() {
+            if samples[i].len() >= max || first_error[i].is_some() {
+                continue;
+            }
+            let t = Instant::now();
+            match step() {
+                Ok(Some(us)) => samples[i].push(us),
+                Ok(None) => samples[i].push(t.elapsed().as_secs_f64() * 1e6),
+                Err(e) => {
+                    errors[i] += 1;
+                    first_error[i].get_or_insert(e);
+                }
+            }
+        }
+    }
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| match &first_error[i] {
+            Some(e) if samples[i].is_empty() => {
+                let mut c = CaseResult::skipped(name, format!("failed: {e}"));
+                c.errors = errors[i];
+                c
+            }
+            _ => CaseResult::from_samples(name, std::mem::take(&mut samples[i]), errors[i]),
+        })
+        .collect()
+}
+
+fn spawn_true() -> Result<Option<f64>, String> {
+    let status = std::process::Command::new("/bin/true").status().map_err(|e| e.to_string())?;
+    if status.success() { Ok(None) } else { Err("/bin/true failed".to_owned()) }
+}
+
+fn open_procs(ct: &Container) -> Vec<std::fs::File> {
+    let _ = cgroup::create_entry(&ct.cgroup_path, ct.ugid);
+    cgroup::procs_files(&ct.cgroup_path)
+        .iter()
+        .filter_map(|p| std::fs::OpenOptions::new().write(true).open(p).ok())
+        .collect()
+}
+
+/// The cheapest migration there is: a fresh child writes `0` to pre-opened `cgroup.procs`
+/// files of every hierarchy, timing only those writes.
+fn cgroup_migrate(procs: &[std::fs::File]) -> Result<f64, String> {
+    if procs.is_empty() {
+        return Err("no cgroup hierarchies".to_owned());
+    }
+    let fds: Vec<RawFd> = procs.iter().map(AsRawFd::as_raw_fd).collect();
+    let (r, w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    let wfd = w.as_raw_fd();
+    // SAFETY: the child makes only async-signal-safe raw syscalls (clock_gettime, write,
+    // _exit) on data prepared before the fork.
+    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+        nix::unistd::ForkResult::Child => unsafe {
+            let mut t0 = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut t1 = t0;
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t0);
+            let mut ok = true;
+            for fd in &fds {
+                ok &= libc::write(*fd, b"0".as_ptr().cast(), 1) == 1;
+            }
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t1);
+            let ns: i64 = if ok { (t1.tv_sec - t0.tv_sec) * 1_000_000_000 + (t1.tv_nsec - t0.tv_nsec) } else { -1 };
+            libc::write(wfd, (&ns as *const i64).cast(), 8);
+            libc::_exit(0)
+        },
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let mut buf = [0u8; 8];
+            let read = std::fs::File::from(r).read_exact(&mut buf);
+            let _ = nix::sys::wait::waitpid(child, None);
+            read.map_err(|e| e.to_string())?;
+            let ns = i64::from_ne_bytes(buf);
+            if ns < 0 {
+                return Err("writing to cgroup.procs failed".to_owned());
+            }
+            Ok(ns as f64 / 1000.0)
+        }
+    }
+}
+
+fn ruby_case(call: &Call<'_>, slice: Duration) -> CaseResult {
+    let Some(ruby) = which("ruby") else {
+        return CaseResult::skipped("ruby_noop", "no `ruby` on this machine (apt-get install ruby)");
+    };
+    let dir = std::env::temp_dir().join(format!("ctl-bench-ruby-{}", std::process::id()));
+    let script = dir.join("ruby-runner");
+    let setup = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&script, RUBY_RUNNER.replace("/usr/bin/env ruby", &ruby.to_string_lossy())))
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+        });
+    if let Err(e) = setup {
+        let _ = std::fs::remove_dir_all(&dir);
+        return CaseResult::skipped("ruby_noop", format!("cannot write the Ruby runner: {e}"));
+    }
+    let ruby_call = call.clone().runner(&script);
+    let mut out = interleaved(
+        slice,
+        200,
+        vec![(
+            "ruby_noop",
+            Box::new(|| match Ping::run_with(&ruby_call, json!("ping")) {
+                Ok(v) if v == json!("ping") => Ok(None),
+                Ok(v) => Err(format!("unexpected reply {v}")),
+                Err(e) => Err(e.to_string()),
+            }) as Step<'_>,
+        )],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    out.remove(0)
+}
+
+fn throughput(ct: &Container, runner: Option<PathBuf>, k: usize, slice: Duration) -> CaseResult {
+    let name = format!("throughput_{k}");
+    let ct = Arc::new(ct.clone());
+    let started = Instant::now();
+    let threads: Vec<_> = (0..k)
+        .map(|_| {
+            let (ct, runner) = (Arc::clone(&ct), runner.clone());
+            std::thread::spawn(move || {
+                let c = Call::new(&ct).stdout(Stdio::Null).stderr(Stdio::Null);
+                let c = match runner {
+                    Some(r) => c.runner(r),
+                    None => c,
+                };
+                let mut lat = Vec::new();
+                let mut errors = 0;
+                while started.elapsed() < slice {
+                    let t = Instant::now();
+                    match Ping::run_with(&c, json!(1)) {
+                        Ok(_) => lat.push(t.elapsed().as_secs_f64() * 1e6),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in threads {
+        match t.join() {
+            Ok((lat, e)) => {
+                all.extend(lat);
+                errors += e;
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = all.len();
+    let mut c = CaseResult::from_samples(&name, all, errors);
+    c.per_second = Some(n as f64 / elapsed);
+    c
+}
+
+/// Peak RSS of one exec-placement runner running Ping, from its own rusage (`wait4`).
+fn runner_peak_rss(ct: &Container, runner: Option<&PathBuf>) -> Result<u64, String> {
+    use std::os::unix::process::CommandExt;
+    let runner = runner.ok_or("no runner")?;
+    let envelope = Envelope {
+        name: "Ping".to_owned(),
+        pool: ct.pool.clone(),
+        id: ct.id.clone(),
+        lxc_home: ct.lxc_home.to_string_lossy().into_owned(),
+        user_home: ct.home.to_string_lossy().into_owned(),
+        log_file: None,
+        args: vec![json!("rss")],
+        kwargs: Default::default(),
+        return_fd: 1,
+        stdin: None,
+        stdout: None,
+        stderr: None,
+        ctl: Some(Extension {
+            version: ctl_core::PROTOCOL_VERSION,
+            placement: Some(PlacementSpec {
+                rlimits: ct.rlimits.clone(),
+                cgroup_procs: cgroup::procs_files(&ct.cgroup_path).iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+                user: Some(UserSpec { name: ct.user.clone(), ugid: ct.ugid }),
+                setuid_helpers: false,
+                own_process_group: true,
+            }),
+            parent_pid: Some(std::process::id() as i32),
+            warm: None,
+        }),
+    };
+    let env: Vec<(String, String)> = ctl_core::frontend::runner_environment(ct, Placement::Exec)
+        .into_iter()
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    let mut child = std::process::Command::new(&runner)
+        .arg0(format!("ctl: {}:{} runner:ping", ct.pool, ct.id))
+        .env_clear()
+        .envs(env)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    child.stdin.take().ok_or("stdin")?.write_all(&envelope.to_vec()).map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    child.stdout.take().ok_or("stdout")?.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our child and writes into the two locals.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    if pid < 0 || !reply.contains("\"status\":true") {
+        return Err(format!("runner failed: {reply}"));
+    }
+    Ok(usage.ru_maxrss as u64)
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| PathBuf::from(d).join(tool))
+        .find(|p| p.is_file())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_owned()))
+        .unwrap_or_else(|| "unknown cpu".to_owned());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+fn date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
