@@ -1,17 +1,50 @@
 //! Exec, Runscript, Syscmd.
+//!
+//! All three run a program inside the container as its root, with the call's stdin, stdout
+//! and stderr, and return its exit status (`128 + n` when it was killed by signal `n`):
+//!
+//! - running container: the runner attaches (liblxc `attach`) and executes the program
+//!   with a clean environment (`PATH` a system path, `HOME=/root`, `USER=root`; `TERM`
+//!   would be kept, but the runner's own environment never has one), working
+//!   directory `/`;
+//! - stopped container with `run`: the runner starts the container just for the program,
+//!   the way `lxc-execute` does (liblxc `start` with `init.lxc` as pid 1, in the runner
+//!   process, which is why these commands need `setuid_helpers`: `newuidmap`). Without
+//!   `network` the container gets a network namespace with only a loopback device; with
+//!   `network` it gets its configured network (`lxc.net.*`: interfaces, static addresses
+//!   and gateways, set up by liblxc before the program starts);
+//! - running container with `run`: attaches, as osctld does (`network` is then ignored);
+//! - stopped container without `run`, frozen or changing state: refused.
 
-use std::path::PathBuf;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
 
-use ctl_core::{bail, container_command, Call, CommandError, RunnerContext};
+use ctl_core::{bail, container_command, Call, CommandError, Error, RunnerContext, Stdio};
+use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, State, SYSTEM_PATH};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid, UnlinkatFlags};
 use serde::{Deserialize, Serialize};
+
+use crate::tasks::{open_rootfs, read_lxc_config};
+use crate::util;
 
 /// Where Runscript's script comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScriptSource {
-    /// A file on the host.
+    /// A file on the host. (In the runner half: the path of the copy inside the container,
+    /// as the frontend placed it.)
     File(PathBuf),
-    /// The call's stdin.
+    /// The call's stdin: the frontend reads the whole script from it, and the script then
+    /// runs with no stdin (`/dev/null`).
     Stdin,
 }
 
@@ -23,36 +56,446 @@ pub struct SyscmdOutput {
 }
 
 /// Run a command inside the container with the call's stdin/stdout/stderr; returns its
-/// exit status. `run` starts a stopped container just for the command.
+/// exit status. `run` starts a stopped container just for the command (lxc-execute
+/// style); `network` then sets up its configured network first.
 #[container_command(placement = exec, setuid_helpers)]
 pub fn exec(
-    _ctx: &mut RunnerContext,
-    _cmd: Vec<String>,
-    #[kwarg(default)] _run: bool,
-    #[kwarg(default)] _network: bool,
+    ctx: &mut RunnerContext,
+    cmd: Vec<String>,
+    #[kwarg(default)] run: bool,
+    #[kwarg(default)] network: bool,
 ) -> Result<i32, CommandError> {
-    bail!("not implemented yet")
+    if cmd.is_empty() {
+        bail!("empty command");
+    }
+    run_program(ctx, &cmd, run, network)
 }
 
-/// Run a script inside the container; returns its exit status.
-#[container_command(placement = exec, setuid_helpers)]
+/// Run a script inside the container; returns its exit status. The frontend copies the
+/// script (a host file, or the call's stdin) into the rootfs as a temporary 0500 file of
+/// the container's root and removes it afterwards, whatever happens.
+#[container_command(placement = exec, setuid_helpers, frontend = runscript_frontend)]
 pub fn runscript(
-    _ctx: &mut RunnerContext,
-    _script: ScriptSource,
-    #[kwarg(default)] _run: bool,
-    #[kwarg(default)] _network: bool,
+    ctx: &mut RunnerContext,
+    script: ScriptSource,
+    #[kwarg(default)] run: bool,
+    #[kwarg(default)] network: bool,
 ) -> Result<i32, CommandError> {
-    bail!("not implemented yet")
+    let path = match script {
+        ScriptSource::File(path) => path,
+        ScriptSource::Stdin => {
+            bail!("the script must be placed in the container by the frontend first")
+        }
+    };
+    let Some(path) = path.to_str().filter(|p| p.starts_with('/')) else {
+        bail!("bad script path inside the container: {}", path.display());
+    };
+    run_program(ctx, &[path.to_owned()], run, network)
 }
 
-/// Run a command inside the container and collect its output; an error unless its exit
-/// status is 0 or one of `valid_rcs`.
+/// Run a command inside the container and collect its output (stdout and stderr
+/// together); an error unless its exit status is 0 or one of `valid_rcs`.
 #[container_command(frontend_only)]
 pub fn syscmd(
     call: &Call<'_>,
-    _cmd: Vec<String>,
-    #[kwarg(default)] _valid_rcs: Vec<i32>,
-    #[kwarg(default)] _run: bool,
+    cmd: Vec<String>,
+    #[kwarg(default)] valid_rcs: Vec<i32>,
+    #[kwarg(default)] run: bool,
 ) -> Result<SyscmdOutput, ctl_core::Error> {
-    Err(ctl_core::Error::command("Syscmd", format!("not implemented yet for {}", call.container().id)))
+    let ident = call.container().ident();
+    let setup = |what: &'static str| {
+        move |e: Errno| Error::Setup {
+            command: "Syscmd".to_owned(),
+            what,
+            source: e.into(),
+        }
+    };
+    // A memfd rather than a pipe: nothing has to read concurrently, and a background
+    // process that keeps the output open cannot make us wait.
+    let memfd =
+        nix::sys::memfd::memfd_create(c"ctl-syscmd", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(setup("creating the output memfd"))?;
+    let exec_call = call
+        .clone()
+        .stdout(Stdio::Fd(memfd.as_fd()))
+        .stderr(Stdio::Fd(memfd.as_fd()));
+    let status = Exec::run_with(&exec_call, cmd.clone(), run, false);
+    drop(exec_call);
+    let output = read_output(memfd).map_err(|source| Error::Setup {
+        command: "Syscmd".to_owned(),
+        what: "reading the command's output",
+        source,
+    })?;
+    match status {
+        Ok(rc) if rc == 0 || valid_rcs.contains(&rc) => Ok(SyscmdOutput {
+            exitstatus: rc,
+            output,
+        }),
+        Ok(rc) => Err(Error::command(
+            "Syscmd",
+            format!(
+                "command {cmd:?} in {ident} failed with exit status {rc}: {}",
+                output.trim_end()
+            ),
+        )),
+        Err(Error::Command { message, .. }) => Err(Error::command(
+            "Syscmd",
+            format!("command {cmd:?} in {ident} failed: {message}"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Most of a command's output Syscmd keeps (the rest is cut, with a note).
+const MAX_SYSCMD_OUTPUT: u64 = 16 << 20;
+
+fn read_output(memfd: OwnedFd) -> std::io::Result<String> {
+    let mut file = File::from(memfd);
+    file.seek(SeekFrom::Start(0))?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(MAX_SYSCMD_OUTPUT + 1)
+        .read_to_end(&mut bytes)?;
+    let cut = bytes.len() as u64 > MAX_SYSCMD_OUTPUT;
+    bytes.truncate(MAX_SYSCMD_OUTPUT as usize);
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if cut {
+        text.push_str("\n[output cut at 16 MiB]\n");
+    }
+    Ok(text)
+}
+
+// ---------------------------------------------------------------------------------------
+// Runscript's frontend: placing the script in the rootfs
+
+/// Largest script Runscript copies.
+const MAX_SCRIPT_BYTES: u64 = 64 << 20;
+
+fn runscript_frontend(
+    call: &Call<'_>,
+    script: ScriptSource,
+    run: bool,
+    network: bool,
+) -> Result<i32, Error> {
+    let refuse = |message: String| Error::command("Runscript", message);
+    let ct = call.container();
+    let (content, call) = match &script {
+        ScriptSource::File(path) => {
+            let content = read_script_file(path).map_err(refuse)?;
+            (content, call.clone())
+        }
+        ScriptSource::Stdin => {
+            let Some(stdin) = call.stdin_fd() else {
+                return Err(refuse(
+                    "the script comes from stdin, but the call has no stdin".to_owned(),
+                ));
+            };
+            let content = read_script_stdin(stdin).map_err(refuse)?;
+            // The script consumed the input; it runs with none.
+            (content, call.clone().stdin(None))
+        }
+    };
+    let config = read_lxc_config(&ct.lxc_home, &ct.id).map_err(|e| refuse(e.to_string()))?;
+    let rootfs = open_rootfs(&config).map_err(|e| refuse(e.to_string()))?;
+    let placed = PlacedScript::create(rootfs, config.root_uid, config.root_gid, &content)
+        .map_err(|e| refuse(e.to_string()))?;
+    let inside = PathBuf::from(placed.path_inside());
+    let result = Runscript::runner(&call, ScriptSource::File(inside), run, network);
+    // Removed on every path: `placed` is dropped here (and on the early returns above it
+    // did not exist yet).
+    drop(placed);
+    result
+}
+
+fn read_script_file(path: &Path) -> Result<Vec<u8>, String> {
+    let file =
+        File::open(path).map_err(|e| format!("cannot read the script {}: {e}", path.display()))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(format!("the script {} is a directory", path.display()));
+    }
+    read_bounded(file).map_err(|e| format!("cannot read the script {}: {e}", path.display()))
+}
+
+fn read_script_stdin(stdin: BorrowedFd<'_>) -> Result<Vec<u8>, String> {
+    let file = stdin
+        .try_clone_to_owned()
+        .map(File::from)
+        .map_err(|e| format!("cannot read the script from stdin: {e}"))?;
+    read_bounded(file).map_err(|e| format!("cannot read the script from stdin: {e}"))
+}
+
+fn read_bounded(file: File) -> std::io::Result<Vec<u8>> {
+    let mut content = Vec::new();
+    file.take(MAX_SCRIPT_BYTES + 1).read_to_end(&mut content)?;
+    if content.len() as u64 > MAX_SCRIPT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_SCRIPT_BYTES >> 20
+        )));
+    }
+    Ok(content)
+}
+
+/// A temporary script in the top directory of a rootfs, removed on drop.
+///
+/// It goes into the rootfs's top directory (as osctld does), not into `/tmp`: a running
+/// container may have a file system mounted on its `/tmp` that would hide a file written
+/// below the host's view of the rootfs, and the top directory cannot be covered. The
+/// name is a single random component created with `openat2` beneath the rootfs directory
+/// fd, refusing symlinks and mount crossings, with `O_CREAT | O_EXCL | O_NOFOLLOW`: a
+/// container cannot make us write anywhere else, even with a symlink at that very name.
+struct PlacedScript {
+    dir: OwnedFd,
+    name: String,
+}
+
+impl PlacedScript {
+    fn create(dir: OwnedFd, uid: u32, gid: u32, content: &[u8]) -> Result<PlacedScript, String> {
+        let mut last = Errno::EEXIST;
+        for _ in 0..8 {
+            let name = format!(".ctl-runscript-{:016x}", random_u64());
+            let how = OpenHow::new()
+                .flags(
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                )
+                .mode(Mode::from_bits_truncate(0o500))
+                .resolve(
+                    ResolveFlag::RESOLVE_BENEATH
+                        | ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                        | ResolveFlag::RESOLVE_NO_XDEV,
+                );
+            let fd = match nix::fcntl::openat2(&dir, name.as_str(), how) {
+                Ok(fd) => fd,
+                Err(Errno::EEXIST) => continue,
+                Err(e) => {
+                    last = e;
+                    break;
+                }
+            };
+            // From here on the file exists: the guard removes it on any failure below.
+            let placed = PlacedScript { dir, name };
+            let mut file = File::from(fd);
+            let fail = |what: &str, e: &dyn std::fmt::Display| {
+                format!("cannot write the script into the rootfs ({what}): {e}")
+            };
+            file.write_all(content).map_err(|e| fail("write", &e))?;
+            nix::unistd::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                .map_err(|e| fail("chown", &e))?;
+            nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(0o500))
+                .map_err(|e| fail("chmod", &e))?;
+            // Closed before the runner starts: a file open for writing cannot be executed
+            // (ETXTBSY).
+            drop(file);
+            return Ok(placed);
+        }
+        Err(format!(
+            "cannot create the script in the rootfs: {}",
+            last.desc()
+        ))
+    }
+
+    /// The script's path as the container sees it.
+    fn path_inside(&self) -> String {
+        format!("/{}", self.name)
+    }
+}
+
+impl Drop for PlacedScript {
+    fn drop(&mut self) {
+        if let Err(e) =
+            nix::unistd::unlinkat(&self.dir, self.name.as_str(), UnlinkatFlags::NoRemoveDir)
+        {
+            tracing::warn!(name = %self.name, error = %e, "cannot remove the temporary Runscript script");
+        }
+    }
+}
+
+/// A random number for temporary names (std's hasher keys come from the OS's randomness).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// The runner half shared by Exec and Runscript
+
+/// Runs `argv` in the container: attached when it runs, started for it with `run` when it
+/// is stopped. Returns the exit status.
+fn run_program(
+    ctx: &RunnerContext,
+    argv: &[String],
+    run: bool,
+    network: bool,
+) -> Result<i32, CommandError> {
+    let ct = util::open(ctx)?;
+    if !ct.is_defined()? {
+        bail!("container {} does not exist", ctx.ident());
+    }
+    let state = ct.state()?;
+    match state {
+        State::Running => exec_attached(ctx, &ct, argv),
+        State::Stopped if run => exec_started(ctx, &ct, argv, network),
+        State::Stopped => bail!(
+            "container {} is not running (set `run` to start it for the command)",
+            ctx.ident()
+        ),
+        State::Frozen | State::Freezing => {
+            bail!("container {} is {state}; thaw it first", ctx.ident())
+        }
+        other => bail!(
+            "container {} is {other}; try again when it is running or stopped",
+            ctx.ident()
+        ),
+    }
+}
+
+/// The three fds the program gets: the call's, or `/dev/null` for those it did not give
+/// (never the runner's own 0, 1, 2: the envelope and the runner's diagnostics).
+pub(crate) struct ProgramStdio {
+    _null: File,
+    pub fds: [RawFd; 3],
+}
+
+impl ProgramStdio {
+    pub(crate) fn of(ctx: &RunnerContext) -> Result<ProgramStdio, CommandError> {
+        let null = File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| CommandError::msg(format!("cannot open /dev/null: {e}")))?;
+        let pick = |fd: Option<BorrowedFd<'_>>| fd.map_or(null.as_raw_fd(), |fd| fd.as_raw_fd());
+        let fds = [
+            pick(ctx.stdin_fd()),
+            pick(ctx.stdout_fd()),
+            pick(ctx.stderr_fd()),
+        ];
+        Ok(ProgramStdio { _null: null, fds })
+    }
+
+    /// Only `/dev/null` (for helpers whose output nobody reads).
+    pub(crate) fn null() -> Result<ProgramStdio, CommandError> {
+        let null = File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| CommandError::msg(format!("cannot open /dev/null: {e}")))?;
+        let fd = null.as_raw_fd();
+        Ok(ProgramStdio {
+            _null: null,
+            fds: [fd, fd, fd],
+        })
+    }
+}
+
+/// `128 + signal` for a signal, as shells report it.
+pub(crate) fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn c_argv(argv: &[String]) -> Result<Vec<CString>, CommandError> {
+    argv.iter()
+        .map(|a| {
+            CString::new(a.as_str())
+                .map_err(|_| CommandError::msg(format!("argument {a:?} contains a NUL byte")))
+        })
+        .collect()
+}
+
+/// The options of every attach of these commands: root inside, a clean environment,
+/// `/` as working directory.
+pub(crate) fn attach_options(stdio: &ProgramStdio) -> AttachOptions {
+    AttachOptions {
+        stdin: stdio.fds[0],
+        stdout: stdio.fds[1],
+        stderr: stdio.fds[2],
+        env: EnvPolicy::clean(),
+        cwd: Some(PathBuf::from("/")),
+        ..AttachOptions::default()
+    }
+}
+
+fn exec_attached(
+    ctx: &RunnerContext,
+    ct: &ctl_lxc::Container,
+    argv: &[String],
+) -> Result<i32, CommandError> {
+    let c_argv = c_argv(argv)?;
+    let stdio = ProgramStdio::of(ctx)?;
+    // Runs in the attached process, a fork of this single-threaded runner.
+    let program = || exec_argv(&c_argv);
+    let pid = ct.attach(&attach_options(&stdio), AttachProgram::Function(&program))?;
+    drop(stdio);
+    Ok(exit_code(ctl_lxc::wait_pid(pid)?))
+}
+
+/// `execvp` with the shell's exit statuses when it fails (127: not found, 126: cannot be
+/// executed), the reason on stderr. A just-written script can be briefly busy (ETXTBSY,
+/// while another process forked by the daemon still holds the writer's fd until its exec
+/// closes it): that is retried for up to a second.
+fn exec_argv(argv: &[CString]) -> i32 {
+    let mut tries = 0;
+    let error = loop {
+        match nix::unistd::execvp(&argv[0], argv) {
+            Err(Errno::ETXTBSY) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => break e,
+            Ok(never) => match never {},
+        }
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}: {}",
+        argv[0].to_string_lossy(),
+        error.desc()
+    );
+    if error == Errno::ENOENT {
+        127
+    } else {
+        126
+    }
+}
+
+fn exec_started(
+    ctx: &RunnerContext,
+    ct: &ctl_lxc::Container,
+    argv: &[String],
+    network: bool,
+) -> Result<i32, CommandError> {
+    if !network {
+        // No networking: a network namespace with only the loopback device (in memory,
+        // for this start only).
+        ct.set_config_item("lxc.net", "")?;
+        ct.set_config_item("lxc.net.0.type", "empty")?;
+        ct.set_config_item("lxc.net.0.flags", "up")?;
+    }
+    let stdio = ProgramStdio::of(ctx)?;
+    let opts = ExecuteOptions {
+        stdin: Some(stdio.fds[0]),
+        stdout: Some(stdio.fds[1]),
+        stderr: Some(stdio.fds[2]),
+        env: vec![
+            ("PATH".to_owned(), SYSTEM_PATH.to_owned()),
+            ("HOME".to_owned(), "/root".to_owned()),
+            ("USER".to_owned(), "root".to_owned()),
+        ],
+    };
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let status = ct.execute(&argv, &opts)?;
+    Ok(exit_code(status))
 }

@@ -8,8 +8,8 @@ pub mod lifecycle;
 pub mod mount;
 pub mod stop;
 pub mod tasks;
-pub mod wall;
 mod util;
+pub mod wall;
 
 pub use exec::{Exec, Runscript, ScriptSource, Syscmd, SyscmdOutput};
 pub use info::{GetHostname, VethName};

@@ -1,20 +1,202 @@
 //! Mount, Unmount.
+//!
+//! osctld gets a mount into a running container through a *shared directory*: a host
+//! directory with shared propagation, bind-mounted into the container (where it is a
+//! slave of the host side). The daemon mounts something below the host side, the mount
+//! propagates into the container, and [`Mount`] moves it from `<shared_dir>/<src>` (the
+//! container's view) to its final place. The daemon then unmounts its host-side copy;
+//! the moved mount lives on in the container's mount namespace only.
+//!
+//! Like every command that attaches to an unprivileged container, both need
+//! `setuid_helpers`: liblxc 5 moves the attached process into the container's cgroups
+//! from a helper process in the container's user namespace, whose id map it writes with
+//! `newuidmap`, a setuid program that `no_new_privs` would disarm ("newuidmap: write to
+//! uid_map failed: Operation not permitted", then "Failed to attach cgroup").
+
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path};
 
 use ctl_core::{bail, container_command, CommandError, RunnerContext};
+use ctl_lxc::State;
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
 
-/// Move the mount `shared_dir/src` (propagated into the container) onto `dst` inside.
-#[container_command(placement = exec)]
+use crate::exec::{attach_options, exit_code, ProgramStdio};
+use crate::util;
+
+/// Move the mount `shared_dir/src` (propagated into the container) onto `dst` inside
+/// (created with its parents if missing). `shared_dir` and `dst` are absolute paths in the
+/// container, `src` a relative path below `shared_dir`.
+#[container_command(placement = exec, setuid_helpers)]
 pub fn mount(
-    _ctx: &mut RunnerContext,
-    #[kwarg] _shared_dir: String,
-    #[kwarg] _src: String,
-    #[kwarg] _dst: String,
+    ctx: &mut RunnerContext,
+    #[kwarg] shared_dir: String,
+    #[kwarg] src: String,
+    #[kwarg] dst: String,
 ) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+    check_absolute("shared_dir", &shared_dir)?;
+    check_absolute("dst", &dst)?;
+    if src.is_empty()
+        || !Path::new(&src)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+    {
+        bail!("src must be a relative path below shared_dir without `..`, not {src:?}");
+    }
+    let ct = running(ctx)?;
+    let source = Path::new(&shared_dir).join(&src);
+    let report = attach_and_report(&ct, &|| {
+        move_mount(Path::new(&shared_dir), &source, Path::new(&dst)).map(|()| String::new())
+    })?;
+    report.map(|_| true)
 }
 
 /// Unmount `mountpoint` inside the container (not mounted is fine).
-#[container_command(placement = exec)]
-pub fn unmount(_ctx: &mut RunnerContext, _mountpoint: String) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+#[container_command(placement = exec, setuid_helpers)]
+pub fn unmount(ctx: &mut RunnerContext, mountpoint: String) -> Result<bool, CommandError> {
+    check_absolute("mountpoint", &mountpoint)?;
+    let ct = running(ctx)?;
+    let report = attach_and_report(&ct, &|| {
+        unmount_inside(Path::new(&mountpoint)).map(|()| String::new())
+    })?;
+    report.map(|_| true)
+}
+
+fn check_absolute(what: &str, path: &str) -> Result<(), CommandError> {
+    let p = Path::new(path);
+    if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        bail!("{what} must be an absolute path without `..`, not {path:?}");
+    }
+    Ok(())
+}
+
+/// Opens the container and checks that it runs (and is not frozen: a process attached
+/// to a frozen container would be frozen too, and the command would hang).
+pub(crate) fn running(ctx: &RunnerContext) -> Result<ctl_lxc::Container, CommandError> {
+    let ct = util::open(ctx)?;
+    match ct.state()? {
+        State::Running => Ok(ct),
+        State::Stopped => bail!("container {} is not running", ctx.ident()),
+        state @ (State::Frozen | State::Freezing) => {
+            bail!("container {} is {state}; thaw it first", ctx.ident())
+        }
+        state => bail!("container {} is {state}, not running", ctx.ident()),
+    }
+}
+
+/// In the attached process: make the shared directory a plain slave (LXC leaves the
+/// container's mounts shared, and a mount whose parent is shared cannot be moved), create
+/// `dst`, move the mount.
+fn move_mount(shared_dir: &Path, source: &Path, dst: &Path) -> Result<(), String> {
+    if !shared_dir.is_dir() {
+        return Err(format!("shared dir not found at {}", shared_dir.display()));
+    }
+    if !source.exists() {
+        return Err(format!("source not found at {}", source.display()));
+    }
+    nix::mount::mount(
+        None::<&str>,
+        shared_dir,
+        None::<&str>,
+        MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        format!(
+            "cannot make {} a slave mount (is it the shared directory's mount point?): {e}",
+            shared_dir.display()
+        )
+    })?;
+    std::fs::create_dir_all(dst).map_err(|e| format!("cannot create {}: {e}", dst.display()))?;
+    nix::mount::mount(
+        Some(source),
+        dst,
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        let hint = if e == Errno::EINVAL {
+            " (is the source a mount point?)"
+        } else {
+            ""
+        };
+        format!(
+            "cannot move the mount {} to {}: {e}{hint}",
+            source.display(),
+            dst.display()
+        )
+    })
+}
+
+/// In the attached process: unmount `mountpoint` if it exists and is mounted.
+fn unmount_inside(mountpoint: &Path) -> Result<(), String> {
+    if std::fs::symlink_metadata(mountpoint).is_err() {
+        return Ok(());
+    }
+    match nix::mount::umount2(mountpoint, MntFlags::UMOUNT_NOFOLLOW) {
+        Ok(()) | Err(Errno::EINVAL) => Ok(()),
+        Err(e) => Err(format!("cannot unmount {}: {e}", mountpoint.display())),
+    }
+}
+
+/// Runs `work` in a process attached to the container (root inside, no stdio but the
+/// runner's stderr) and returns what it reported: its result (osctld's `ok:<text>` /
+/// `error:<message>` line on a pipe), or an error when it ended without a report.
+pub(crate) fn attach_and_report(
+    ct: &ctl_lxc::Container,
+    work: &dyn Fn() -> Result<String, String>,
+) -> Result<Result<String, CommandError>, CommandError> {
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let stdio = ProgramStdio::null()?;
+    let mut opts = attach_options(&stdio);
+    // Whatever the work prints goes where the runner's diagnostics go.
+    opts.stderr = 2;
+    let child = || {
+        let (line, code) = match work() {
+            Ok(text) => (format!("ok:{text}"), 0),
+            Err(message) => (format!("error:{message}"), 1),
+        };
+        let _ = write_all(&writer, line.as_bytes());
+        code
+    };
+    let pid = ct.attach(&opts, ctl_lxc::AttachProgram::Function(&child))?;
+    drop(writer);
+    let text = read_all(reader);
+    let status = ctl_lxc::wait_pid(pid)?;
+    let text = text?;
+    Ok(match text.split_once(':') {
+        Some(("ok", text)) => Ok(text.to_owned()),
+        Some(("error", message)) => Err(CommandError::msg(message)),
+        _ => Err(CommandError::msg(format!(
+            "the process in the container exited with status {} without a report",
+            exit_code(status)
+        ))),
+    })
+}
+
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> nix::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads until EOF (at most 64 KiB).
+fn read_all(fd: OwnedFd) -> Result<String, CommandError> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .take(64 << 10)
+        .read_to_string(&mut text)
+        .map_err(|e| {
+            CommandError::msg(format!(
+                "reading the report of the process in the container: {e}"
+            ))
+        })?;
+    Ok(text)
 }

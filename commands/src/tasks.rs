@@ -1,11 +1,48 @@
 //! WithRootfs and WithMountns: osctld passes a Ruby block to run inside the container's
 //! rootfs or mount namespace. A closure cannot cross an exec, so here the block is a
 //! *named task* registered with `inventory`, called with JSON arguments.
+//!
+//! ```
+//! use ctl_core::CommandError;
+//! use serde_json::Value;
+//!
+//! fn hostname(_args: Value) -> Result<Value, CommandError> {
+//!     Ok(Value::String(std::fs::read_to_string("/etc/hostname")?.trim().to_owned()))
+//! }
+//! commands::rootfs_task!("etc_hostname", hostname);
+//! ```
+//!
+//! Both commands run in the `fork_as_root` placement: the runner stays root (outside the
+//! container's cgroups) until it has chrooted or entered the mount namespace, then becomes
+//! the container's root host uid/gid (the `lxc.idmap` entries for id 0) before the task
+//! runs. The runner is a single-threaded process, so `chroot` and `setns(CLONE_NEWNS)`
+//! affect exactly the process that runs the task.
+//!
+//! This module also reads what the root-side code needs from a container's LXC config
+//! ([`read_lxc_config`]) without liblxc: loading a config that the container's user may
+//! edit with liblxc as root would let that user name files for root to open (such as
+//! `lxc.log.file`).
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use ctl_core::{bail, container_command, CommandError, RunnerContext};
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
 use serde_json::Value;
 
-/// A task runnable by `WithRootfs` / `WithMountns`.
+#[doc(hidden)]
+pub use inventory as __inventory;
+
+/// A task runnable by `WithRootfs` / `WithMountns`: a name and a function from JSON
+/// arguments to a JSON result. Register one with [`rootfs_task!`](crate::rootfs_task).
+#[derive(Debug)]
 pub struct RootfsTask {
     pub name: &'static str,
     pub run: fn(Value) -> Result<Value, CommandError>,
@@ -13,22 +50,389 @@ pub struct RootfsTask {
 
 inventory::collect!(RootfsTask);
 
+/// Registers a [`RootfsTask`]: `rootfs_task!("name", function)`, at item level, in any
+/// crate linked into the runner. `function` is a `fn(serde_json::Value) ->
+/// Result<serde_json::Value, ctl_core::CommandError>`.
+#[macro_export]
+macro_rules! rootfs_task {
+    ($name:expr, $run:expr $(,)?) => {
+        $crate::tasks::__inventory::submit! {
+            $crate::tasks::RootfsTask { name: $name, run: $run }
+        }
+    };
+}
+
+/// The names of every registered task, sorted.
+pub fn task_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = inventory::iter::<RootfsTask>
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The task registered as `name`.
+pub fn find_task(name: &str) -> Result<&'static RootfsTask, CommandError> {
+    let mut found = inventory::iter::<RootfsTask>
+        .into_iter()
+        .filter(|t| t.name == name);
+    match (found.next(), found.next()) {
+        (Some(task), None) => Ok(task),
+        (Some(_), Some(_)) => bail!("task {name:?} is registered more than once"),
+        (None, _) => bail!(
+            "unknown task {name:?}; known tasks: {}",
+            task_names().join(", ")
+        ),
+    }
+}
+
 /// Run the registered task `task` chrooted into the container's rootfs, as the
 /// container's root host uid/gid.
 #[container_command(placement = fork_as_root)]
-pub fn with_rootfs(_ctx: &mut RunnerContext, _task: String, _args: Value) -> Result<Value, CommandError> {
-    bail!("not implemented yet")
+pub fn with_rootfs(
+    ctx: &mut RunnerContext,
+    task: String,
+    args: Value,
+) -> Result<Value, CommandError> {
+    let task = find_task(&task)?;
+    require_root()?;
+    let config = read_lxc_config(&ctx.lxc_home, &ctx.id)?;
+    let rootfs = open_rootfs(&config)?;
+    nix::unistd::fchdir(&rootfs)
+        .map_err(|e| CommandError::msg(format!("fchdir into the rootfs: {e}")))?;
+    nix::unistd::chroot(".")
+        .map_err(|e| CommandError::msg(format!("chroot into the rootfs: {e}")))?;
+    nix::unistd::chdir("/")
+        .map_err(|e| CommandError::msg(format!("chdir / in the rootfs: {e}")))?;
+    drop(rootfs);
+    become_container_root(&config)?;
+    (task.run)(args)
 }
 
 /// Run the registered task `task` in the mount namespace of `pid` (default: the init
-/// pid), optionally chrooted.
+/// pid), optionally chrooted (a path in that namespace), as the container's root host
+/// uid/gid.
 #[container_command(placement = fork_as_root)]
 pub fn with_mountns(
-    _ctx: &mut RunnerContext,
-    _task: String,
-    _args: Value,
-    #[kwarg(default)] _pid: Option<i32>,
-    #[kwarg(default)] _chroot: Option<String>,
+    ctx: &mut RunnerContext,
+    task: String,
+    args: Value,
+    #[kwarg(default)] pid: Option<i32>,
+    #[kwarg(default)] chroot: Option<String>,
 ) -> Result<Value, CommandError> {
-    bail!("not implemented yet")
+    let task = find_task(&task)?;
+    require_root()?;
+    let config = read_lxc_config(&ctx.lxc_home, &ctx.id)?;
+    let pid = match pid {
+        Some(pid) if pid > 0 => pid,
+        Some(pid) => bail!("bad pid {pid}"),
+        None => match crate::util::open(ctx)?.init_pid()? {
+            Some(pid) => pid,
+            None => bail!("container {} is not running (no init pid)", ctx.ident()),
+        },
+    };
+    let ns_path = format!("/proc/{pid}/ns/mnt");
+    let ns = nix::fcntl::open(
+        ns_path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| CommandError::msg(format!("cannot open {ns_path}: {e}")))?;
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS)
+        .map_err(|e| CommandError::msg(format!("setns into {ns_path}: {e}")))?;
+    drop(ns);
+    if let Some(dir) = &chroot {
+        nix::unistd::chroot(dir.as_str())
+            .map_err(|e| CommandError::msg(format!("chroot {dir}: {e}")))?;
+    }
+    nix::unistd::chdir("/").map_err(|e| CommandError::msg(format!("chdir /: {e}")))?;
+    become_container_root(&config)?;
+    (task.run)(args)
+}
+
+fn require_root() -> Result<(), CommandError> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("needs a runner that is root (the fork_as_root placement)");
+    }
+    Ok(())
+}
+
+/// `setgroups([gid])`, `setresgid(gid)`, `setresuid(uid)` with the container's root ids.
+fn become_container_root(config: &LxcConfig) -> Result<(), CommandError> {
+    let (uid, gid) = (config.root_uid, config.root_gid);
+    let fail = |what: &str, e: nix::Error| CommandError::msg(format!("{what}: {e}"));
+    nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(|e| fail("setgroups", e))?;
+    let g = Gid::from_raw(gid);
+    nix::unistd::setresgid(g, g, g).map_err(|e| fail("setresgid", e))?;
+    let u = Uid::from_raw(uid);
+    nix::unistd::setresuid(u, u, u).map_err(|e| fail("setresuid", e))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Built-in tasks
+
+/// Most `read_file` returns (the reply line of a runner is bounded too).
+const MAX_READ_FILE: u64 = 2 << 20;
+
+/// `read_file`: the content of the file `args` names (`"path"` or `{"path": "..."}`), as
+/// text.
+pub fn read_file(args: Value) -> Result<Value, CommandError> {
+    let path = match &args {
+        Value::String(path) => path.as_str(),
+        Value::Object(map) => match map.get("path").and_then(Value::as_str) {
+            Some(path) => path,
+            None => bail!("read_file: the arguments need a \"path\" string"),
+        },
+        _ => bail!("read_file: the arguments must be a path or {{\"path\": ...}}"),
+    };
+    let file = File::open(path).map_err(|e| CommandError::msg(format!("{path}: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_READ_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CommandError::msg(format!("{path}: {e}")))?;
+    if bytes.len() as u64 > MAX_READ_FILE {
+        bail!("{path} is larger than {} MiB", MAX_READ_FILE >> 20);
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Value::String(text)),
+        Err(_) => bail!("{path} is not UTF-8 text"),
+    }
+}
+
+crate::rootfs_task!("read_file", read_file);
+
+// ---------------------------------------------------------------------------------------
+// The container's LXC config, read without liblxc
+
+/// What root-side code needs from a container's LXC config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LxcConfig {
+    /// The config file it came from.
+    pub file: PathBuf,
+    /// `lxc.rootfs.path` without a `dir:` prefix.
+    pub rootfs: PathBuf,
+    /// The host uid and gid of the container's root (0 without an id map).
+    pub root_uid: u32,
+    pub root_gid: u32,
+}
+
+/// Why a config is not usable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads `<lxc_home>/<id>/config`: the rootfs path and the root host ids. `lxc.include`
+/// is not followed (the keys must be in the file itself).
+pub fn read_lxc_config(lxc_home: &Path, id: &str) -> Result<LxcConfig, ConfigError> {
+    if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+        return Err(ConfigError(format!("bad container name {id:?}")));
+    }
+    let file = lxc_home.join(id).join("config");
+    let mut text = String::new();
+    File::open(&file)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES).read_to_string(&mut text))
+        .map_err(|e| {
+            ConfigError(format!(
+                "cannot read the LXC config {}: {e}",
+                file.display()
+            ))
+        })?;
+    parse_lxc_config(&text, file)
+}
+
+/// [`read_lxc_config`] on text.
+pub fn parse_lxc_config(text: &str, file: PathBuf) -> Result<LxcConfig, ConfigError> {
+    let mut rootfs = None;
+    let mut maps: Vec<(char, u64, u64, u64)> = Vec::new();
+    let mut includes = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        match key {
+            "lxc.rootfs.path" => rootfs = Some(value.to_owned()),
+            "lxc.include" => includes = true,
+            "lxc.idmap" if value.is_empty() => maps.clear(),
+            "lxc.idmap" => {
+                let f: Vec<&str> = value.split_whitespace().collect();
+                let parsed = match f.as_slice() {
+                    [kind @ ("u" | "g" | "b"), ct, host, range] => {
+                        match (ct.parse::<u64>(), host.parse::<u64>(), range.parse::<u64>()) {
+                            (Ok(ct), Ok(host), Ok(range)) => {
+                                Some((kind.chars().next().unwrap_or('u'), ct, host, range))
+                            }
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                maps.push(parsed.ok_or_else(|| {
+                    ConfigError(format!("bad lxc.idmap {value:?} in {}", file.display()))
+                })?);
+            }
+            _ => {}
+        }
+    }
+    let Some(rootfs) = rootfs.filter(|r| !r.is_empty()) else {
+        let hint = if includes {
+            " (lxc.include is not followed)"
+        } else {
+            ""
+        };
+        return Err(ConfigError(format!(
+            "no lxc.rootfs.path in {}{hint}",
+            file.display()
+        )));
+    };
+    let path = match rootfs.split_once(':') {
+        Some(("dir", path)) => path,
+        Some((kind, _)) if !rootfs.starts_with('/') => {
+            return Err(ConfigError(format!(
+                "rootfs {rootfs:?} of {}: only directory rootfs (`dir:` or a plain path) are supported, not {kind:?}",
+                file.display()
+            )))
+        }
+        _ => rootfs.as_str(),
+    };
+    if !path.starts_with('/') {
+        return Err(ConfigError(format!(
+            "rootfs {rootfs:?} of {} is not an absolute path",
+            file.display()
+        )));
+    }
+    let root_of = |kind: char| -> Result<u32, ConfigError> {
+        if maps.is_empty() {
+            return Ok(0);
+        }
+        let host = maps
+            .iter()
+            .filter(|(k, ..)| *k == kind || *k == 'b')
+            .find(|(_, ct, _, range)| *ct == 0 && *range > 0)
+            .map(|(_, _, host, _)| *host);
+        match host.map(u32::try_from) {
+            Some(Ok(id)) => Ok(id),
+            _ => Err(ConfigError(format!(
+                "no usable lxc.idmap for {kind} 0 in {}",
+                file.display()
+            ))),
+        }
+    };
+    Ok(LxcConfig {
+        rootfs: PathBuf::from(path),
+        root_uid: root_of('u')?,
+        root_gid: root_of('g')?,
+        file,
+    })
+}
+
+/// Opens the rootfs directory, refusing a symlink and a directory the container's root
+/// does not own (a container user who can edit its config must not be able to point root
+/// at a host directory).
+pub fn open_rootfs(config: &LxcConfig) -> Result<OwnedFd, ConfigError> {
+    let path = &config.rootfs;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ConfigError(format!("cannot open the rootfs {}: {e}", path.display())))?;
+    let file = File::from(fd);
+    let meta = file
+        .metadata()
+        .map_err(|e| ConfigError(format!("cannot stat the rootfs {}: {e}", path.display())))?;
+    if meta.uid() != config.root_uid {
+        return Err(ConfigError(format!(
+            "the rootfs {} is owned by uid {}, not by the container's root (uid {}); refusing it",
+            path.display(),
+            meta.uid(),
+            config.root_uid
+        )));
+    }
+    Ok(OwnedFd::from(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LxcConfig, ConfigError> {
+        parse_lxc_config(text, PathBuf::from("/c/config"))
+    }
+
+    #[test]
+    fn rootfs_and_ids() {
+        let c = parse(
+            "# x\nlxc.rootfs.path = dir:/var/lib/ct/rootfs\nlxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 200000 65536\n",
+        )
+        .unwrap();
+        assert_eq!(c.rootfs, PathBuf::from("/var/lib/ct/rootfs"));
+        assert_eq!((c.root_uid, c.root_gid), (100000, 200000));
+        let c = parse("lxc.rootfs.path=/r\n").unwrap();
+        assert_eq!(
+            (c.rootfs.to_str().unwrap(), c.root_uid, c.root_gid),
+            ("/r", 0, 0)
+        );
+        let c = parse("lxc.rootfs.path = /old\nlxc.rootfs.path = /new\nlxc.idmap = b 0 5 10\n")
+            .unwrap();
+        assert_eq!(
+            (c.rootfs.to_str().unwrap(), c.root_uid, c.root_gid),
+            ("/new", 5, 5)
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(parse("lxc.uts.name = x\n")
+            .unwrap_err()
+            .0
+            .contains("no lxc.rootfs.path"));
+        assert!(parse("lxc.include = /x\n")
+            .unwrap_err()
+            .0
+            .contains("not followed"));
+        assert!(parse("lxc.rootfs.path = zfs:tank/ct\n")
+            .unwrap_err()
+            .0
+            .contains("\"zfs\""));
+        assert!(parse("lxc.rootfs.path = dir:rel\n")
+            .unwrap_err()
+            .0
+            .contains("absolute"));
+        assert!(parse("lxc.rootfs.path = /r\nlxc.idmap = u 1 5 10\n")
+            .unwrap_err()
+            .0
+            .contains("u 0"));
+        assert!(parse("lxc.rootfs.path = /r\nlxc.idmap = u x 5 10\n")
+            .unwrap_err()
+            .0
+            .contains("bad lxc.idmap"));
+    }
+
+    #[test]
+    fn tasks_are_found_by_name() {
+        assert_eq!(find_task("read_file").unwrap().name, "read_file");
+        let e = find_task("nope").unwrap_err();
+        assert!(
+            e.message().contains("unknown task \"nope\"") && e.message().contains("read_file"),
+            "{e}"
+        );
+    }
 }

@@ -1,10 +1,222 @@
 //! Wall.
 
-use ctl_core::{bail, container_command, CommandError, RunnerContext};
+use std::fs::File;
+use std::io::Read;
+use std::mem::{offset_of, size_of};
+
+use ctl_core::{container_command, Call, CommandError, Error, RunnerContext};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::mount::{attach_and_report, running};
 
 /// Write a message to every user tty inside the container, with a banner naming the host
-/// and the time.
-#[container_command(placement = exec)]
-pub fn wall(_ctx: &mut RunnerContext, _message: String, #[kwarg(default)] _banner: Option<String>) -> Result<bool, CommandError> {
-    bail!("not implemented yet")
+/// and the time (`Message from host machine <host> (<time>):`; the frontend builds it
+/// unless `banner` is given, and `Some("")` means no banner).
+///
+/// The ttys are the `USER_PROCESS` entries of the container's utmp (`/run/utmp`,
+/// `/var/run/utmp`); only `/dev/pts/<n>` and `/dev/tty<name>` are written, opened without
+/// following symlinks and without blocking (a stuck terminal loses the message).
+#[container_command(placement = exec, setuid_helpers, frontend = wall_frontend)]
+pub fn wall(
+    ctx: &mut RunnerContext,
+    message: String,
+    #[kwarg(default)] banner: Option<String>,
+) -> Result<bool, CommandError> {
+    let ct = running(ctx)?;
+    let text = compose(&message, banner.as_deref());
+    let report = attach_and_report(&ct, &|| Ok(write_to_user_ttys(text.as_bytes()).to_string()))?;
+    let written = report?;
+    tracing::debug!(ttys = %written, "wall");
+    Ok(true)
+}
+
+fn wall_frontend(call: &Call<'_>, message: String, banner: Option<String>) -> Result<bool, Error> {
+    let banner = banner.unwrap_or_else(default_banner);
+    Wall::runner(call, message, Some(banner))
+}
+
+/// `Message from host machine <hostname> (<UTC time>):`.
+pub fn default_banner() -> String {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "(unknown)".to_owned());
+    format!("Message from host machine {host} ({}):", utc_now())
+}
+
+/// The current time as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// What goes to each tty: blank lines around the banner and the message, control
+/// characters (but newlines and tabs) replaced, `\r\n` line ends (a terminal in raw mode
+/// would not return the carriage).
+fn compose(message: &str, banner: Option<&str>) -> String {
+    let body = match banner.filter(|b| !b.is_empty()) {
+        Some(banner) => format!("\n\n{banner}\n\n{message}\n\n"),
+        None => format!("\n\n{message}\n\n"),
+    };
+    body.replace("\r\n", "\n")
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .replace('\n', "\r\n")
+}
+
+/// Where utmp may be, in this order.
+const UTMP_FILES: &[&str] = &["/run/utmp", "/var/run/utmp"];
+/// Most utmp records read from one file.
+const MAX_UTMP_RECORDS: usize = 1024;
+
+/// The `USER_PROCESS` ttys of the utmp files, validated, without duplicates.
+fn user_ttys() -> Vec<String> {
+    let record = size_of::<libc::utmpx>();
+    let type_at = offset_of!(libc::utmpx, ut_type);
+    let line_at = offset_of!(libc::utmpx, ut_line);
+    let line_len = size_of::<[libc::c_char; 32]>();
+    let mut ttys = Vec::new();
+    for path in UTMP_FILES {
+        let mut bytes = Vec::new();
+        let read = File::open(path).and_then(|f| {
+            f.take((record * MAX_UTMP_RECORDS) as u64)
+                .read_to_end(&mut bytes)
+        });
+        if read.is_err() {
+            continue;
+        }
+        for rec in bytes.chunks_exact(record) {
+            let kind = i16::from_ne_bytes([rec[type_at], rec[type_at + 1]]);
+            if kind != libc::USER_PROCESS {
+                continue;
+            }
+            let line = &rec[line_at..line_at + line_len];
+            let line = &line[..line.iter().position(|b| *b == 0).unwrap_or(line.len())];
+            if let Some(name) = valid_tty(line) {
+                if !ttys.contains(&name) {
+                    ttys.push(name);
+                }
+            }
+        }
+    }
+    ttys
+}
+
+/// A utmp line naming a terminal we may write to: `pts/<digits>` or `tty<letters/digits>`;
+/// anything else (`../../etc/passwd`, `console`, `pts/../x`) is refused.
+pub fn valid_tty(line: &[u8]) -> Option<String> {
+    let line = std::str::from_utf8(line).ok()?;
+    let ok = if let Some(n) = line.strip_prefix("pts/") {
+        !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit())
+    } else if let Some(n) = line.strip_prefix("tty") {
+        !n.is_empty() && n.len() <= 16 && n.bytes().all(|b| b.is_ascii_alphanumeric())
+    } else {
+        false
+    };
+    ok.then(|| line.to_owned())
+}
+
+/// Writes `text` to every user tty; returns how many got it whole.
+fn write_to_user_ttys(text: &[u8]) -> usize {
+    user_ttys()
+        .iter()
+        .filter(|tty| write_tty(tty, text))
+        .count()
+}
+
+fn write_tty(name: &str, text: &[u8]) -> bool {
+    let path = format!("/dev/{name}");
+    let flags = OFlag::O_WRONLY
+        | OFlag::O_NOCTTY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_CLOEXEC;
+    let Ok(fd) = nix::fcntl::open(path.as_str(), flags, Mode::empty()) else {
+        return false;
+    };
+    if !nix::unistd::isatty(&fd).unwrap_or(false) {
+        return false;
+    }
+    let mut rest = text;
+    while !rest.is_empty() {
+        match nix::unistd::write(&fd, rest) {
+            Ok(0) => return false,
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::EINTR) => {}
+            // EAGAIN: the terminal is not reading; it loses the rest.
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tty_names() {
+        assert_eq!(valid_tty(b"pts/3").as_deref(), Some("pts/3"));
+        assert_eq!(valid_tty(b"tty1").as_deref(), Some("tty1"));
+        assert_eq!(valid_tty(b"ttyS0").as_deref(), Some("ttyS0"));
+        for bad in [
+            &b"../../etc/passwd"[..],
+            b"pts/../../etc/passwd",
+            b"pts/",
+            b"tty",
+            b"console",
+            b"tty1/x",
+            b"pts/1a",
+            b"",
+            b"/dev/pts/1",
+        ] {
+            assert_eq!(valid_tty(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn message_layout() {
+        assert_eq!(
+            compose("hi\nthere", Some("B:")),
+            "\r\n\r\nB:\r\n\r\nhi\r\nthere\r\n\r\n"
+        );
+        assert_eq!(compose("a\x1b[2Jb", Some("")), "\r\n\r\na?[2Jb\r\n\r\n");
+    }
+
+    #[test]
+    fn banner_names_host_and_time() {
+        let b = default_banner();
+        assert!(
+            b.starts_with("Message from host machine ") && b.ends_with(" UTC):"),
+            "{b}"
+        );
+        let t = utc_now();
+        assert_eq!(t.len(), "2024-01-01 00:00:00 UTC".len(), "{t}");
+    }
 }

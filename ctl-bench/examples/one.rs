@@ -1,15 +1,30 @@
 //! Ping timings in a few call variants, for finding the frontend's overhead:
 //! `one CONTAINER_JSON [N]` with BENCH_RUNNER set.
 use std::time::Instant;
-fn med(mut v: Vec<f64>) -> f64 { v.sort_by(|a, b| a.total_cmp(b)); v[v.len() / 2] }
+fn med(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
 fn main() {
-    let ct: ctl_core::Container = serde_json::from_str(&std::fs::read_to_string(std::env::args().nth(1).unwrap()).unwrap()).unwrap();
-    let n: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let ct: ctl_core::Container =
+        serde_json::from_str(&std::fs::read_to_string(std::env::args().nth(1).unwrap()).unwrap())
+            .unwrap();
+    let n: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let runner = std::env::var("BENCH_RUNNER").unwrap();
-    let base = ctl_core::Call::new(&ct).runner(&runner).stdout(ctl_core::Stdio::Null).stderr(ctl_core::Stdio::Null).placement(ctl_core::Placement::Fork);
+    let base = ctl_core::Call::new(&ct)
+        .runner(&runner)
+        .stdout(ctl_core::Stdio::Null)
+        .stderr(ctl_core::Stdio::Null)
+        .placement(ctl_core::Placement::Fork);
     let variants: Vec<(&str, ctl_core::Call<'_>)> = vec![
         ("fork", base.clone()),
-        ("fork, caller's group", base.clone().own_process_group(false)),
+        (
+            "fork, caller's group",
+            base.clone().own_process_group(false),
+        ),
         ("exec", base.clone().placement(ctl_core::Placement::Exec)),
     ];
     let mut times = vec![Vec::new(); variants.len() + 1];
@@ -23,6 +38,8 @@ fn main() {
         std::process::Command::new("/bin/true").status().unwrap();
         times[variants.len()].push(t.elapsed().as_secs_f64() * 1e6);
     }
-    for (i, (name, _)) in variants.iter().enumerate() { println!("{:>8.1} us  {name}", med(times[i].clone())); }
+    for (i, (name, _)) in variants.iter().enumerate() {
+        println!("{:>8.1} us  {name}", med(times[i].clone()));
+    }
     println!("{:>8.1} us  /bin/true", med(times[variants.len()].clone()));
 }

@@ -5,7 +5,10 @@ use ctl_core::runner;
 
 fn main() {
     runner::run_if_runner();
-    let seconds: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    let seconds: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0);
     let dir = std::env::temp_dir().join(format!("ctl-bench-quick-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let prov = ctl_provision::Provisioner::new(&dir).unwrap();
@@ -15,7 +18,10 @@ fn main() {
     if let Err(e) = &started {
         eprintln!("warning: container not started: {e}");
     }
-    let opts = ctl_bench::BenchOptions { seconds, runner: std::env::var_os("BENCH_RUNNER").map(Into::into) };
+    let opts = ctl_bench::BenchOptions {
+        seconds,
+        runner: std::env::var_os("BENCH_RUNNER").map(Into::into),
+    };
     let report = ctl_bench::run(&ct, &opts);
     print!("{}", report.to_table());
     let _ = prov.destroy(&name);

@@ -27,7 +27,10 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { seconds: 30.0, runner: None }
+        BenchOptions {
+            seconds: 30.0,
+            runner: None,
+        }
     }
 }
 
@@ -59,14 +62,21 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     let procs = open_procs(ct);
     let pool = WarmPool::new(Duration::from_secs(60));
     let warm_call = call.clone().warm(&pool);
-    let ping = |c: &Call<'_>| Ping::run_with(c, json!("ping")).map(drop).map_err(|e| e.to_string());
+    let ping = |c: &Call<'_>| {
+        Ping::run_with(c, json!("ping"))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
     let fork_call = call.clone().placement(Placement::Fork);
     cases.extend(interleaved(
         slice * 3,
         5000,
         vec![
-            ("spawn_true", Box::new(|| spawn_true()) as Step<'_>),
-            ("cgroup_migrate", Box::new(|| cgroup_migrate(&procs).map(Some))),
+            ("spawn_true", Box::new(spawn_true) as Step<'_>),
+            (
+                "cgroup_migrate",
+                Box::new(|| cgroup_migrate(&procs).map(Some)),
+            ),
             ("exec_noop", Box::new(|| ping(&call).map(|_| None))),
             ("fork_noop", Box::new(|| ping(&fork_call).map(|_| None))),
             ("warm_noop", Box::new(|| ping(&warm_call).map(|_| None))),
@@ -80,7 +90,14 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
         for page in heap.chunks_mut(4096) {
             page[0] = 1;
         }
-        cases.extend(interleaved(slice, 2000, vec![("exec_noop_1g", Box::new(|| ping(&call).map(|_| None)) as Step<'_>)]));
+        cases.extend(interleaved(
+            slice,
+            2000,
+            vec![(
+                "exec_noop_1g",
+                Box::new(|| ping(&call).map(|_| None)) as Step<'_>,
+            )],
+        ));
         std::hint::black_box(&heap);
     }
 
@@ -90,7 +107,13 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     // Against LXC's own tools, run the same way (as the user, in the cgroups).
     let lxc_home = ct.lxc_home.to_string_lossy().into_owned();
     let lxc = |tool: &'static str, extra: &'static [&'static str]| {
-        let mut v = vec![tool.to_owned(), "-P".to_owned(), lxc_home.clone(), "-n".to_owned(), ct.id.clone()];
+        let mut v = vec![
+            tool.to_owned(),
+            "-P".to_owned(),
+            lxc_home.clone(),
+            "-n".to_owned(),
+            ct.id.clone(),
+        ];
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -104,8 +127,12 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                     Err(e) => Err(format!("{}: {e}", argv[0])),
                 }
             };
-            let (freeze, unfreeze, info, attach) =
-                (lxc("lxc-freeze", &[]), lxc("lxc-unfreeze", &[]), lxc("lxc-info", &["-s"]), lxc("lxc-attach", &["--clear-env", "--", "true"]));
+            let (freeze, unfreeze, info, attach) = (
+                lxc("lxc-freeze", &[]),
+                lxc("lxc-unfreeze", &[]),
+                lxc("lxc-info", &["-s"]),
+                lxc("lxc-attach", &["--clear-env", "--", "true"]),
+            );
             cases.extend(interleaved(
                 slice,
                 2000,
@@ -131,7 +158,14 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                 slice,
                 2000,
                 vec![
-                    ("state", Box::new(|| State::run_with(&call).map(|_| None).map_err(|e| e.to_string())) as Step<'_>),
+                    (
+                        "state",
+                        Box::new(|| {
+                            State::run_with(&call)
+                                .map(|_| None)
+                                .map_err(|e| e.to_string())
+                        }) as Step<'_>,
+                    ),
                     ("lxc_info_state", Box::new(|| run_tool(&info))),
                 ],
             ));
@@ -141,10 +175,12 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                 vec![
                     (
                         "exec_true",
-                        Box::new(|| match Exec::run_with(&call, vec!["true".to_owned()], false, false) {
-                            Ok(0) => Ok(None),
-                            Ok(rc) => Err(format!("true exited with {rc}")),
-                            Err(e) => Err(e.to_string()),
+                        Box::new(|| {
+                            match Exec::run_with(&call, vec!["true".to_owned()], false, false) {
+                                Ok(0) => Ok(None),
+                                Ok(rc) => Err(format!("true exited with {rc}")),
+                                Err(e) => Err(e.to_string()),
+                            }
                         }) as Step<'_>,
                     ),
                     ("lxc_attach_true", Box::new(|| run_tool(&attach))),
@@ -152,8 +188,18 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
             ));
         }
         Err(e) => {
-            for name in ["freeze_cycle", "lxc_freeze_cycle", "state", "lxc_info_state", "exec_true", "lxc_attach_true"] {
-                cases.push(CaseResult::skipped(name, format!("cannot place LXC's tools: {e}")));
+            for name in [
+                "freeze_cycle",
+                "lxc_freeze_cycle",
+                "state",
+                "lxc_info_state",
+                "exec_true",
+                "lxc_attach_true",
+            ] {
+                cases.push(CaseResult::skipped(
+                    name,
+                    format!("cannot place LXC's tools: {e}"),
+                ));
             }
         }
     }
@@ -165,7 +211,9 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     let mut report = Report {
         machine: machine(),
         date: date(),
-        runner: runner.as_ref().map_or_else(|| "<unresolved>".to_owned(), |r| r.display().to_string()),
+        runner: runner
+            .as_ref()
+            .map_or_else(|| "<unresolved>".to_owned(), |r| r.display().to_string()),
         seconds: opts.seconds,
         cases,
         ratios: Default::default(),
@@ -181,7 +229,11 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
 type Step<'a> = Box<dyn FnMut() -> Result<Option<f64>, String> + 'a>;
 
 /// Runs the steps round-robin until `budget` is spent or each ran `max` times.
-fn interleaved(budget: Duration, max: usize, mut steps: Vec<(&'static str, Step<'_>)>) -> Vec<CaseResult> {
+fn interleaved(
+    budget: Duration,
+    max: usize,
+    mut steps: Vec<(&'static str, Step<'_>)>,
+) -> Vec<CaseResult> {
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); steps.len()];
     let mut errors = vec![0usize; steps.len()];
     let mut first_error: Vec<Option<String>> = vec![None; steps.len()];
@@ -226,8 +278,14 @@ fn interleaved(budget: Duration, max: usize, mut steps: Vec<(&'static str, Step<
 }
 
 fn spawn_true() -> Result<Option<f64>, String> {
-    let status = std::process::Command::new("/bin/true").status().map_err(|e| e.to_string())?;
-    if status.success() { Ok(None) } else { Err("/bin/true failed".to_owned()) }
+    let status = std::process::Command::new("/bin/true")
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(None)
+    } else {
+        Err("/bin/true failed".to_owned())
+    }
 }
 
 fn open_procs(ct: &Container) -> Vec<std::fs::File> {
@@ -251,7 +309,10 @@ fn cgroup_migrate(procs: &[std::fs::File]) -> Result<f64, String> {
     // _exit) on data prepared before the fork.
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
         nix::unistd::ForkResult::Child => unsafe {
-            let mut t0 = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut t0 = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             let mut t1 = t0;
             libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t0);
             let mut ok = true;
@@ -259,7 +320,11 @@ fn cgroup_migrate(procs: &[std::fs::File]) -> Result<f64, String> {
                 ok &= libc::write(*fd, b"0".as_ptr().cast(), 1) == 1;
             }
             libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t1);
-            let ns: i64 = if ok { (t1.tv_sec - t0.tv_sec) * 1_000_000_000 + (t1.tv_nsec - t0.tv_nsec) } else { -1 };
+            let ns: i64 = if ok {
+                (t1.tv_sec - t0.tv_sec) * 1_000_000_000 + (t1.tv_nsec - t0.tv_nsec)
+            } else {
+                -1
+            };
             libc::write(wfd, (&ns as *const i64).cast(), 8);
             libc::_exit(0)
         },
@@ -280,12 +345,20 @@ fn cgroup_migrate(procs: &[std::fs::File]) -> Result<f64, String> {
 
 fn ruby_case(call: &Call<'_>, slice: Duration) -> CaseResult {
     let Some(ruby) = which("ruby") else {
-        return CaseResult::skipped("ruby_noop", "no `ruby` on this machine (apt-get install ruby)");
+        return CaseResult::skipped(
+            "ruby_noop",
+            "no `ruby` on this machine (apt-get install ruby)",
+        );
     };
     let dir = std::env::temp_dir().join(format!("ctl-bench-ruby-{}", std::process::id()));
     let script = dir.join("ruby-runner");
     let setup = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&script, RUBY_RUNNER.replace("/usr/bin/env ruby", &ruby.to_string_lossy())))
+        .and_then(|()| {
+            std::fs::write(
+                &script,
+                RUBY_RUNNER.replace("/usr/bin/env ruby", &ruby.to_string_lossy()),
+            )
+        })
         .and_then(|()| {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
@@ -376,8 +449,14 @@ fn runner_peak_rss(ct: &Container, runner: Option<&PathBuf>) -> Result<u64, Stri
             version: ctl_core::PROTOCOL_VERSION,
             placement: Some(PlacementSpec {
                 rlimits: ct.rlimits.clone(),
-                cgroup_procs: cgroup::procs_files(&ct.cgroup_path).iter().map(|p| p.to_string_lossy().into_owned()).collect(),
-                user: Some(UserSpec { name: ct.user.clone(), ugid: ct.ugid }),
+                cgroup_procs: cgroup::procs_files(&ct.cgroup_path)
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+                user: Some(UserSpec {
+                    name: ct.user.clone(),
+                    ugid: ct.ugid,
+                }),
                 setuid_helpers: false,
                 own_process_group: true,
             }),
@@ -387,9 +466,12 @@ fn runner_peak_rss(ct: &Container, runner: Option<&PathBuf>) -> Result<u64, Stri
     };
     let env: Vec<(String, String)> = ctl_core::frontend::runner_environment(ct, Placement::Exec)
         .into_iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
         .collect();
-    let mut child = std::process::Command::new(&runner)
+    let mut child = std::process::Command::new(runner)
         .arg0(format!("ctl: {}:{} runner:ping", ct.pool, ct.id))
         .env_clear()
         .envs(env)
@@ -398,9 +480,19 @@ fn runner_peak_rss(ct: &Container, runner: Option<&PathBuf>) -> Result<u64, Stri
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
-    child.stdin.take().ok_or("stdin")?.write_all(&envelope.to_vec()).map_err(|e| e.to_string())?;
+    child
+        .stdin
+        .take()
+        .ok_or("stdin")?
+        .write_all(&envelope.to_vec())
+        .map_err(|e| e.to_string())?;
     let mut reply = String::new();
-    child.stdout.take().ok_or("stdout")?.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+    child
+        .stdout
+        .take()
+        .ok_or("stdout")?
+        .read_to_string(&mut reply)
+        .map_err(|e| e.to_string())?;
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -423,9 +515,16 @@ fn which(tool: &str) -> Option<PathBuf> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_owned()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown cpu".to_owned());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
 }

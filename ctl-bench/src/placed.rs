@@ -29,16 +29,27 @@ impl Placed {
             .collect::<io::Result<Vec<_>>>()?;
         let env = ctl_core::frontend::runner_environment(ct, Placement::Exec)
             .into_iter()
-            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            })
             .collect();
-        Ok(Placed { procs, ugid: ct.ugid, env })
+        Ok(Placed {
+            procs,
+            ugid: ct.ugid,
+            env,
+        })
     }
 
     /// Runs `argv` placed and waits; returns whether it exited 0.
     pub fn run(&self, argv: &[&str]) -> io::Result<bool> {
         let mut cmd = Command::new(argv[0]);
-        cmd.args(&argv[1..]).env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.args(&argv[1..])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let fds: Vec<RawFd> = self.procs.iter().map(AsRawFd::as_raw_fd).collect();
         let id = self.ugid;
         // SAFETY: the closure runs between fork and exec and only makes raw syscalls on

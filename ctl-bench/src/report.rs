@@ -85,7 +85,10 @@ pub struct Target {
 
 impl Report {
     pub(crate) fn median(&self, name: &str) -> Option<f64> {
-        self.cases.iter().find(|c| c.name == name).and_then(|c| c.median_us)
+        self.cases
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.median_us)
     }
 
     pub(crate) fn case(&self, name: &str) -> Option<&CaseResult> {
@@ -105,31 +108,106 @@ impl Report {
         };
         let tp = |k: &str| self.case(k).and_then(|c| c.per_second);
         let mut r = BTreeMap::new();
-        r.insert("exec_noop_vs_floor".to_owned(), ratio(m("exec_noop"), floor));
-        r.insert("fork_noop_vs_spawn".to_owned(), ratio(m("fork_noop"), m("spawn_true")));
-        r.insert("big_caller".to_owned(), ratio(m("exec_noop_1g"), m("exec_noop")));
-        r.insert("ruby_vs_exec".to_owned(), ratio(m("ruby_noop"), m("exec_noop")));
-        r.insert("freeze_vs_lxc".to_owned(), ratio(m("freeze_cycle"), m("lxc_freeze_cycle")));
-        r.insert("state_vs_lxc".to_owned(), ratio(m("state"), m("lxc_info_state")));
-        r.insert("exec_true_vs_lxc".to_owned(), ratio(m("exec_true"), m("lxc_attach_true")));
-        r.insert("warm_noop_vs_spawn".to_owned(), ratio(m("warm_noop"), m("spawn_true")));
-        r.insert("throughput_8_vs_1".to_owned(), ratio(tp("throughput_8"), tp("throughput_1")));
+        r.insert(
+            "exec_noop_vs_floor".to_owned(),
+            ratio(m("exec_noop"), floor),
+        );
+        r.insert(
+            "fork_noop_vs_spawn".to_owned(),
+            ratio(m("fork_noop"), m("spawn_true")),
+        );
+        r.insert(
+            "big_caller".to_owned(),
+            ratio(m("exec_noop_1g"), m("exec_noop")),
+        );
+        r.insert(
+            "ruby_vs_exec".to_owned(),
+            ratio(m("ruby_noop"), m("exec_noop")),
+        );
+        r.insert(
+            "freeze_vs_lxc".to_owned(),
+            ratio(m("freeze_cycle"), m("lxc_freeze_cycle")),
+        );
+        r.insert(
+            "state_vs_lxc".to_owned(),
+            ratio(m("state"), m("lxc_info_state")),
+        );
+        r.insert(
+            "exec_true_vs_lxc".to_owned(),
+            ratio(m("exec_true"), m("lxc_attach_true")),
+        );
+        r.insert(
+            "warm_noop_vs_spawn".to_owned(),
+            ratio(m("warm_noop"), m("spawn_true")),
+        );
+        r.insert(
+            "throughput_8_vs_1".to_owned(),
+            ratio(tp("throughput_8"), tp("throughput_1")),
+        );
         self.ratios = r;
 
         let mut t = BTreeMap::new();
         let mut target = |name: &str, want: &str, value: Option<f64>, ok: fn(f64) -> bool| {
-            t.insert(name.to_owned(), Target { want: want.to_owned(), value, met: value.map(ok) });
+            t.insert(
+                name.to_owned(),
+                Target {
+                    want: want.to_owned(),
+                    value,
+                    met: value.map(ok),
+                },
+            );
         };
-        target("exec_noop_vs_floor", "<= 1.2", self.ratios["exec_noop_vs_floor"], |v| v <= 1.2);
-        target("fork_noop_vs_spawn", "<= 1.3", self.ratios["fork_noop_vs_spawn"], |v| v <= 1.3);
-        target("big_caller", "<= 1.1", self.ratios["big_caller"], |v| v <= 1.1);
-        target("ruby_vs_exec", ">= 20", self.ratios["ruby_vs_exec"], |v| v >= 20.0);
-        target("freeze_vs_lxc", "<= 0.5", self.ratios["freeze_vs_lxc"], |v| v <= 0.5);
-        target("state_vs_lxc", "<= 0.5", self.ratios["state_vs_lxc"], |v| v <= 0.5);
-        target("exec_true_vs_lxc", "<= 1.0", self.ratios["exec_true_vs_lxc"], |v| v <= 1.0);
-        target("throughput_8_vs_1", ">= 1.6", self.ratios["throughput_8_vs_1"], |v| v >= 1.6);
-        target("warm_noop_vs_spawn", "<= 0.5", self.ratios["warm_noop_vs_spawn"], |v| v <= 0.5);
-        target("runner_peak_rss_kib", "<= 4096", self.runner_peak_rss_kib.map(|v| v as f64), |v| v <= 4096.0);
+        target(
+            "exec_noop_vs_floor",
+            "<= 1.2",
+            self.ratios["exec_noop_vs_floor"],
+            |v| v <= 1.2,
+        );
+        target(
+            "fork_noop_vs_spawn",
+            "<= 1.3",
+            self.ratios["fork_noop_vs_spawn"],
+            |v| v <= 1.3,
+        );
+        target("big_caller", "<= 1.1", self.ratios["big_caller"], |v| {
+            v <= 1.1
+        });
+        target("ruby_vs_exec", ">= 20", self.ratios["ruby_vs_exec"], |v| {
+            v >= 20.0
+        });
+        target(
+            "freeze_vs_lxc",
+            "<= 0.5",
+            self.ratios["freeze_vs_lxc"],
+            |v| v <= 0.5,
+        );
+        target("state_vs_lxc", "<= 0.5", self.ratios["state_vs_lxc"], |v| {
+            v <= 0.5
+        });
+        target(
+            "exec_true_vs_lxc",
+            "<= 1.0",
+            self.ratios["exec_true_vs_lxc"],
+            |v| v <= 1.0,
+        );
+        target(
+            "throughput_8_vs_1",
+            ">= 1.6",
+            self.ratios["throughput_8_vs_1"],
+            |v| v >= 1.6,
+        );
+        target(
+            "warm_noop_vs_spawn",
+            "<= 0.5",
+            self.ratios["warm_noop_vs_spawn"],
+            |v| v <= 0.5,
+        );
+        target(
+            "runner_peak_rss_kib",
+            "<= 4096",
+            self.runner_peak_rss_kib.map(|v| v as f64),
+            |v| v <= 4096.0,
+        );
         let errors: usize = self.cases.iter().map(|c| c.errors).sum();
         target("errors", "== 0", Some(errors as f64), |v| v == 0.0);
         self.targets = t;
@@ -138,8 +216,16 @@ impl Report {
     /// The human table.
     pub fn to_table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "ctl bench — {} — {} — runner {}", self.machine, self.date, self.runner);
-        let _ = writeln!(out, "{:<20} {:>7} {:>11} {:>11} {:>11} {:>10}", "case", "count", "median µs", "p90 µs", "p99 µs", "per s");
+        let _ = writeln!(
+            out,
+            "ctl bench — {} — {} — runner {}",
+            self.machine, self.date, self.runner
+        );
+        let _ = writeln!(
+            out,
+            "{:<20} {:>7} {:>11} {:>11} {:>11} {:>10}",
+            "case", "count", "median µs", "p90 µs", "p99 µs", "per s"
+        );
         let f = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
         for c in &self.cases {
             if let Some(why) = &c.skipped {
@@ -155,21 +241,31 @@ impl Report {
                 f(c.p90_us),
                 f(c.p99_us),
                 c.per_second.map_or_else(String::new, |v| format!("{v:.0}")),
-                if c.errors > 0 { format!("  ({} errors)", c.errors) } else { String::new() }
+                if c.errors > 0 {
+                    format!("  ({} errors)", c.errors)
+                } else {
+                    String::new()
+                }
             );
         }
         let _ = writeln!(
             out,
             "runner_peak_rss_kib  {}",
-            self.runner_peak_rss_kib.map_or_else(|| "-".to_owned(), |v| v.to_string())
+            self.runner_peak_rss_kib
+                .map_or_else(|| "-".to_owned(), |v| v.to_string())
         );
-        let _ = writeln!(out, "\n{:<22} {:>8}  {:<8} {}", "ratio / target", "value", "want", "met");
+        let _ = writeln!(
+            out,
+            "\n{:<22} {:>8}  {:<8} met",
+            "ratio / target", "value", "want"
+        );
         for (name, t) in &self.targets {
             let _ = writeln!(
                 out,
                 "{:<22} {:>8}  {:<8} {}",
                 name,
-                t.value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
+                t.value
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
                 t.want,
                 match t.met {
                     Some(true) => "yes",

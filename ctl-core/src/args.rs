@@ -22,7 +22,11 @@ pub struct Args {
 impl Args {
     /// Arguments from the envelope's `args` and `kwargs`.
     pub fn new(positional: Vec<Value>, named: Map<String, Value>) -> Args {
-        Args { positional, named, taken_positional: 0 }
+        Args {
+            positional,
+            named,
+            taken_positional: 0,
+        }
     }
 
     /// Decodes the next positional parameter `param`. A missing argument decodes from
@@ -78,7 +82,9 @@ impl Args {
             )));
         }
         if let Some(name) = self.named.keys().next() {
-            return Err(CommandError::msg(format!("unknown keyword argument `{name}`")));
+            return Err(CommandError::msg(format!(
+                "unknown keyword argument `{name}`"
+            )));
         }
         Ok(())
     }
@@ -128,7 +134,10 @@ mod tests {
         // Stop as osctld calls it: mode symbol as a string, nil message.
         let mut a = Args::new(
             vec![json!("stop")],
-            json!({"timeout": 60, "message": null}).as_object().unwrap().clone(),
+            json!({"timeout": 60, "message": null})
+                .as_object()
+                .unwrap()
+                .clone(),
         );
         let mode: String = a.positional("mode").unwrap();
         let timeout: u64 = a.named("timeout").unwrap();
@@ -136,14 +145,21 @@ mod tests {
         let extra: Option<u32> = a.positional("extra").unwrap();
         let list: Vec<i32> = a.named_or_default("valid_rcs").unwrap();
         a.finish().unwrap();
-        assert_eq!((mode.as_str(), timeout, message, extra, list), ("stop", 60, None, None, vec![]));
+        assert_eq!(
+            (mode.as_str(), timeout, message, extra, list),
+            ("stop", 60, None, None, vec![])
+        );
     }
 
     #[test]
     fn clear_errors() {
         let mut a = Args::new(vec![json!("x")], Map::new());
         let e = a.positional::<u32>("index").unwrap_err();
-        assert!(e.message().starts_with("argument 1 (`index`): invalid type"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("argument 1 (`index`): invalid type"),
+            "{e}"
+        );
         let e = a.positional::<u32>("count").unwrap_err();
         assert_eq!(e.message(), "missing argument 2 (`count`)");
         let e = a.named::<u32>("timeout").unwrap_err();
@@ -152,7 +168,10 @@ mod tests {
         let a = Args::new(vec![json!(1), json!(2)], Map::new());
         assert!(a.finish().unwrap_err().message().contains("at most 0"));
         let a = Args::new(vec![], json!({"tmeout": 1}).as_object().unwrap().clone());
-        assert_eq!(a.finish().unwrap_err().message(), "unknown keyword argument `tmeout`");
+        assert_eq!(
+            a.finish().unwrap_err().message(),
+            "unknown keyword argument `tmeout`"
+        );
     }
 
     #[test]

@@ -53,31 +53,48 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
     let mut found: Vec<Hierarchy> = Vec::new();
     for line in text.lines() {
         // Fields: id parent major:minor root mount-point options [optional...] - fstype source super-options
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let mut right_fields = right.split(' ');
         let fstype = right_fields.next().unwrap_or("");
         let _source = right_fields.next();
         let super_opts = right_fields.next().unwrap_or("");
         let left_fields: Vec<&str> = left.split(' ').collect();
-        let Some(mount_point) = left_fields.get(4) else { continue };
+        let Some(mount_point) = left_fields.get(4) else {
+            continue;
+        };
         let mount_point = PathBuf::from(unescape_mount_path(mount_point));
         let hierarchy = match fstype {
-            "cgroup2" => Hierarchy { mount_point, unified: true, controllers: Vec::new() },
+            "cgroup2" => Hierarchy {
+                mount_point,
+                unified: true,
+                controllers: Vec::new(),
+            },
             "cgroup" => {
                 let controllers = super_opts
                     .split(',')
                     .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
                     .filter(|o| !o.contains('=') || o.starts_with("name="))
-                    .filter(|o| !matches!(*o, "clone_children" | "noprefix" | "xattr" | "cpuset_v2_mode"))
+                    .filter(|o| {
+                        !matches!(
+                            *o,
+                            "clone_children" | "noprefix" | "xattr" | "cpuset_v2_mode"
+                        )
+                    })
                     .map(str::to_owned)
                     .collect();
-                Hierarchy { mount_point, unified: false, controllers }
+                Hierarchy {
+                    mount_point,
+                    unified: false,
+                    controllers,
+                }
             }
             _ => continue,
         };
-        let duplicate = found.iter().any(|h| {
-            h.unified == hierarchy.unified && h.controllers == hierarchy.controllers
-        });
+        let duplicate = found
+            .iter()
+            .any(|h| h.unified == hierarchy.unified && h.controllers == hierarchy.controllers);
         if !duplicate {
             found.push(hierarchy);
         }
@@ -180,7 +197,10 @@ fn init_created(h: &Hierarchy, dir: &Path, owner: Option<u32>) -> io::Result<()>
 
 /// The `cgroup.procs` file of `relative` in every hierarchy, in [`hierarchies`] order.
 pub fn procs_files(relative: &str) -> Vec<PathBuf> {
-    hierarchies().iter().map(|h| h.path_of(relative).join("cgroup.procs")).collect()
+    hierarchies()
+        .iter()
+        .map(|h| h.path_of(relative).join("cgroup.procs"))
+        .collect()
 }
 
 /// Removes `relative` and everything below it from every hierarchy, deepest first.
@@ -215,9 +235,10 @@ fn remove_tree(dir: &Path) -> io::Result<()> {
 /// The pids in `relative` of the hierarchy mounted at or carrying `controller` (for v2 pass
 /// `"unified"`), recursively. Used to find what a runner left behind.
 pub fn pids_in(relative: &str, controller: &str) -> io::Result<Vec<i32>> {
-    let Some(h) = hierarchies().iter().find(|h| {
-        (controller == "unified" && h.unified) || h.has_controller(controller)
-    }) else {
+    let Some(h) = hierarchies()
+        .iter()
+        .find(|h| (controller == "unified" && h.unified) || h.has_controller(controller))
+    else {
         return Ok(Vec::new());
     };
     let mut pids = Vec::new();

@@ -51,7 +51,10 @@ pub struct Rlimit {
 impl Rlimit {
     /// A limit with the same soft and hard value.
     pub fn both(value: RlimitValue) -> Self {
-        Rlimit { soft: value, hard: value }
+        Rlimit {
+            soft: value,
+            hard: value,
+        }
     }
 }
 
@@ -158,6 +161,20 @@ pub fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
 
 /// The canonical short names of every rlimit, in resource order.
 pub const RLIMIT_NAMES: &[&str] = &[
-    "cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile", "memlock", "as", "locks",
-    "sigpending", "msgqueue", "nice", "rtprio", "rttime",
+    "cpu",
+    "fsize",
+    "data",
+    "stack",
+    "core",
+    "rss",
+    "nproc",
+    "nofile",
+    "memlock",
+    "as",
+    "locks",
+    "sigpending",
+    "msgqueue",
+    "nice",
+    "rtprio",
+    "rttime",
 ];

@@ -78,25 +78,38 @@ pub fn identity_of_self() -> Result<IdentityInfo, CommandError> {
         let r = nix::unistd::getresgid()?;
         (r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw())
     };
-    let groups = nix::unistd::getgroups()?.into_iter().map(|g| g.as_raw()).collect();
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup")?.lines().map(str::to_owned).collect();
+    let groups = nix::unistd::getgroups()?
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup")?
+        .lines()
+        .map(str::to_owned)
+        .collect();
 
     let mut rlimits = BTreeMap::new();
     for name in RLIMIT_NAMES {
         let resource = crate::container::rlimit_resource(name).expect("known name");
-        let mut value = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut value = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: getrlimit writes one struct through the pointer we own.
         if unsafe { libc::getrlimit(resource, &mut value) } == 0 {
             rlimits.insert(
                 (*name).to_owned(),
-                Rlimit { soft: RlimitValue::from_raw(value.rlim_cur), hard: RlimitValue::from_raw(value.rlim_max) },
+                Rlimit {
+                    soft: RlimitValue::from_raw(value.rlim_cur),
+                    hard: RlimitValue::from_raw(value.rlim_max),
+                },
             );
         }
     }
 
     let fds = open_fds()?;
-    let mut env: Vec<String> =
-        std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+    let mut env: Vec<String> = std::env::vars_os()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
     env.sort();
 
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -117,8 +130,13 @@ pub fn identity_of_self() -> Result<IdentityInfo, CommandError> {
         ambient: hex("CapAmb"),
     };
     let no_new_privs = field("NoNewPrivs") == "1";
-    let title = std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
-    let comm = std::fs::read_to_string("/proc/self/comm")?.trim_end().to_owned();
+    let title = std::env::args_os()
+        .next()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let comm = std::fs::read_to_string("/proc/self/comm")?
+        .trim_end()
+        .to_owned();
     let mut pdeathsig: libc::c_int = 0;
     // SAFETY: PR_GET_PDEATHSIG writes one int through the pointer.
     unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut pdeathsig as *mut libc::c_int) };
@@ -149,7 +167,11 @@ pub fn open_fds() -> std::io::Result<Vec<i32>> {
     let mut fds = Vec::new();
     for entry in dir {
         let entry = entry?;
-        if let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
+        if let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        {
             fds.push(fd);
         }
     }

@@ -17,7 +17,7 @@ use crate::container::Rlimit;
 
 /// Version of our envelope extension and reply conventions. Bumped on any incompatible
 /// change; a runner refuses an envelope of another version with a reply naming both.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest envelope a runner accepts, in bytes. Arguments are small; anything bigger is a
 /// bug or an attack.
@@ -62,7 +62,9 @@ impl Envelope {
     /// Decodes an envelope, rejecting oversized input before parsing it.
     pub fn from_slice(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         if bytes.len() > MAX_ENVELOPE_BYTES {
-            return Err(EnvelopeError::TooLarge { limit: MAX_ENVELOPE_BYTES });
+            return Err(EnvelopeError::TooLarge {
+                limit: MAX_ENVELOPE_BYTES,
+            });
         }
         let envelope: Envelope =
             serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Json(e.to_string()))?;
@@ -74,18 +76,27 @@ impl Envelope {
     pub fn validate(&self) -> Result<(), EnvelopeError> {
         if self.name.is_empty() || self.name.len() > 256 || self.name.chars().any(char::is_control)
         {
-            return Err(EnvelopeError::Invalid(format!("bad command name {:?}", self.name)));
+            return Err(EnvelopeError::Invalid(format!(
+                "bad command name {:?}",
+                self.name
+            )));
         }
         if self.return_fd < 0 {
-            return Err(EnvelopeError::Invalid(format!("bad return fd {}", self.return_fd)));
+            return Err(EnvelopeError::Invalid(format!(
+                "bad return fd {}",
+                self.return_fd
+            )));
         }
         if self.return_fd == 0 {
             return Err(EnvelopeError::Invalid(
                 "return fd 0 is the envelope itself".to_owned(),
             ));
         }
-        for (what, fd) in [("stdin", self.stdin), ("stdout", self.stdout), ("stderr", self.stderr)]
-        {
+        for (what, fd) in [
+            ("stdin", self.stdin),
+            ("stdout", self.stdout),
+            ("stderr", self.stderr),
+        ] {
             if let Some(fd) = fd {
                 if fd < 0 {
                     return Err(EnvelopeError::Invalid(format!("bad {what} fd {fd}")));
@@ -112,7 +123,10 @@ impl Envelope {
 
     /// The fds the runner keeps open besides 0, 1 and 2.
     pub fn named_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
-        std::iter::once(self.return_fd).chain(self.stdin).chain(self.stdout).chain(self.stderr)
+        std::iter::once(self.return_fd)
+            .chain(self.stdin)
+            .chain(self.stdout)
+            .chain(self.stderr)
     }
 }
 
@@ -198,7 +212,10 @@ mod tests {
         assert_eq!(e.args, vec![Value::from("stop")]);
         assert_eq!(e.kwargs["timeout"], Value::from(60));
         assert_eq!(e.kwargs["message"], Value::Null);
-        assert_eq!((e.return_fd, e.stdin, e.stdout, e.stderr), (12, None, Some(1), Some(2)));
+        assert_eq!(
+            (e.return_fd, e.stdin, e.stdout, e.stderr),
+            (12, None, Some(1), Some(2))
+        );
         assert!(e.ctl.is_none());
         assert_eq!(e.named_fds().collect::<Vec<_>>(), vec![12, 1, 2]);
     }
@@ -212,8 +229,18 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "args", "id", "kwargs", "log_file", "lxc_home", "name", "pool", "return",
-                "stderr", "stdin", "stdout", "user_home"
+                "args",
+                "id",
+                "kwargs",
+                "log_file",
+                "lxc_home",
+                "name",
+                "pool",
+                "return",
+                "stderr",
+                "stdin",
+                "stdout",
+                "user_home"
             ]
         );
     }
@@ -224,10 +251,15 @@ mod tests {
         e.ctl = Some(Extension {
             version: PROTOCOL_VERSION,
             parent_pid: Some(42),
-            warm: Some(WarmSpec { idle_timeout_ms: 5000 }),
+            warm: Some(WarmSpec {
+                idle_timeout_ms: 5000,
+            }),
             placement: Some(PlacementSpec {
                 cgroup_procs: vec!["/sys/fs/cgroup/memory/a/cgroup.procs".into()],
-                user: Some(UserSpec { name: "u".into(), ugid: 5000 }),
+                user: Some(UserSpec {
+                    name: "u".into(),
+                    ugid: 5000,
+                }),
                 ..Default::default()
             }),
         });
@@ -237,21 +269,39 @@ mod tests {
     #[test]
     fn rejects_bad_envelopes() {
         let too_big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
-        assert!(matches!(Envelope::from_slice(&too_big), Err(EnvelopeError::TooLarge { .. })));
-        assert!(matches!(Envelope::from_slice(b"{"), Err(EnvelopeError::Json(_))));
-        assert!(matches!(Envelope::from_slice(b"[]"), Err(EnvelopeError::Json(_))));
+        assert!(matches!(
+            Envelope::from_slice(&too_big),
+            Err(EnvelopeError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            Envelope::from_slice(b"{"),
+            Err(EnvelopeError::Json(_))
+        ));
+        assert!(matches!(
+            Envelope::from_slice(b"[]"),
+            Err(EnvelopeError::Json(_))
+        ));
         let deep = "[".repeat(100_000);
-        assert!(matches!(Envelope::from_slice(deep.as_bytes()), Err(EnvelopeError::Json(_))));
+        assert!(matches!(
+            Envelope::from_slice(deep.as_bytes()),
+            Err(EnvelopeError::Json(_))
+        ));
         for (from, to) in [
             (r#""return":12"#, r#""return":0"#),
             (r#""return":12"#, r#""return":-3"#),
             (r#""stdout":1"#, r#""stdout":12"#),
             (r#""stdout":1"#, r#""stdout":0"#),
-            (r#""name":"OsCtld::ContainerControl::Commands::Stop""#, r#""name":"a\nb""#),
+            (
+                r#""name":"OsCtld::ContainerControl::Commands::Stop""#,
+                r#""name":"a\nb""#,
+            ),
         ] {
             let bad = OSCTLD.replace(from, to);
             assert!(
-                matches!(Envelope::from_slice(bad.as_bytes()), Err(EnvelopeError::Invalid(_))),
+                matches!(
+                    Envelope::from_slice(bad.as_bytes()),
+                    Err(EnvelopeError::Invalid(_))
+                ),
                 "accepted {to}"
             );
         }

@@ -16,7 +16,12 @@ pub enum Error {
 
     /// The runner ended without a reply (osctld's `user runner failed`).
     #[error("{command}: runner {} failed: {status}{}", path.display(), stderr_suffix(stderr))]
-    RunnerFailed { command: String, path: PathBuf, status: ExitInfo, stderr: String },
+    RunnerFailed {
+        command: String,
+        path: PathBuf,
+        status: ExitInfo,
+        stderr: String,
+    },
 
     /// The runner could not be started.
     #[error("{command}: cannot start runner {}: {source}", path.display())]
@@ -29,14 +34,23 @@ pub enum Error {
 
     /// The runner broke the protocol.
     #[error("{command}: runner {} {problem}", path.display())]
-    Protocol { command: String, path: PathBuf, problem: ProtocolError },
+    Protocol {
+        command: String,
+        path: PathBuf,
+        problem: ProtocolError,
+    },
 
     /// The runner speaks another protocol version.
     #[error(
         "{command}: runner {} speaks protocol version {runner}, this frontend speaks {frontend}",
         path.display()
     )]
-    VersionMismatch { command: String, path: PathBuf, runner: u32, frontend: u32 },
+    VersionMismatch {
+        command: String,
+        path: PathBuf,
+        runner: u32,
+        frontend: u32,
+    },
 
     /// The call's deadline passed; the runner and its process group were killed.
     #[error("{command}: timed out after {:.1}s, runner killed", after.as_secs_f64())]
@@ -59,7 +73,10 @@ pub enum Error {
 impl Error {
     /// A command error with a message, for frontends that refuse a call.
     pub fn command(command: impl Into<String>, message: impl fmt::Display) -> Error {
-        Error::Command { command: command.into(), message: message.to_string() }
+        Error::Command {
+            command: command.into(),
+            message: message.to_string(),
+        }
     }
 
     /// The command's name this error is about.
@@ -105,7 +122,11 @@ fn stderr_suffix(stderr: &str) -> String {
         String::new()
     } else {
         // One line: the last line of the runner's stderr says the most.
-        let last = tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = tail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         format!("; stderr: {}", last.trim())
     }
 }
@@ -132,7 +153,10 @@ impl fmt::Display for ExitInfo {
         match *self {
             ExitInfo::Exited(0) => f.write_str("exited with status 0 without a reply"),
             ExitInfo::Exited(code) => write!(f, "exited with status {code}"),
-            ExitInfo::Signaled { signal, core_dumped } => {
+            ExitInfo::Signaled {
+                signal,
+                core_dumped,
+            } => {
                 let name = nix::sys::signal::Signal::try_from(signal)
                     .map(|s| s.as_str())
                     .unwrap_or("unknown signal");
@@ -156,7 +180,10 @@ pub enum ProtocolError {
     #[error("wrote a partial reply line and then {status}")]
     PartialReply { status: ExitInfo },
     #[error("replied with output that does not decode as {expected}: {detail}")]
-    BadOutput { expected: &'static str, detail: String },
+    BadOutput {
+        expected: &'static str,
+        detail: String,
+    },
     #[error("refused the envelope: {0}")]
     Refused(String),
 }
@@ -170,7 +197,9 @@ pub struct CommandError {
 impl CommandError {
     /// An error with this message.
     pub fn msg(message: impl fmt::Display) -> CommandError {
-        CommandError { message: message.to_string() }
+        CommandError {
+            message: message.to_string(),
+        }
     }
 
     /// The message.
@@ -180,7 +209,9 @@ impl CommandError {
 
     /// Prefixes the message with context (`context: message`).
     pub fn context(self, context: impl fmt::Display) -> CommandError {
-        CommandError { message: format!("{context}: {}", self.message) }
+        CommandError {
+            message: format!("{context}: {}", self.message),
+        }
     }
 }
 
@@ -219,7 +250,10 @@ mod tests {
         let e = Error::RunnerFailed {
             command: "Freeze".into(),
             path: "/usr/lib/ctl-runner".into(),
-            status: ExitInfo::Signaled { signal: 6, core_dumped: false },
+            status: ExitInfo::Signaled {
+                signal: 6,
+                core_dumped: false,
+            },
             stderr: "first\nthread 'main' panicked at x\n\n".into(),
         };
         let s = e.to_string();

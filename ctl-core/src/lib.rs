@@ -59,12 +59,16 @@ pub mod __private {
     ) -> Result<crate::Args, Error> {
         f(ArgsEncoder::new())
             .map(ArgsEncoder::finish)
-            .map_err(|message| Error::Arguments { command: C::SPEC.name.to_owned(), message })
+            .map_err(|message| Error::Arguments {
+                command: C::SPEC.name.to_owned(),
+                message,
+            })
     }
 
     /// Encodes a runner's output.
     pub fn to_value<T: serde::Serialize>(value: T) -> Result<Value, CommandError> {
-        serde_json::to_value(value).map_err(|e| CommandError::msg(format!("cannot encode the output: {e}")))
+        serde_json::to_value(value)
+            .map_err(|e| CommandError::msg(format!("cannot encode the output: {e}")))
     }
 
     pub use crate::frontend::call_runner;

@@ -136,23 +136,42 @@ mod tests {
         setuid_helpers: false,
         doc: "",
     };
-    static REG_A: Registration =
-        Registration { spec: &A, runner: None, module: "a", location: "a.rs:1" };
-    static REG_B: Registration =
-        Registration { spec: &B, runner: None, module: "b", location: "b.rs:2" };
-    static REG_A2: Registration =
-        Registration { spec: &A, runner: None, module: "plugin", location: "p.rs:9" };
+    static REG_A: Registration = Registration {
+        spec: &A,
+        runner: None,
+        module: "a",
+        location: "a.rs:1",
+    };
+    static REG_B: Registration = Registration {
+        spec: &B,
+        runner: None,
+        module: "b",
+        location: "b.rs:2",
+    };
+    static REG_A2: Registration = Registration {
+        spec: &A,
+        runner: None,
+        module: "plugin",
+        location: "p.rs:9",
+    };
 
     #[test]
     fn resolves_all_name_forms() {
         let r = Registry::build([&REG_A, &REG_B]).unwrap();
-        for n in ["Freeze", "freeze", "OsCtld::ContainerControl::Commands::Freeze"] {
+        for n in [
+            "Freeze",
+            "freeze",
+            "OsCtld::ContainerControl::Commands::Freeze",
+        ] {
             assert_eq!(r.lookup(n).unwrap().spec.name, "Freeze", "{n}");
         }
         assert_eq!(r.lookup("get_hostname").unwrap().spec.name, "GetHostname");
         assert!(r.lookup("freez").is_none());
         assert!(r.lookup("").is_none());
-        assert_eq!(r.iter().map(|r| r.spec.name).collect::<Vec<_>>(), ["Freeze", "GetHostname"]);
+        assert_eq!(
+            r.iter().map(|r| r.spec.name).collect::<Vec<_>>(),
+            ["Freeze", "GetHostname"]
+        );
         assert_eq!(A.summary(), "Freeze it.");
     }
 
@@ -160,6 +179,9 @@ mod tests {
     fn duplicate_names_both_named() {
         let e = Registry::build([&REG_A, &REG_B, &REG_A2]).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("`Freeze`") && text.contains("a.rs:1") && text.contains("p.rs:9"), "{text}");
+        assert!(
+            text.contains("`Freeze`") && text.contains("a.rs:1") && text.contains("p.rs:9"),
+            "{text}"
+        );
     }
 }

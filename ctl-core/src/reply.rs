@@ -14,7 +14,10 @@ pub const DEFAULT_MAX_REPLY_BYTES: usize = 4 << 20;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
     Ok(Value),
-    Failed { message: String, protocol: Option<ProtocolRefusal> },
+    Failed {
+        message: String,
+        protocol: Option<ProtocolRefusal>,
+    },
 }
 
 /// A failure of the protocol itself, reported by the runner instead of running the command.
@@ -48,13 +51,21 @@ impl Reply {
 
     /// A command error.
     pub fn error(message: impl Into<String>) -> Reply {
-        Reply::Failed { message: message.into(), protocol: None }
+        Reply::Failed {
+            message: message.into(),
+            protocol: None,
+        }
     }
 
     /// The reply line, with its trailing newline.
     pub fn to_line(&self) -> Vec<u8> {
         let wire = match self {
-            Reply::Ok(v) => Wire { status: true, output: Some(v.clone()), message: None, ctl_error: None },
+            Reply::Ok(v) => Wire {
+                status: true,
+                output: Some(v.clone()),
+                message: None,
+                ctl_error: None,
+            },
             Reply::Failed { message, protocol } => Wire {
                 status: false,
                 output: None,
@@ -88,8 +99,14 @@ mod tests {
 
     #[test]
     fn osctld_shaped_replies() {
-        assert_eq!(Reply::from_line(b"{\"status\":true,\"output\":true}\n").unwrap(), Reply::Ok(Value::Bool(true)));
-        assert_eq!(Reply::from_line(br#"{"status":true}"#).unwrap(), Reply::Ok(Value::Null));
+        assert_eq!(
+            Reply::from_line(b"{\"status\":true,\"output\":true}\n").unwrap(),
+            Reply::Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            Reply::from_line(br#"{"status":true}"#).unwrap(),
+            Reply::Ok(Value::Null)
+        );
         assert_eq!(
             Reply::from_line(br#"{"status":false,"message":"container not running"}"#).unwrap(),
             Reply::error("container not running")
@@ -105,7 +122,10 @@ mod tests {
             Reply::error("boom"),
             Reply::Failed {
                 message: "version".into(),
-                protocol: Some(ProtocolRefusal::Version { runner: 2, frontend: 1 }),
+                protocol: Some(ProtocolRefusal::Version {
+                    runner: 2,
+                    frontend: 1,
+                }),
             },
         ] {
             let line = r.to_line();

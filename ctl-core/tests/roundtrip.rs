@@ -1,7 +1,7 @@
 //! Property tests: any envelope and any reply survive encode + decode unchanged, and the
 //! decoders never panic on arbitrary bytes.
 
-use ctl_core::envelope::{Envelope, Extension, PlacementSpec, UserSpec};
+use ctl_core::envelope::{Envelope, Extension, PlacementSpec, UserSpec, WarmSpec};
 use ctl_core::{Reply, Rlimit, RlimitValue};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -24,14 +24,32 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 fn rlimit_value() -> impl Strategy<Value = RlimitValue> {
-    prop_oneof![Just(RlimitValue::Unlimited), (0u64..u64::MAX).prop_map(RlimitValue::Limited)]
+    prop_oneof![
+        Just(RlimitValue::Unlimited),
+        (0u64..u64::MAX).prop_map(RlimitValue::Limited)
+    ]
 }
 
 fn envelope() -> impl Strategy<Value = Envelope> {
     (
-        ("[A-Za-z:_]{1,40}", ".{0,16}", ".{0,16}", ".{0,30}", ".{0,30}", proptest::option::of(".{0,30}")),
-        (prop::collection::vec(json_value(), 0..4), prop::collection::btree_map("[a-z_]{1,10}", json_value(), 0..4)),
-        (3i32..1000, proptest::option::of(0i32..1000), proptest::option::of(1i32..1000), proptest::option::of(1i32..1000)),
+        (
+            "[A-Za-z:_]{1,40}",
+            ".{0,16}",
+            ".{0,16}",
+            ".{0,30}",
+            ".{0,30}",
+            proptest::option::of(".{0,30}"),
+        ),
+        (
+            prop::collection::vec(json_value(), 0..4),
+            prop::collection::btree_map("[a-z_]{1,10}", json_value(), 0..4),
+        ),
+        (
+            3i32..1000,
+            proptest::option::of(0i32..1000),
+            proptest::option::of(1i32..1000),
+            proptest::option::of(1i32..1000),
+        ),
         proptest::option::of((
             any::<u32>(),
             proptest::option::of(1i32..100_000),
@@ -57,20 +75,25 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                 stdin,
                 stdout,
                 stderr,
-                ctl: ext.map(|(version, parent_pid, rlimits, procs, user, setuid_helpers)| Extension {
-                    version,
-                    parent_pid,
-                    placement: Some(PlacementSpec {
-                        rlimits: rlimits
-                            .into_iter()
-                            .map(|(k, (soft, hard))| (k, Rlimit { soft, hard }))
-                            .collect(),
-                        cgroup_procs: procs,
-                        user: user.map(|(name, ugid)| UserSpec { name, ugid }),
-                        setuid_helpers,
-                        own_process_group: !setuid_helpers,
-                    }),
-                }),
+                ctl: ext.map(
+                    |(version, parent_pid, rlimits, procs, user, setuid_helpers)| Extension {
+                        version,
+                        parent_pid,
+                        warm: (version % 2 == 0).then(|| WarmSpec {
+                            idle_timeout_ms: u64::from(version),
+                        }),
+                        placement: Some(PlacementSpec {
+                            rlimits: rlimits
+                                .into_iter()
+                                .map(|(k, (soft, hard))| (k, Rlimit { soft, hard }))
+                                .collect(),
+                            cgroup_procs: procs,
+                            user: user.map(|(name, ugid)| UserSpec { name, ugid }),
+                            setuid_helpers,
+                            own_process_group: !setuid_helpers,
+                        }),
+                    },
+                ),
             };
             e.validate().is_ok().then_some(e)
         })

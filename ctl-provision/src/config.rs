@@ -15,11 +15,14 @@ pub enum Net {
 
 /// Renders the config: the busybox template's settings for an unprivileged container,
 /// without its host `/lib` bind mounts (busybox is static), without AppArmor (there is
-/// none on these machines), with the id map of the container's subordinate range.
+/// none on these machines), with the id map of the container's subordinate range, and
+/// the host-shared directory `shared` bind-mounted at [`crate::SHARED_DIR_IN_CT`] (a
+/// slave of the host side: mounts made below `shared` on the host appear inside).
 pub fn render(
     name: &str,
     rootfs: &Path,
     log_file: &Path,
+    shared: &Path,
     base: u32,
     range: u32,
     net: Net,
@@ -41,6 +44,11 @@ pub fn render(
     line("lxc.mount.auto = cgroup:mixed proc:mixed sys:ro".into());
     line("lxc.mount.entry = shm dev/shm tmpfs defaults,create=dir 0 0".into());
     line("lxc.mount.entry = mqueue dev/mqueue mqueue defaults,optional,create=dir 0 0".into());
+    line(format!(
+        "lxc.mount.entry = {} {} none bind,create=dir 0 0",
+        shared.display(),
+        crate::SHARED_DIR_IN_CT.trim_start_matches('/')
+    ));
     line("lxc.apparmor.profile = unconfined".into());
     line(format!("lxc.idmap = u 0 {base} {range}"));
     line(format!("lxc.idmap = g 0 {base} {range}"));
@@ -67,6 +75,7 @@ mod tests {
             "web",
             Path::new("/r"),
             Path::new("/l.log"),
+            Path::new("/s/web"),
             1000,
             65536,
             Net::Veth,
@@ -76,10 +85,12 @@ mod tests {
         assert!(c.contains("lxc.net.0.link = ctlbr0\n"));
         assert!(c.contains("lxc.uts.name = web\n"));
         assert!(c.contains("lxc.log.file = /l.log\n"));
+        assert!(c.contains("lxc.mount.entry = /s/web run/ctl-shared none bind,create=dir 0 0\n"));
         let e = render(
             "web",
             Path::new("/r"),
             Path::new("/l.log"),
+            Path::new("/s/web"),
             1000,
             65536,
             Net::Empty,

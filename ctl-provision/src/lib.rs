@@ -28,4 +28,6 @@ pub use config::Net;
 pub use error::ProvisionError;
 pub use host::{ID_RANGE, LOCK_FILE, SUBID_MIN, UGID_MAX, UGID_MIN};
 pub use names::{user_name, validate as validate_name};
-pub use provisioner::{CreateOptions, Provisioner, BRIDGE, CGROUP_PARENT, USER_MARKER};
+pub use provisioner::{
+    CreateOptions, Provisioner, BRIDGE, CGROUP_PARENT, SHARED_DIR_IN_CT, USER_MARKER,
+};

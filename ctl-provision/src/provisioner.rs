@@ -24,6 +24,9 @@ pub const BRIDGE: &str = "ctlbr0";
 pub const CGROUP_PARENT: &str = "ctl";
 /// GECOS of the users we create; `destroy` refuses to delete users without it.
 pub const USER_MARKER: &str = "ctl-provision test container";
+/// Where the host-shared directory of every container appears inside it (see
+/// [`Provisioner::shared_dir`]).
+pub const SHARED_DIR_IN_CT: &str = "/run/ctl-shared";
 /// Written into the container directory once the rootfs is complete.
 const ROOTFS_DONE: &str = ".rootfs-done";
 
@@ -59,7 +62,13 @@ impl Default for CreateOptions {
 /// <state>/lxc/<user>/<name>/config      LXC config
 /// <state>/lxc/<user>/<name>/rootfs/     busybox rootfs owned by the mapped ids
 /// <state>/lxc/<user>/<name>/<name>.log  LXC log file
+/// <state>/shared/<name>/                host-shared directory (root's, a shared mount)
 /// ```
+///
+/// The host-shared directory is osctld's way of getting a mount into a running container:
+/// it is a bind mount onto itself with shared propagation, bind-mounted into the container
+/// at [`SHARED_DIR_IN_CT`] as a slave, so that whatever the host mounts below it appears
+/// inside, where the `Mount` command moves it to its final place.
 #[derive(Clone, Debug)]
 pub struct Provisioner {
     state_dir: PathBuf,
@@ -96,7 +105,7 @@ impl Provisioner {
                 )));
             }
         }
-        for dir in ["containers", "homes", "lxc"] {
+        for dir in ["containers", "homes", "lxc", "shared"] {
             mkdir(&state_dir.join(dir), 0o755, None)?;
         }
         Ok(Provisioner { state_dir })
@@ -105,6 +114,12 @@ impl Provisioner {
     /// The state directory (canonical).
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// The host side of container `name`'s shared directory: mounts made below it appear
+    /// inside the running container below [`SHARED_DIR_IN_CT`].
+    pub fn shared_dir(&self, name: &str) -> PathBuf {
+        self.state_dir.join("shared").join(name)
     }
 
     fn record_path(&self, name: &str) -> PathBuf {
@@ -175,7 +190,19 @@ impl Provisioner {
             fs::write(ct_dir.join(ROOTFS_DONE), b"")
                 .context(|| format!("mark {}", ct_dir.display()))?;
         }
-        let config = config::render(name, &rootfs, &ct.log_file, base, ID_RANGE, opts.net);
+        let shared = self.shared_dir(name);
+        mkdir(&self.state_dir.join("shared"), 0o755, None)?;
+        mkdir(&shared, 0o755, None)?;
+        ensure_shared_mount(&shared)?;
+        let config = config::render(
+            name,
+            &rootfs,
+            &ct.log_file,
+            &shared,
+            base,
+            ID_RANGE,
+            opts.net,
+        );
         let config_path = ct_dir.join("config");
         host::write_atomic(&config_path, config.as_bytes(), 0o644)?;
         chown(&config_path, ugid)?;
@@ -259,6 +286,7 @@ impl Provisioner {
             kill_by_uid(start, count)?;
         }
         remove_cgroup(&ct.cgroup_path)?;
+        remove_shared_dir(&self.shared_dir(name))?;
         for dir in [&ct_dir, &ct.lxc_home, &ct.home] {
             remove_tree(dir)?;
         }
@@ -533,6 +561,80 @@ fn remove_cgroup(relative: &str) -> Result<(), ProvisionError> {
     }
 }
 
+/// Makes `dir` a mount point of its own (a bind mount onto itself) with shared
+/// propagation. Idempotent.
+fn ensure_shared_mount(dir: &Path) -> Result<(), ProvisionError> {
+    if !mount_points_under(dir)?.iter().any(|m| m == dir) {
+        host::run(Command::new("mount").arg("--bind").arg(dir).arg(dir))?;
+    }
+    host::run(Command::new("mount").arg("--make-shared").arg(dir))?;
+    Ok(())
+}
+
+/// Unmounts everything at and below the shared directory `dir` (deepest first, lazily so
+/// that a busy mount cannot block a destroy), then removes it. Refuses to remove it while
+/// anything is still mounted there: deleting recursively through a mount would delete
+/// the mounted file system's contents.
+fn remove_shared_dir(dir: &Path) -> Result<(), ProvisionError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for _ in 0..10 {
+        let mut mounts = mount_points_under(dir)?;
+        if mounts.is_empty() {
+            return remove_tree(dir);
+        }
+        // Deepest first: a parent cannot go before its children.
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+        for m in &mounts {
+            let _ = host::run(Command::new("umount").arg("-l").arg(m));
+        }
+    }
+    Err(ProvisionError::Conflict(format!(
+        "{} still has mounts {:?}; not removing it",
+        dir.display(),
+        mount_points_under(dir)?
+    )))
+}
+
+/// Mount points of this process's mount namespace at or below `dir`.
+fn mount_points_under(dir: &Path) -> Result<Vec<PathBuf>, ProvisionError> {
+    let text = fs::read_to_string("/proc/self/mountinfo")
+        .context(|| "read /proc/self/mountinfo".to_owned())?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mountinfo(m)))
+        .filter(|m| m.starts_with(dir))
+        .collect())
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, b| acc.wrapping_mul(8).wrapping_add(b - b'0')),
+                );
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn remove_tree(dir: &Path) -> Result<(), ProvisionError> {
     match fs::remove_dir_all(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -561,4 +663,16 @@ fn mkdir(dir: &Path, mode: u32, owner: Option<u32>) -> Result<(), ProvisionError
 fn chown(path: &Path, ugid: u32) -> Result<(), ProvisionError> {
     std::os::unix::fs::chown(path, Some(ugid), Some(ugid))
         .context(|| format!("chown {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/x\\"), "/x\\");
+    }
 }

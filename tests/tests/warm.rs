@@ -8,10 +8,16 @@ use ctl_core::frontend::WarmPool;
 use ctl_core::{Call, Error, ExitInfo, Placement, ProtocolError, Stdio};
 use serde_json::json;
 use tests::faults::{Abort, ExitSilently, Fail, RawReply, SpawnSleeper};
-use tests::fixtures::{lingering_zombies, open_fd_count, process_alive, serial, test_runner_path, TestUser};
+use tests::fixtures::{
+    lingering_zombies, open_fd_count, process_alive, serial, test_runner_path, TestUser,
+};
 
 fn call<'a>(user: &'a TestUser, pool: &'a WarmPool) -> Call<'a> {
-    Call::new(user.container()).runner(test_runner_path()).stdout(Stdio::Null).stderr(Stdio::Null).warm(pool)
+    Call::new(user.container())
+        .runner(test_runner_path())
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null)
+        .warm(pool)
 }
 
 #[test]
@@ -33,8 +39,14 @@ fn warm_identity_equals_cold_identity_in_every_placement() {
         assert_eq!(warm.no_new_privs, cold.no_new_privs, "{placement}");
         assert_eq!(warm.pdeathsig, cold.pdeathsig, "{placement}");
         assert_eq!(warm.comm, cold.comm, "{placement}");
-        assert_eq!(warm.pgid, warm.pid, "a warm child has its own process group");
-        assert!(pool.pids().contains(&warm.ppid), "{placement}: parent is the warm runner");
+        assert_eq!(
+            warm.pgid, warm.pid,
+            "a warm child has its own process group"
+        );
+        assert!(
+            pool.pids().contains(&warm.ppid),
+            "{placement}: parent is the warm runner"
+        );
     }
     assert_eq!(pool.len(), 3, "one warm runner per placement");
     // Reuse: a second call goes to the same warm runner.
@@ -54,7 +66,12 @@ fn warm_faults_are_reported_like_cold_ones() {
     let pool = WarmPool::new(Duration::from_secs(30));
     Ping::run_with(&call(&user, &pool), json!(0)).unwrap();
     let fds = open_fd_count();
-    assert_eq!(Fail::run_with(&call(&user, &pool), "nope".into()).unwrap_err().command_message(), Some("nope"));
+    assert_eq!(
+        Fail::run_with(&call(&user, &pool), "nope".into())
+            .unwrap_err()
+            .command_message(),
+        Some("nope")
+    );
     match Abort::run_with(&call(&user, &pool)).unwrap_err() {
         Error::RunnerFailed { status, .. } => assert_eq!(status.signal(), Some(libc::SIGABRT)),
         other => panic!("{other:?}"),
@@ -66,13 +83,25 @@ fn warm_faults_are_reported_like_cold_ones() {
         }
         other => panic!("{other:?}"),
     }
-    match RawReply::run_with(&call(&user, &pool).placement(Placement::Exec), "junk\n".into(), 0).unwrap_err() {
-        Error::Protocol { problem: ProtocolError::MalformedReply { .. }, .. } => {}
+    match RawReply::run_with(
+        &call(&user, &pool).placement(Placement::Exec),
+        "junk\n".into(),
+        0,
+    )
+    .unwrap_err()
+    {
+        Error::Protocol {
+            problem: ProtocolError::MalformedReply { .. },
+            ..
+        } => {}
         other => panic!("{other:?}"),
     }
     // The warm runner survives its children's faults.
     assert_eq!(pool.len(), 1);
-    assert_eq!(Ping::run_with(&call(&user, &pool), json!("still")).unwrap(), json!("still"));
+    assert_eq!(
+        Ping::run_with(&call(&user, &pool), json!("still")).unwrap(),
+        json!("still")
+    );
     assert_eq!(open_fd_count(), fds);
 }
 
@@ -83,7 +112,9 @@ fn warm_deadline_kills_the_child_and_its_group() {
     let user = TestUser::new("warmdl");
     let pool = WarmPool::new(Duration::from_secs(30));
     let (r, w) = nix::unistd::pipe().unwrap();
-    let c = call(&user, &pool).stdout(Stdio::Fd(w.as_fd())).deadline(Duration::from_millis(500));
+    let c = call(&user, &pool)
+        .stdout(Stdio::Fd(w.as_fd()))
+        .deadline(Duration::from_millis(500));
     let err = SpawnSleeper::run_with(&c).unwrap_err();
     drop(w);
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
@@ -95,7 +126,10 @@ fn warm_deadline_kills_the_child_and_its_group() {
         std::thread::sleep(Duration::from_millis(20));
         !process_alive(grandchild)
     }));
-    assert_eq!(Ping::run_with(&call(&user, &pool), json!(2)).unwrap(), json!(2));
+    assert_eq!(
+        Ping::run_with(&call(&user, &pool), json!(2)).unwrap(),
+        json!(2)
+    );
 }
 
 #[test]
@@ -106,22 +140,32 @@ fn crashed_warm_runner_is_replaced_and_idle_ones_exit() {
     Ping::run_with(&call(&user, &pool), json!(0)).unwrap();
     let first = pool.pids();
     assert_eq!(first.len(), 1);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(Ping::run_with(&call(&user, &pool), json!(1)).unwrap(), json!(1));
+    assert_eq!(
+        Ping::run_with(&call(&user, &pool), json!(1)).unwrap(),
+        json!(1)
+    );
     let second = pool.pids();
     assert_eq!(second.len(), 1);
     assert_ne!(second, first, "the crashed runner was replaced");
 
     // Idle: it exits by itself after the timeout.
     let started = Instant::now();
-    while pool.len() > 0 && started.elapsed() < Duration::from_secs(5) {
+    while !pool.is_empty() && started.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(pool.len(), 0, "idle warm runner still there");
     assert!(!process_alive(second[0]));
     // And a new call starts a new one.
-    assert_eq!(Ping::run_with(&call(&user, &pool), json!(3)).unwrap(), json!(3));
+    assert_eq!(
+        Ping::run_with(&call(&user, &pool), json!(3)).unwrap(),
+        json!(3)
+    );
     drop(pool);
     assert_eq!(lingering_zombies(), Vec::<i32>::new());
 }

@@ -54,7 +54,12 @@ impl RunnerProcess for ChildGuard {
 
 impl ChildGuard {
     pub fn new(pid: Pid, own_group: bool, pidfd: OwnedFd) -> ChildGuard {
-        ChildGuard { pid, own_group, pidfd, reaped: false }
+        ChildGuard {
+            pid,
+            own_group,
+            pidfd,
+            reaped: false,
+        }
     }
 
     /// SIGKILL to the runner, and to its process group when it has one of its own.
@@ -75,7 +80,10 @@ impl ChildGuard {
                 }
                 Ok(WaitStatus::Signaled(_, sig, core)) => {
                     self.reaped = true;
-                    return Ok(ExitInfo::Signaled { signal: sig as i32, core_dumped: core });
+                    return Ok(ExitInfo::Signaled {
+                        signal: sig as i32,
+                        core_dumped: core,
+                    });
                 }
                 Ok(_) => continue,
                 Err(Errno::EINTR) => continue,
@@ -130,7 +138,11 @@ pub(crate) fn converse(
     max_reply: usize,
 ) -> io::Result<Outcome> {
     let started = Instant::now();
-    for fd in channels.envelope.iter().chain([&channels.reply, &channels.stderr]) {
+    for fd in channels
+        .envelope
+        .iter()
+        .chain([&channels.reply, &channels.stderr])
+    {
         set_nonblocking(fd)?;
     }
     let mut env_fd = channels.envelope;
@@ -153,8 +165,10 @@ pub(crate) fn converse(
                     ending = Ending::TimedOut;
                     break;
                 }
-                Some(left) => PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32 + 1)
-                    .unwrap_or(PollTimeout::MAX),
+                Some(left) => {
+                    PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32 + 1)
+                        .unwrap_or(PollTimeout::MAX)
+                }
             },
         };
         let mut fds = Vec::with_capacity(4);
@@ -178,10 +192,12 @@ pub(crate) fn converse(
             Err(e) => return Err(e.into()),
         }
         let ready = |i: Option<usize>| {
-            i.and_then(|i| fds[i].revents()).is_some_and(|r| !r.is_empty())
+            i.and_then(|i| fds[i].revents())
+                .is_some_and(|r| !r.is_empty())
         };
         let exited = ready(Some(0));
-        let (env_ready, reply_ready, stderr_ready) = (ready(env_idx), ready(reply_idx), ready(stderr_idx));
+        let (env_ready, reply_ready, stderr_ready) =
+            (ready(env_idx), ready(reply_idx), ready(stderr_idx));
         drop(fds);
 
         if env_ready {
@@ -209,7 +225,13 @@ pub(crate) fn converse(
         child.kill();
     }
     let status = child.finish()?;
-    Ok(Outcome { line, partial: reply, status, stderr_tail: tail, ending })
+    Ok(Outcome {
+        line,
+        partial: reply,
+        status,
+        stderr_tail: tail,
+        ending,
+    })
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -222,7 +244,11 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 fn write_envelope(fd: &mut Option<OwnedFd>, envelope: &[u8], written: &mut usize) {
     let Some(sock) = fd.as_ref() else { return };
     while *written < envelope.len() {
-        match send(sock.as_raw_fd(), &envelope[*written..], MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
+        match send(
+            sock.as_raw_fd(),
+            &envelope[*written..],
+            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+        ) {
             Ok(n) => *written += n,
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => return,

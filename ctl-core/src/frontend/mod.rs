@@ -13,9 +13,9 @@ pub mod warm;
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::pipe2;
-use nix::fcntl::OFlag;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -26,9 +26,9 @@ use crate::call::{Call, Stdio};
 use crate::cgroup;
 use crate::command::{Command, CommandSpec, Placement};
 use crate::envelope::{Envelope, Extension, PlacementSpec, UserSpec, PROTOCOL_VERSION};
-pub use warm::WarmPool;
 use crate::error::{Error, ProtocolError};
 use crate::reply::{ProtocolRefusal, Reply};
+pub use warm::WarmPool;
 
 use exchange::{converse, Channels, ChildGuard, Ending};
 
@@ -36,7 +36,8 @@ use exchange::{converse, Channels, ChildGuard, Ending};
 const CHILD_RETURN_FD: RawFd = 3;
 
 /// Default `PATH` of runners.
-pub const RUNNER_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const RUNNER_PATH_ENV: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Runs `C`'s runner half for this call and decodes its output.
 pub fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output, Error> {
@@ -44,11 +45,18 @@ pub fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output,
     decode_output::<C::Output>(call, C::SPEC, value)
 }
 
-fn decode_output<T: DeserializeOwned>(call: &Call<'_>, spec: &CommandSpec, value: Value) -> Result<T, Error> {
+fn decode_output<T: DeserializeOwned>(
+    call: &Call<'_>,
+    spec: &CommandSpec,
+    value: Value,
+) -> Result<T, Error> {
     serde_json::from_value(value).map_err(|e| Error::Protocol {
         command: spec.name.to_owned(),
         path: call.runner.clone().unwrap_or_default(),
-        problem: ProtocolError::BadOutput { expected: std::any::type_name::<T>(), detail: e.to_string() },
+        problem: ProtocolError::BadOutput {
+            expected: std::any::type_name::<T>(),
+            detail: e.to_string(),
+        },
     })
 }
 
@@ -91,7 +99,10 @@ impl Prepared {
             })?,
         };
         let ct = call.ct;
-        let user = UserSpec { name: ct.user.clone(), ugid: ct.ugid };
+        let user = UserSpec {
+            name: ct.user.clone(),
+            ugid: ct.ugid,
+        };
         let placement_spec = match placement {
             Placement::Exec => {
                 cgroup::create_entry(&ct.cgroup_path, ct.ugid)
@@ -134,7 +145,11 @@ impl Prepared {
 }
 
 fn setup_error(command: &'static str, what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Setup { command: command.to_owned(), what, source }
+    move |source| Error::Setup {
+        command: command.to_owned(),
+        what,
+        source,
+    }
 }
 
 /// The command's stdio as the runner sees it: fd numbers from 4 on, in order.
@@ -156,7 +171,12 @@ impl<'a> StdioPlan<'a> {
         let stdout = assign_fd(resolve_stdio(call.stdout, inherited_out), &mut next);
         let stderr = assign_fd(resolve_stdio(call.stderr, inherited_err), &mut next);
         StdioPlan {
-            fds: stdin.iter().chain(&stdout).chain(&stderr).copied().collect(),
+            fds: stdin
+                .iter()
+                .chain(&stdout)
+                .chain(&stderr)
+                .copied()
+                .collect(),
             stdin: stdin.map(|(_, n)| n),
             stdout: stdout.map(|(_, n)| n),
             stderr: stderr.map(|(_, n)| n),
@@ -165,7 +185,12 @@ impl<'a> StdioPlan<'a> {
 }
 
 /// The envelope of one call; `ctl` is left for the caller to fill.
-pub(crate) fn envelope_for(call: &Call<'_>, prepared: &Prepared, args: Args, stdio: &StdioPlan<'_>) -> Envelope {
+pub(crate) fn envelope_for(
+    call: &Call<'_>,
+    prepared: &Prepared,
+    args: Args,
+    stdio: &StdioPlan<'_>,
+) -> Envelope {
     let ct = call.ct;
     Envelope {
         name: prepared.command.to_owned(),
@@ -185,13 +210,17 @@ pub(crate) fn envelope_for(call: &Call<'_>, prepared: &Prepared, args: Args, std
 }
 
 fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {
-    let (env_parent, env_child) =
-        socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| prepared.setup("creating the envelope socket")(e.into()))?;
+    let (env_parent, env_child) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| prepared.setup("creating the envelope socket")(e.into()))?;
     let (reply_r, reply_w) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating the reply pipe")(e.into()))?;
-    let (stderr_r, stderr_w) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating the stderr pipe")(e.into()))?;
+    let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| prepared.setup("creating the stderr pipe")(e.into()))?;
 
     // The runner's fd table: 0 envelope, 1 and 2 its own diagnostics, 3 the reply, then the
     // command's stdio in order.
@@ -225,7 +254,11 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         fds: &fds,
         own_process_group: false,
     })
-    .map_err(|source| Error::Spawn { command: prepared.command.to_owned(), path: prepared.path.clone(), source })?;
+    .map_err(|source| Error::Spawn {
+        command: prepared.command.to_owned(),
+        path: prepared.path.clone(),
+        source,
+    })?;
     drop(fds);
     drop((env_child, reply_w, stderr_w));
     let pidfd = match spawn::pidfd_open(pid) {
@@ -238,14 +271,28 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         }
     };
     let mut child = ChildGuard::new(pid, own_group, pidfd);
-    let channels = Channels { envelope: Some(env_parent), reply: reply_r, stderr: stderr_r };
-    let outcome = converse(&mut child, channels, &envelope, call.deadline, call.max_reply)
-        .map_err(prepared.setup("talking to the runner"))?;
+    let channels = Channels {
+        envelope: Some(env_parent),
+        reply: reply_r,
+        stderr: stderr_r,
+    };
+    let outcome = converse(
+        &mut child,
+        channels,
+        &envelope,
+        call.deadline,
+        call.max_reply,
+    )
+    .map_err(prepared.setup("talking to the runner"))?;
     finish(prepared, outcome, call)
 }
 
 /// Turns the outcome of a conversation into the call's result.
-pub(crate) fn finish(prepared: &Prepared, outcome: exchange::Outcome, call: &Call<'_>) -> Result<Value, Error> {
+pub(crate) fn finish(
+    prepared: &Prepared,
+    outcome: exchange::Outcome,
+    call: &Call<'_>,
+) -> Result<Value, Error> {
     let stderr_text = String::from_utf8_lossy(&outcome.stderr_tail).into_owned();
     if !stderr_text.trim().is_empty() {
         tracing::debug!(command = prepared.command, runner = %prepared.path.display(), stderr = %stderr_text.trim_end(), "runner stderr");
@@ -260,12 +307,23 @@ fn interpret(
     stderr: String,
     call: &Call<'_>,
 ) -> Result<Value, Error> {
-    let protocol = |problem| Error::Protocol { command: command.to_owned(), path: path.to_owned(), problem };
+    let protocol = |problem| Error::Protocol {
+        command: command.to_owned(),
+        path: path.to_owned(),
+        problem,
+    };
     match outcome.ending {
         Ending::TimedOut => {
-            return Err(Error::Timeout { command: command.to_owned(), after: call.deadline.unwrap_or_default() })
+            return Err(Error::Timeout {
+                command: command.to_owned(),
+                after: call.deadline.unwrap_or_default(),
+            })
         }
-        Ending::ReplyTooLarge => return Err(protocol(ProtocolError::ReplyTooLarge { limit: call.max_reply })),
+        Ending::ReplyTooLarge => {
+            return Err(protocol(ProtocolError::ReplyTooLarge {
+                limit: call.max_reply,
+            }))
+        }
         Ending::Exited => {}
     }
     let line = match outcome.line {
@@ -274,7 +332,11 @@ fn interpret(
         // is a whole reply.
         None if !outcome.partial.is_empty() => match Reply::from_line(&outcome.partial) {
             Ok(_) => outcome.partial,
-            Err(_) => return Err(protocol(ProtocolError::PartialReply { status: outcome.status })),
+            Err(_) => {
+                return Err(protocol(ProtocolError::PartialReply {
+                    status: outcome.status,
+                }))
+            }
         },
         None => {
             return Err(Error::RunnerFailed {
@@ -287,11 +349,26 @@ fn interpret(
     };
     match Reply::from_line(&line) {
         Ok(Reply::Ok(v)) => Ok(v),
-        Ok(Reply::Failed { message, protocol: None }) => Err(Error::Command { command: command.to_owned(), message }),
-        Ok(Reply::Failed { protocol: Some(ProtocolRefusal::Version { runner, frontend }), .. }) => {
-            Err(Error::VersionMismatch { command: command.to_owned(), path: path.to_owned(), runner, frontend })
-        }
-        Ok(Reply::Failed { message, protocol: Some(_) }) => Err(protocol(ProtocolError::Refused(message))),
+        Ok(Reply::Failed {
+            message,
+            protocol: None,
+        }) => Err(Error::Command {
+            command: command.to_owned(),
+            message,
+        }),
+        Ok(Reply::Failed {
+            protocol: Some(ProtocolRefusal::Version { runner, frontend }),
+            ..
+        }) => Err(Error::VersionMismatch {
+            command: command.to_owned(),
+            path: path.to_owned(),
+            runner,
+            frontend,
+        }),
+        Ok(Reply::Failed {
+            message,
+            protocol: Some(_),
+        }) => Err(protocol(ProtocolError::Refused(message))),
         Err(detail) => {
             let excerpt: String = String::from_utf8_lossy(&line).chars().take(80).collect();
             Err(protocol(ProtocolError::MalformedReply { detail, excerpt }))

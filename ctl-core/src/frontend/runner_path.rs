@@ -28,7 +28,11 @@ pub fn mark_multicall() {
 /// a multi-call daemon, else `ctl-runner` beside this binary.
 pub fn runner_path() -> io::Result<PathBuf> {
     static FROM_ENV: OnceLock<Option<PathBuf>> = OnceLock::new();
-    if let Some(p) = FROM_ENV.get_or_init(|| std::env::var_os(RUNNER_ENV).filter(|v| !v.is_empty()).map(PathBuf::from)) {
+    if let Some(p) = FROM_ENV.get_or_init(|| {
+        std::env::var_os(RUNNER_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }) {
         return Ok(p.clone());
     }
     if let Some(p) = CONFIGURED.read().unwrap_or_else(|e| e.into_inner()).clone() {

@@ -13,8 +13,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::sys::signal::{SigSet, Signal};
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
 /// Lowest fd number a source fd may have, so that no `dup2` to a target (0..=6) can
@@ -48,7 +48,10 @@ pub(crate) fn spawn(req: &SpawnRequest<'_>) -> io::Result<Pid> {
     let mut actions = PosixSpawnFileActions::init()?;
     for &(source, target) in req.fds {
         let raw = if source.as_raw_fd() < FIRST_SAFE_SOURCE {
-            let dup = nix::fcntl::fcntl(source, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FIRST_SAFE_SOURCE))?;
+            let dup = nix::fcntl::fcntl(
+                source,
+                nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FIRST_SAFE_SOURCE),
+            )?;
             // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
             lifted.push(unsafe { OwnedFd::from_raw_fd(dup) });
             dup
@@ -60,7 +63,8 @@ pub(crate) fn spawn(req: &SpawnRequest<'_>) -> io::Result<Pid> {
     }
 
     let mut attr = PosixSpawnAttr::init()?;
-    let mut flags = PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF;
+    let mut flags =
+        PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF;
     if req.own_process_group {
         flags |= PosixSpawnFlags::POSIX_SPAWN_SETPGROUP;
         attr.set_pgroup(Pid::from_raw(0))?;
@@ -88,7 +92,10 @@ pub(crate) fn spawn(req: &SpawnRequest<'_>) -> io::Result<Pid> {
 }
 
 fn nul(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, format!("{what} contains a NUL byte"))
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{what} contains a NUL byte"),
+    )
 }
 
 /// `pidfd_open(2)`: an fd that becomes readable when the child exits, so the frontend can

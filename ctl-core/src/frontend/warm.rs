@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recv, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recv, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::{pipe2, Pid};
 use serde_json::Value;
@@ -70,8 +72,11 @@ fn spawner_thread(jobs: mpsc::Receiver<SpawnJob>) {
     for job in jobs {
         // SAFETY: the requesting thread owns these fds and blocks on `answer` until the
         // spawn is done, so they stay open for the whole borrow.
-        let fds: Vec<(BorrowedFd<'_>, RawFd)> =
-            job.fds.iter().map(|(fd, n)| (unsafe { BorrowedFd::borrow_raw(*fd) }, *n)).collect();
+        let fds: Vec<(BorrowedFd<'_>, RawFd)> = job
+            .fds
+            .iter()
+            .map(|(fd, n)| (unsafe { BorrowedFd::borrow_raw(*fd) }, *n))
+            .collect();
         let result = spawn::spawn(&spawn::SpawnRequest {
             path: &job.path,
             argv0: &job.argv0,
@@ -93,7 +98,11 @@ struct WarmRunner {
 impl WarmPool {
     /// A pool whose runners exit after `idle_timeout` without a command in flight.
     pub fn new(idle_timeout: Duration) -> WarmPool {
-        WarmPool { idle_timeout, runners: Mutex::new(HashMap::new()), spawner: std::sync::OnceLock::new() }
+        WarmPool {
+            idle_timeout,
+            runners: Mutex::new(HashMap::new()),
+            spawner: std::sync::OnceLock::new(),
+        }
     }
 
     /// Number of live warm runners.
@@ -125,7 +134,14 @@ impl WarmPool {
     }
 
     fn get(&self, call: &Call<'_>, prepared: &Prepared) -> Result<Arc<WarmRunner>, Error> {
-        let key = serde_json::json!([prepared.path, prepared.spec, prepared.env, call.ct.pool, call.ct.id]).to_string();
+        let key = serde_json::json!([
+            prepared.path,
+            prepared.spec,
+            prepared.env,
+            call.ct.pool,
+            call.ct.id
+        ])
+        .to_string();
         let mut runners = self.lock();
         if let Some(r) = runners.get(&key) {
             if r.alive() {
@@ -154,7 +170,8 @@ impl WarmPool {
             .unwrap_or_else(|e| e.into_inner())
             .send(SpawnJob { answer: tx, ..job })
             .map_err(|_| io::Error::other("the warm runner spawner thread is gone"))?;
-        rx.recv().map_err(|_| io::Error::other("the warm runner spawner thread is gone"))?
+        rx.recv()
+            .map_err(|_| io::Error::other("the warm runner spawner thread is gone"))?
     }
 
     fn forget(&self, runner: &Arc<WarmRunner>) {
@@ -164,7 +181,10 @@ impl WarmPool {
 
 impl std::fmt::Debug for WarmPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WarmPool").field("idle_timeout", &self.idle_timeout).field("runners", &self.lock().len()).finish()
+        f.debug_struct("WarmPool")
+            .field("idle_timeout", &self.idle_timeout)
+            .field("runners", &self.lock().len())
+            .finish()
     }
 }
 
@@ -177,24 +197,45 @@ impl Drop for WarmPool {
 impl WarmRunner {
     fn spawn(pool: &WarmPool, call: &Call<'_>, prepared: &Prepared) -> Result<WarmRunner, Error> {
         let idle = pool.idle_timeout;
-        let (sock, sock_child) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| prepared.setup("creating the warm runner's socket")(e.into()))?;
-        let (reply_r, reply_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
-        let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
+        let (sock, sock_child) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| prepared.setup("creating the warm runner's socket")(e.into()))?;
+        let (reply_r, reply_w) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
+        let (stderr_r, stderr_w) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
         let fds = [
             (sock_child.as_fd(), 0),
             (stderr_w.as_fd(), 1),
             (stderr_w.as_fd(), 2),
             (reply_w.as_fd(), CHILD_RETURN_FD),
         ];
-        let mut envelope = envelope_for(call, prepared, Args::default(), &StdioPlan { fds: Vec::new(), stdin: None, stdout: None, stderr: None });
+        let mut envelope = envelope_for(
+            call,
+            prepared,
+            Args::default(),
+            &StdioPlan {
+                fds: Vec::new(),
+                stdin: None,
+                stdout: None,
+                stderr: None,
+            },
+        );
         envelope.ctl = Some(Extension {
             version: PROTOCOL_VERSION,
             placement: Some(prepared.spec.clone()),
             parent_pid: Some(std::process::id() as i32),
-            warm: Some(WarmSpec { idle_timeout_ms: idle.as_millis() as u64 }),
+            warm: Some(WarmSpec {
+                idle_timeout_ms: idle.as_millis() as u64,
+            }),
         });
-        let title = prepared.title.replace(&format!("runner:{}", prepared.snake_name), "runner:warm");
+        let title = prepared
+            .title
+            .replace(&format!("runner:{}", prepared.snake_name), "runner:warm");
         let (answer, _) = mpsc::channel();
         let pid = pool
             .spawn_on_pool_thread(SpawnJob {
@@ -204,7 +245,11 @@ impl WarmRunner {
                 fds: fds.iter().map(|(fd, n)| (fd.as_raw_fd(), *n)).collect(),
                 answer,
             })
-            .map_err(|source| Error::Spawn { command: prepared.command.to_owned(), path: prepared.path.clone(), source })?;
+            .map_err(|source| Error::Spawn {
+                command: prepared.command.to_owned(),
+                path: prepared.path.clone(),
+                source,
+            })?;
         drop((sock_child, reply_w, stderr_w));
         let pidfd = match spawn::pidfd_open(pid) {
             Ok(fd) => fd,
@@ -216,8 +261,11 @@ impl WarmRunner {
         };
         let mut guard = ChildGuard::new(pid, true, pidfd);
         let envelope = envelope.to_vec();
-        if let Err(e) = nix::sys::socket::send(sock.as_raw_fd(), &envelope, MsgFlags::MSG_NOSIGNAL) {
-            return Err(prepared.setup("sending the warm runner its envelope")(e.into()));
+        if let Err(e) = nix::sys::socket::send(sock.as_raw_fd(), &envelope, MsgFlags::MSG_NOSIGNAL)
+        {
+            return Err(prepared.setup("sending the warm runner its envelope")(
+                e.into(),
+            ));
         }
         // The ready line, or whatever a failed start reports: the same conversation as a
         // cold call, ended by the first reply line instead of the runner's exit.
@@ -225,10 +273,19 @@ impl WarmRunner {
         let started = Instant::now();
         loop {
             let left = READY_TIMEOUT.saturating_sub(started.elapsed());
-            let mut fds = [PollFd::new(reply_r.as_fd(), PollFlags::POLLIN), PollFd::new(guard.exit_fd(), PollFlags::POLLIN)];
-            match nix::poll::poll(&mut fds, PollTimeout::try_from(left.as_millis() as i32).unwrap_or(PollTimeout::MAX)) {
+            let mut fds = [
+                PollFd::new(reply_r.as_fd(), PollFlags::POLLIN),
+                PollFd::new(guard.exit_fd(), PollFlags::POLLIN),
+            ];
+            match nix::poll::poll(
+                &mut fds,
+                PollTimeout::try_from(left.as_millis() as i32).unwrap_or(PollTimeout::MAX),
+            ) {
                 Ok(0) => {
-                    return Err(Error::Timeout { command: prepared.command.to_owned(), after: READY_TIMEOUT });
+                    return Err(Error::Timeout {
+                        command: prepared.command.to_owned(),
+                        after: READY_TIMEOUT,
+                    });
                 }
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(prepared.setup("waiting for the warm runner")(e.into())),
@@ -259,10 +316,13 @@ impl WarmRunner {
                     tail.extend_from_slice(&chunk[..n]);
                 }
                 guard.kill();
-                let status = guard.reap().map_err(prepared.setup("reaping the warm runner"))?;
+                let status = guard
+                    .reap()
+                    .map_err(prepared.setup("reaping the warm runner"))?;
                 let has_line = line.contains(&b'\n');
                 let outcome = super::exchange::Outcome {
-                    line: has_line.then(|| line.split(|b| *b == b'\n').next().unwrap_or(&[]).to_vec()),
+                    line: has_line
+                        .then(|| line.split(|b| *b == b'\n').next().unwrap_or(&[]).to_vec()),
                     partial: if has_line { Vec::new() } else { line },
                     status,
                     stderr_tail: tail,
@@ -272,11 +332,17 @@ impl WarmRunner {
                 return Err(Error::Protocol {
                     command: prepared.command.to_owned(),
                     path: prepared.path.clone(),
-                    problem: crate::error::ProtocolError::Refused("the warm runner did not report ready".to_owned()),
+                    problem: crate::error::ProtocolError::Refused(
+                        "the warm runner did not report ready".to_owned(),
+                    ),
                 });
             }
         }
-        Ok(WarmRunner { sock: Mutex::new(Some(sock)), guard: Mutex::new(guard), pid })
+        Ok(WarmRunner {
+            sock: Mutex::new(Some(sock)),
+            guard: Mutex::new(guard),
+            pid,
+        })
     }
 
     fn alive(&self) -> bool {
@@ -288,12 +354,16 @@ impl WarmRunner {
     /// Sends one request; returns the child's pid, or `None` when the runner is gone.
     fn dispatch(&self, payload: &[u8], fds: &[RawFd]) -> io::Result<Option<Pid>> {
         let sock = self.sock.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(sock) = sock.as_ref() else { return Ok(None) };
+        let Some(sock) = sock.as_ref() else {
+            return Ok(None);
+        };
         let iov = [io::IoSlice::new(payload)];
         let cmsg = [ControlMessage::ScmRights(fds)];
         match sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
             Ok(_) => {}
-            Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN | Errno::ECONNREFUSED) => return Ok(None),
+            Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN | Errno::ECONNREFUSED) => {
+                return Ok(None)
+            }
             Err(e) => return Err(e.into()),
         }
         let mut ack = [0u8; 4];
@@ -321,7 +391,12 @@ impl Drop for WarmRunner {
     fn drop(&mut self) {
         // Closing the socket tells the runner to exit once its children are done; give it
         // a moment, then the guard kills and reaps it.
-        drop(self.sock.get_mut().unwrap_or_else(|e| e.into_inner()).take());
+        drop(
+            self.sock
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         let guard = self.guard.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut fds = [PollFd::new(guard.exit_fd(), PollFlags::POLLIN)];
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(1000u16));
@@ -351,7 +426,9 @@ impl RunnerProcess for WarmChild<'_> {
         while got < 4 {
             match nix::unistd::read(&self.status, &mut raw[got..]) {
                 Ok(0) => {
-                    return Err(io::Error::other("the warm runner ended before reporting the command's exit status"))
+                    return Err(io::Error::other(
+                        "the warm runner ended before reporting the command's exit status",
+                    ))
                 }
                 Ok(n) => got += n,
                 Err(Errno::EINTR) => continue,
@@ -360,7 +437,10 @@ impl RunnerProcess for WarmChild<'_> {
         }
         let status = i32::from_ne_bytes(raw);
         Ok(if libc::WIFSIGNALED(status) {
-            ExitInfo::Signaled { signal: libc::WTERMSIG(status), core_dumped: libc::WCOREDUMP(status) }
+            ExitInfo::Signaled {
+                signal: libc::WTERMSIG(status),
+                core_dumped: libc::WCOREDUMP(status),
+            }
         } else {
             ExitInfo::Exited(libc::WEXITSTATUS(status))
         })
@@ -375,7 +455,12 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 }
 
 /// Runs one call through the pool.
-pub(crate) fn invoke(pool: &WarmPool, call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {
+pub(crate) fn invoke(
+    pool: &WarmPool,
+    call: &Call<'_>,
+    prepared: &Prepared,
+    args: Args,
+) -> Result<Value, Error> {
     let stdio = StdioPlan::new(call);
     let envelope: Envelope = envelope_for(call, prepared, args, &stdio);
     let mut payload = vec![b'R'];
@@ -386,22 +471,41 @@ pub(crate) fn invoke(pool: &WarmPool, call: &Call<'_>, prepared: &Prepared, args
     // A runner that died (idle timeout, crash, its starting thread gone) is replaced once.
     for _ in 0..2 {
         let runner = pool.get(call, prepared)?;
-        let (reply_r, reply_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
-        let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
-        let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
-        let mut fds = vec![stderr_w.as_raw_fd(), reply_w.as_raw_fd(), status_w.as_raw_fd()];
+        let (reply_r, reply_w) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
+        let (stderr_r, stderr_w) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
+        let (status_r, status_w) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| prepared.setup("creating a pipe")(e.into()))?;
+        let mut fds = vec![
+            stderr_w.as_raw_fd(),
+            reply_w.as_raw_fd(),
+            status_w.as_raw_fd(),
+        ];
         fds.extend(stdio.fds.iter().map(|(fd, _)| fd.as_raw_fd()));
-        let pid = runner.dispatch(&payload, &fds).map_err(prepared.setup("talking to the warm runner"))?;
+        let pid = runner
+            .dispatch(&payload, &fds)
+            .map_err(prepared.setup("talking to the warm runner"))?;
         drop((reply_w, stderr_w, status_w));
         let Some(pid) = pid else {
             pool.forget(&runner);
             continue;
         };
-        let mut child = WarmChild { runner: &runner, pid, status: status_r };
-        let channels = Channels { envelope: None, reply: reply_r, stderr: stderr_r };
+        let mut child = WarmChild {
+            runner: &runner,
+            pid,
+            status: status_r,
+        };
+        let channels = Channels {
+            envelope: None,
+            reply: reply_r,
+            stderr: stderr_r,
+        };
         let outcome = converse(&mut child, channels, &[], call.deadline, call.max_reply)
             .map_err(prepared.setup("talking to the warm runner's child"))?;
         return finish(prepared, outcome, call);
     }
-    Err(prepared.setup("starting a warm runner")(io::Error::other("the warm runner exited right after it was started")))
+    Err(prepared.setup("starting a warm runner")(io::Error::other(
+        "the warm runner exited right after it was started",
+    )))
 }

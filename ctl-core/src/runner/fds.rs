@@ -7,7 +7,11 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 
 /// Closes every fd above 2 that is not in `keep`.
 pub(super) fn close_all_except(keep: &[RawFd]) -> Result<(), String> {
-    let mut keep: Vec<u32> = keep.iter().filter(|fd| **fd > 2).map(|fd| *fd as u32).collect();
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|fd| **fd > 2)
+        .map(|fd| *fd as u32)
+        .collect();
     keep.sort_unstable();
     keep.dedup();
     let mut first = 3u32;
@@ -25,7 +29,10 @@ fn close_range(first: u32, last: u32) -> Result<(), String> {
     // this point of the runner (std's stdin handle is fd 0, which is never closed here).
     let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
     if rc != 0 {
-        return Err(format!("close_range({first}, {last}): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "close_range({first}, {last}): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
@@ -33,7 +40,8 @@ fn close_range(first: u32, last: u32) -> Result<(), String> {
 fn access_mode(fd: RawFd, what: &str) -> Result<OFlag, String> {
     // SAFETY: the fd is only inspected; a number that is not open makes fcntl fail.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let flags = fcntl(borrowed, FcntlArg::F_GETFL).map_err(|e| format!("{what} fd {fd} is not open: {e}"))?;
+    let flags = fcntl(borrowed, FcntlArg::F_GETFL)
+        .map_err(|e| format!("{what} fd {fd} is not open: {e}"))?;
     Ok(OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE)
 }
 

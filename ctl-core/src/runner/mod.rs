@@ -72,7 +72,10 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 /// prints the registered commands (`--json` for name, placement and summary).
 pub fn main() -> ! {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap_or("\u{fffd}")).collect();
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| a.to_str().unwrap_or("\u{fffd}"))
+        .collect();
     match args.as_slice() {
         [] => serve_stdin(),
         ["--list"] => list(false),
@@ -82,11 +85,17 @@ pub fn main() -> ! {
             std::process::exit(0)
         }
         ["-V" | "--version"] => {
-            println!("ctl-runner {} (protocol {PROTOCOL_VERSION})", env!("CARGO_PKG_VERSION"));
+            println!(
+                "ctl-runner {} (protocol {PROTOCOL_VERSION})",
+                env!("CARGO_PKG_VERSION")
+            );
             std::process::exit(0)
         }
         other => {
-            eprintln!("ctl-runner: unexpected argument {:?}; see ctl-runner --help", other[0]);
+            eprintln!(
+                "ctl-runner: unexpected argument {:?}; see ctl-runner --help",
+                other[0]
+            );
             std::process::exit(EXIT_BAD_INPUT)
         }
     }
@@ -178,7 +187,11 @@ fn read_envelope_bytes(input: &mut Vec<u8>) -> std::io::Result<()> {
         input.truncate(n);
         return Ok(());
     }
-    stdin.lock().take(MAX_ENVELOPE_BYTES as u64 + 1).read_to_end(input).map(drop)
+    stdin
+        .lock()
+        .take(MAX_ENVELOPE_BYTES as u64 + 1)
+        .read_to_end(input)
+        .map(drop)
 }
 
 /// Runs one decoded envelope; returns the process exit status.
@@ -209,22 +222,40 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
             }
         }
     };
-    let refuse = |protocol: ProtocolRefusal, message: String| Reply::Failed { message, protocol: Some(protocol) };
+    let refuse = |protocol: ProtocolRefusal, message: String| Reply::Failed {
+        message,
+        protocol: Some(protocol),
+    };
 
     if let Some(ext) = &envelope.ctl {
         if ext.version != PROTOCOL_VERSION {
             return reply(refuse(
-                ProtocolRefusal::Version { runner: PROTOCOL_VERSION, frontend: ext.version },
-                format!("runner speaks protocol version {PROTOCOL_VERSION}, frontend {}", ext.version),
+                ProtocolRefusal::Version {
+                    runner: PROTOCOL_VERSION,
+                    frontend: ext.version,
+                },
+                format!(
+                    "runner speaks protocol version {PROTOCOL_VERSION}, frontend {}",
+                    ext.version
+                ),
             ));
         }
     }
 
     let mut stdio = || -> Result<_, String> {
         Ok((
-            envelope.stdin.map(|fd| claimer.input(fd, "stdin")).transpose()?,
-            envelope.stdout.map(|fd| claimer.output(fd, "stdout")).transpose()?,
-            envelope.stderr.map(|fd| claimer.output(fd, "stderr")).transpose()?,
+            envelope
+                .stdin
+                .map(|fd| claimer.input(fd, "stdin"))
+                .transpose()?,
+            envelope
+                .stdout
+                .map(|fd| claimer.output(fd, "stdout"))
+                .transpose()?,
+            envelope
+                .stderr
+                .map(|fd| claimer.output(fd, "stderr"))
+                .transpose()?,
         ))
     };
     let (stdin, stdout, stderr) = match stdio() {
@@ -242,7 +273,10 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
         }
         if let Some(warm) = &ext.warm {
             drop((stdin, stdout, stderr));
-            warm::serve(std::time::Duration::from_millis(warm.idle_timeout_ms), return_fd);
+            warm::serve(
+                std::time::Duration::from_millis(warm.idle_timeout_ms),
+                return_fd,
+            );
         }
     }
 

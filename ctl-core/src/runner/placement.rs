@@ -26,10 +26,16 @@ pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(),
     }
     for (name, limit) in &spec.rlimits {
         let resource = rlimit_resource(name).ok_or_else(|| format!("unknown rlimit {name:?}"))?;
-        let value = libc::rlimit { rlim_cur: limit.soft.as_raw(), rlim_max: limit.hard.as_raw() };
+        let value = libc::rlimit {
+            rlim_cur: limit.soft.as_raw(),
+            rlim_max: limit.hard.as_raw(),
+        };
         // SAFETY: setrlimit reads the struct we pass by pointer; no memory is retained.
         if unsafe { libc::setrlimit(resource, &value) } != 0 {
-            return Err(format!("setrlimit {name}: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "setrlimit {name}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
 
@@ -59,7 +65,11 @@ pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(),
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")?;
     }
 
-    prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, "PR_SET_PDEATHSIG")?;
+    prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "PR_SET_PDEATHSIG",
+    )?;
     if let Some(parent) = parent_pid {
         if getppid().as_raw() != parent {
             // The frontend died before the signal was armed: nobody will read the reply.
@@ -87,7 +97,9 @@ fn drop_bounding_set() -> Result<(), String> {
         if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EINVAL) {
-                return Err(format!("dropping capability {cap} from the bounding set: {err}"));
+                return Err(format!(
+                    "dropping capability {cap} from the bounding set: {err}"
+                ));
             }
         }
     }
@@ -96,7 +108,15 @@ fn drop_bounding_set() -> Result<(), String> {
 
 fn clear_ambient() {
     // SAFETY: integer-only prctl; fails harmlessly (EINVAL) on kernels without ambient caps.
-    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
 }
 
 /// Clears the inheritable set, the only one a uid change leaves as it was.
@@ -114,7 +134,10 @@ fn clear_inheritable() -> Result<(), String> {
         inheritable: u32,
     }
     const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
     let mut data = [Data::default(); 2];
     // SAFETY: capget/capset with a v3 header read/write exactly two Data structs.
     unsafe {

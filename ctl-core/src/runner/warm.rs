@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{killpg, kill, SigSet, Signal};
+use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{recvmsg, send, ControlMessageOwned, MsgFlags};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -25,9 +25,16 @@ use crate::reply::Reply;
 pub(super) fn serve(idle: Duration, ready: OwnedFd) -> ! {
     // SAFETY: fd 0 is the request socket for the rest of this process's life.
     let sock = unsafe { BorrowedFd::borrow_raw(0) };
-    let _ = write_all(&ready, &Reply::ok(serde_json::Value::from("warm")).to_line());
+    let _ = write_all(
+        &ready,
+        &Reply::ok(serde_json::Value::from("warm")).to_line(),
+    );
     drop(ready);
-    let devnull = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    let devnull = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         Ok(f) => OwnedFd::from(f),
         Err(_) => std::process::exit(1),
     };
@@ -38,7 +45,8 @@ pub(super) fn serve(idle: Duration, ready: OwnedFd) -> ! {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     let _ = mask.thread_block();
-    let Ok(sigchld) = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
+    let Ok(sigchld) = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+    else {
         std::process::exit(1)
     };
     let me = std::process::id() as i32;
@@ -51,7 +59,8 @@ pub(super) fn serve(idle: Duration, ready: OwnedFd) -> ! {
             std::process::exit(0);
         }
         let timeout = if children.is_empty() {
-            PollTimeout::try_from(idle.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+            PollTimeout::try_from(idle.as_millis().min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX)
         } else {
             PollTimeout::NONE
         };
@@ -71,7 +80,10 @@ pub(super) fn serve(idle: Duration, ready: OwnedFd) -> ! {
             Err(_) => std::process::exit(1),
         }
         let child_ended = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let request = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        let request = fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| !r.is_empty());
         drop(fds);
         if child_ended {
             while sigchld.read_signal().ok().flatten().is_some() {}
@@ -100,11 +112,19 @@ pub(super) fn serve(idle: Duration, ready: OwnedFd) -> ! {
                             let status = fds.swap_remove(2);
                             drop(fds);
                             children.insert(child.as_raw(), status);
-                            let _ = send(sock.as_raw_fd(), &child.as_raw().to_ne_bytes(), MsgFlags::MSG_NOSIGNAL);
+                            let _ = send(
+                                sock.as_raw_fd(),
+                                &child.as_raw().to_ne_bytes(),
+                                MsgFlags::MSG_NOSIGNAL,
+                            );
                         }
                         Err(_) => {
                             // Dropping the fds makes the frontend see a runner failure.
-                            let _ = send(sock.as_raw_fd(), &0i32.to_ne_bytes(), MsgFlags::MSG_NOSIGNAL);
+                            let _ = send(
+                                sock.as_raw_fd(),
+                                &0i32.to_ne_bytes(),
+                                MsgFlags::MSG_NOSIGNAL,
+                            );
                         }
                     }
                 }
@@ -123,7 +143,12 @@ enum Received {
 fn receive(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Received {
     let mut cmsg = nix::cmsg_space!([RawFd; 16]);
     let mut iov = [IoSliceMut::new(buf)];
-    let (len, raw_fds) = match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+    let (len, raw_fds) = match recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    ) {
         Ok(msg) => {
             let mut fds = Vec::new();
             if let Ok(cmsgs) = msg.cmsgs() {
@@ -139,7 +164,10 @@ fn receive(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Received {
         Err(_) => return Received::Eof,
     };
     // SAFETY: SCM_RIGHTS gave us these fds; nothing else owns them.
-    let fds: Vec<OwnedFd> = raw_fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }).collect();
+    let fds: Vec<OwnedFd> = raw_fds
+        .into_iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
     if len == 0 {
         return Received::Eof;
     }
@@ -174,14 +202,26 @@ fn child(warm_pid: i32, envelope: &[u8], fds: Vec<OwnedFd>, devnull: &OwnedFd) -
     let _ = SigSet::all().thread_unblock();
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
     // SAFETY: integer-only prctl.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     if nix::unistd::getppid().as_raw() != warm_pid {
         std::process::exit(1);
     }
     // fds: [stderr, reply, status, stdio...]. Lift every source above the targets first,
     // so that no dup2 overwrites a source still needed.
     let mut lifted: Vec<OwnedFd> = Vec::with_capacity(fds.len());
-    for fd in fds.iter().map(AsFd::as_fd).chain(std::iter::once(devnull.as_fd())) {
+    for fd in fds
+        .iter()
+        .map(AsFd::as_fd)
+        .chain(std::iter::once(devnull.as_fd()))
+    {
         match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(64)) {
             // SAFETY: a fresh fd from F_DUPFD_CLOEXEC.
             Ok(n) => lifted.push(unsafe { OwnedFd::from_raw_fd(n) }),
