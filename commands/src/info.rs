@@ -2,40 +2,43 @@
 
 use std::fs::File;
 
-use ctl_core::{bail, container_command, CommandError, RunnerContext};
+use std::os::fd::AsFd;
+
+use ctl_core::{bail, container_command, Call, Command, CommandError, Error, RunnerContext};
 use nix::sched::CloneFlags;
 
 use crate::util;
 
 /// The container's hostname, read in its UTS namespace.
 ///
-/// Runs as root outside the container's cgroups (fork placement, staying root): asks
-/// liblxc for the init pid, enters `/proc/<init pid>/ns/uts` and calls `gethostname`. The
-/// runner is a single-threaded process of its own, so changing its UTS namespace affects
-/// nothing else. Fails when the container has no init pid (is not running).
-#[container_command(placement = fork_as_root)]
+/// The frontend asks `State` (as the container's user) for the init pid and opens
+/// `/proc/<init pid>/ns/uts` itself; the runner, root outside the container's cgroups,
+/// gets that namespace as its stdin, enters it and calls `gethostname`. Root never loads
+/// the container's LXC config through liblxc: the container's user can edit that file,
+/// and liblxc acts on some of its keys while loading it (`lxc.log.file` is opened for
+/// writing). Fails when the container is not running.
+#[container_command(placement = fork_as_root, frontend = get_hostname_frontend)]
 pub fn get_hostname(ctx: &mut RunnerContext) -> Result<String, CommandError> {
-    let ct = util::open_defined(ctx)?;
-    let Some(pid) = ct.init_pid()? else {
-        bail!("container {} is not running (it has no init pid)", ctx.id);
-    };
-    let path = format!("/proc/{pid}/ns/uts");
-    let ns =
-        File::open(&path).map_err(|e| CommandError::msg(format!("cannot open {path}: {e}")))?;
-    // The pid could have been reused between the two questions if the container stopped;
-    // if init is still the same process, the namespace opened is the container's.
-    if ct.init_pid()? != Some(pid) {
+    let Some(ns) = ctx.stdin.take() else {
         bail!(
-            "container {} restarted while its hostname was read; try again",
-            ctx.id
+            "GetHostname needs the container's UTS namespace as its stdin (its frontend opens it)"
         );
-    }
-    nix::sched::setns(&ns, CloneFlags::CLONE_NEWUTS)
-        .map_err(|e| CommandError::msg(format!("cannot enter the UTS namespace {path}: {e}")))?;
+    };
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWUTS).map_err(|e| {
+        CommandError::msg(format!("cannot enter the container's UTS namespace: {e}"))
+    })?;
     let name =
         nix::unistd::gethostname().map_err(|e| CommandError::msg(format!("gethostname: {e}")))?;
     name.into_string()
         .map_err(|raw| CommandError::msg(format!("the hostname is not UTF-8: {raw:?}")))
+}
+
+fn get_hostname_frontend(call: &Call<'_>) -> Result<String, Error> {
+    let pid = util::init_pid_as_user(call, GetHostname::SPEC.name)?;
+    let path = format!("/proc/{pid}/ns/uts");
+    let ns = File::open(&path)
+        .map_err(|e| Error::command(GetHostname::SPEC.name, format!("cannot open {path}: {e}")))?;
+    GetHostname::runner(&call.clone().stdin(Some(ns.as_fd())))
 }
 
 /// The host-side name of the container's veth interface number `index`.

@@ -114,7 +114,7 @@ pub fn with_rootfs(
 /// Run the registered task `task` in the mount namespace of `pid` (default: the init
 /// pid), optionally chrooted (a path in that namespace), as the container's root host
 /// uid/gid.
-#[container_command(placement = fork_as_root)]
+#[container_command(placement = fork_as_root, frontend = with_mountns_frontend)]
 pub fn with_mountns(
     ctx: &mut RunnerContext,
     task: String,
@@ -128,10 +128,9 @@ pub fn with_mountns(
     let pid = match pid {
         Some(pid) if pid > 0 => pid,
         Some(pid) => bail!("bad pid {pid}"),
-        None => match crate::util::open(ctx)?.init_pid()? {
-            Some(pid) => pid,
-            None => bail!("container {} is not running (no init pid)", ctx.ident()),
-        },
+        // The frontend fills it in (see `with_mountns_frontend`): root does not load the
+        // user-editable LXC config through liblxc.
+        None => bail!("WithMountns needs a pid (its frontend passes the init pid)"),
     };
     let ns_path = format!("/proc/{pid}/ns/mnt");
     let ns = nix::fcntl::open(
@@ -435,4 +434,19 @@ mod tests {
             "{e}"
         );
     }
+}
+
+/// Fills in the init pid (asked as the container's user) when no pid is given.
+fn with_mountns_frontend(
+    call: &ctl_core::Call<'_>,
+    task: String,
+    args: Value,
+    pid: Option<i32>,
+    chroot: Option<String>,
+) -> Result<Value, ctl_core::Error> {
+    let pid = match pid {
+        Some(pid) => pid,
+        None => crate::util::init_pid_as_user(call, "WithMountns")?,
+    };
+    WithMountns::runner(call, task, args, Some(pid), chroot)
 }

@@ -350,3 +350,24 @@ pub(crate) fn thaw_tree(ct: &ctl_core::Container) -> std::io::Result<()> {
     }
     first_error.map_or(Ok(()), Err)
 }
+
+/// The container's init pid, asked through `State` in the fork placement, i.e. by liblxc
+/// running as the container's user. Root-side code uses this instead of loading the
+/// user-editable LXC config with liblxc as root.
+pub(crate) fn init_pid_as_user(
+    call: &ctl_core::Call<'_>,
+    command: &str,
+) -> Result<i32, ctl_core::Error> {
+    let state = crate::lifecycle::State::run_with(
+        &call
+            .clone()
+            .stdin(None)
+            .placement(ctl_core::Placement::Fork),
+    )?;
+    state.init_pid.filter(|pid| *pid > 0).ok_or_else(|| {
+        ctl_core::Error::command(
+            command,
+            format!("container {} is not running (it has no init pid)", state.id),
+        )
+    })
+}
