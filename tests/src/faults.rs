@@ -27,7 +27,11 @@ pub fn exit_silently(_ctx: &mut RunnerContext, code: i32) -> Result<bool, Comman
 
 /// Write these raw bytes to the return fd, then exit with status 0.
 #[container_command(placement = fork)]
-pub fn raw_reply(_ctx: &mut RunnerContext, bytes: String, size: usize) -> Result<bool, CommandError> {
+pub fn raw_reply(
+    _ctx: &mut RunnerContext,
+    bytes: String,
+    size: usize,
+) -> Result<bool, CommandError> {
     let mut out = return_fd();
     let mut text = bytes.into_bytes();
     if size > text.len() {
@@ -48,7 +52,9 @@ pub fn sleep(_ctx: &mut RunnerContext, seconds: f64) -> Result<bool, CommandErro
 /// deadline must kill both.
 #[container_command(placement = exec)]
 pub fn spawn_sleeper(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    let child = std::process::Command::new("/bin/sleep").arg("1000").spawn()?;
+    let child = std::process::Command::new("/bin/sleep")
+        .arg("1000")
+        .spawn()?;
     if let Some(out) = ctx.stdout.take() {
         let mut f = std::fs::File::from(out);
         writeln!(f, "{}", child.id())?;

@@ -25,11 +25,17 @@ pub fn test_rlimits() -> BTreeMap<String, Rlimit> {
     let mut r = BTreeMap::new();
     r.insert(
         "nofile".to_owned(),
-        Rlimit { soft: RlimitValue::Limited(1000), hard: RlimitValue::Limited(2000) },
+        Rlimit {
+            soft: RlimitValue::Limited(1000),
+            hard: RlimitValue::Limited(2000),
+        },
     );
     r.insert(
         "RLIMIT_CORE".to_owned(),
-        Rlimit { soft: RlimitValue::Limited(0), hard: RlimitValue::Unlimited },
+        Rlimit {
+            soft: RlimitValue::Limited(0),
+            hard: RlimitValue::Unlimited,
+        },
     );
     r
 }
@@ -39,14 +45,20 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
 impl TestUser {
     /// Creates the user. Panics (it is a test fixture) with the tool's error text.
     pub fn new(tag: &str) -> TestUser {
-        assert!(nix::unistd::geteuid().is_root(), "these tests need root (real users and cgroups)");
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "these tests need root (real users and cgroups)"
+        );
         let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let pid = std::process::id();
         let mut last_err = String::new();
@@ -54,21 +66,36 @@ impl TestUser {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let ugid = 170_000 + (pid % 2000) * 10 + n % 10 + (n / 10) * 20_000;
             let name = format!("ctlt{ugid}");
-            if Command::new("getent").args(["passwd", &ugid.to_string()]).output().is_ok_and(|o| o.status.success())
-                || Command::new("getent").args(["group", &ugid.to_string()]).output().is_ok_and(|o| o.status.success())
+            if Command::new("getent")
+                .args(["passwd", &ugid.to_string()])
+                .output()
+                .is_ok_and(|o| o.status.success())
+                || Command::new("getent")
+                    .args(["group", &ugid.to_string()])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
             {
                 continue;
             }
             let home = std::env::temp_dir().join(format!("ctl-test-{name}"));
-            let created = retry(|| run(Command::new("groupadd").args(["-g", &ugid.to_string(), &name])))
-                .and_then(|()| {
-                    retry(|| {
-                        run(Command::new("useradd").args([
-                            "-u", &ugid.to_string(), "-g", &ugid.to_string(), "-M", "-d",
-                            home.to_str().unwrap(), "-s", "/usr/sbin/nologin", &name,
-                        ]))
-                    })
-                });
+            let created =
+                retry(|| run(Command::new("groupadd").args(["-g", &ugid.to_string(), &name])))
+                    .and_then(|()| {
+                        retry(|| {
+                            run(Command::new("useradd").args([
+                                "-u",
+                                &ugid.to_string(),
+                                "-g",
+                                &ugid.to_string(),
+                                "-M",
+                                "-d",
+                                home.to_str().unwrap(),
+                                "-s",
+                                "/usr/sbin/nologin",
+                                &name,
+                            ]))
+                        })
+                    });
             if let Err(e) = created {
                 last_err = e;
                 let _ = run(Command::new("groupdel").arg(&name));
@@ -150,10 +177,20 @@ pub fn zombie_children() -> Vec<i32> {
     let me = std::process::id() as i32;
     let mut zombies = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // pid (comm) state ppid ...
-        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            continue;
+        };
         let mut fields = rest.split(' ');
         let state = fields.next().unwrap_or("");
         let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -167,7 +204,9 @@ pub fn zombie_children() -> Vec<i32> {
 /// Whether a process exists (and is not a zombie).
 pub fn process_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, r)| !r.starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, r)| !r.starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -228,22 +267,34 @@ impl TestContainer {
 
     /// Creates a container with these options.
     pub fn with_options(tag: &str, opts: &ctl_provision::CreateOptions) -> TestContainer {
-        assert!(nix::unistd::geteuid().is_root(), "these tests need root (real LXC containers)");
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "these tests need root (real LXC containers)"
+        );
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("{tag}-{}-{n}", std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("ctl-tests-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let provisioner = ctl_provision::Provisioner::new(&dir).unwrap_or_else(|e| panic!("provisioner: {e}"));
-        let container = provisioner.create(&name, opts).unwrap_or_else(|e| panic!("creating {name}: {e}"));
-        TestContainer { container, provisioner, name, _state_dir: tempfile_dir::TempDir(dir) }
+        let provisioner =
+            ctl_provision::Provisioner::new(&dir).unwrap_or_else(|e| panic!("provisioner: {e}"));
+        let container = provisioner
+            .create(&name, opts)
+            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+        TestContainer {
+            container,
+            provisioner,
+            name,
+            _state_dir: tempfile_dir::TempDir(dir),
+        }
     }
 
     /// Creates and starts a container (with LXC's own tools, not the framework).
     pub fn running(tag: &str) -> TestContainer {
         let ct = Self::new(tag);
-        ctl_provision::oracle::start(&ct.container).unwrap_or_else(|e| panic!("starting {}: {e}", ct.name));
+        ctl_provision::oracle::start(&ct.container)
+            .unwrap_or_else(|e| panic!("starting {}: {e}", ct.name));
         ct
     }
 

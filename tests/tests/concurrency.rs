@@ -5,13 +5,17 @@ use std::sync::Arc;
 use ctl_core::diag::{Identity, Ping};
 use ctl_core::{Call, Placement, Stdio};
 use serde_json::json;
-use tests::fixtures::{open_fd_count, test_runner_path, lingering_zombies, serial, TestUser};
+use tests::fixtures::{lingering_zombies, open_fd_count, serial, test_runner_path, TestUser};
 
 #[test]
 fn sixty_four_threads_times_fifty_calls() {
     let user = Arc::new(TestUser::new("threads"));
     // Warm up lazily initialised state (cgroup hierarchies, runner path) before counting fds.
-    Ping::run_with(&Call::new(user.container()).runner(test_runner_path()), json!(0)).unwrap();
+    Ping::run_with(
+        &Call::new(user.container()).runner(test_runner_path()),
+        json!(0),
+    )
+    .unwrap();
     let _serial = serial();
     let fds_before = open_fd_count();
 
@@ -19,7 +23,11 @@ fn sixty_four_threads_times_fifty_calls() {
         .map(|t| {
             let user = Arc::clone(&user);
             std::thread::spawn(move || {
-                let placement = if t % 2 == 0 { Placement::Exec } else { Placement::Fork };
+                let placement = if t % 2 == 0 {
+                    Placement::Exec
+                } else {
+                    Placement::Fork
+                };
                 let call = Call::new(user.container())
                     .runner(test_runner_path())
                     .placement(placement)
@@ -50,9 +58,18 @@ fn a_caller_holding_a_gibibyte_still_works() {
     for page in heap.chunks_mut(4096) {
         page[0] = 1;
     }
-    let call = Call::new(user.container()).runner(test_runner_path()).stdout(Stdio::Null).stderr(Stdio::Null);
+    let call = Call::new(user.container())
+        .runner(test_runner_path())
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null);
     let info = Identity::run_with(&call).unwrap();
     assert_eq!(info.uid, [user.container().ugid; 3]);
     assert_eq!(Ping::run_with(&call, json!("big")).unwrap(), json!("big"));
-    assert_eq!(heap.iter().step_by(4096).map(|b| *b as usize).sum::<usize>(), heap.len() / 4096);
+    assert_eq!(
+        heap.iter()
+            .step_by(4096)
+            .map(|b| *b as usize)
+            .sum::<usize>(),
+        heap.len() / 4096
+    );
 }

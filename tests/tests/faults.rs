@@ -5,10 +5,16 @@ use std::time::{Duration, Instant};
 
 use ctl_core::{Call, Error, ExitInfo, Placement, ProtocolError, Stdio};
 use tests::faults::{Abort, ExitSilently, Fail, Panics, RawReply, Sleep, SpawnSleeper};
-use tests::fixtures::{open_fd_count, process_alive, test_runner_path, write_script, lingering_zombies, serial, TestUser};
+use tests::fixtures::{
+    lingering_zombies, open_fd_count, process_alive, serial, test_runner_path, write_script,
+    TestUser,
+};
 
 fn call(user: &TestUser) -> Call<'_> {
-    Call::new(user.container()).runner(test_runner_path()).stdout(Stdio::Null).stderr(Stdio::Null)
+    Call::new(user.container())
+        .runner(test_runner_path())
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null)
 }
 
 #[test]
@@ -50,12 +56,18 @@ fn runner_exiting_without_reply_carries_status_and_stderr() {
     match &err {
         Error::RunnerFailed { status, stderr, .. } => {
             assert_eq!(*status, ExitInfo::Exited(7));
-            assert!(stderr.contains("exit_silently: leaving with 7"), "{stderr:?}");
+            assert!(
+                stderr.contains("exit_silently: leaving with 7"),
+                "{stderr:?}"
+            );
         }
         other => panic!("expected a runner failure, got {other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains("exited with status 7") && text.contains("leaving with 7"), "{text}");
+    assert!(
+        text.contains("exited with status 7") && text.contains("leaving with 7"),
+        "{text}"
+    );
     assert!(!text.contains('\n'));
 }
 
@@ -78,22 +90,33 @@ fn garbage_partial_and_oversized_replies() {
     let user = TestUser::new("garbage");
     let fds = open_fd_count();
     match RawReply::run_with(&call(&user), "this is not json\n".into(), 0).unwrap_err() {
-        Error::Protocol { problem: ProtocolError::MalformedReply { excerpt, .. }, .. } => {
+        Error::Protocol {
+            problem: ProtocolError::MalformedReply { excerpt, .. },
+            ..
+        } => {
             assert_eq!(excerpt, "this is not json")
         }
         other => panic!("expected a malformed reply, got {other:?}"),
     }
     match RawReply::run_with(&call(&user), "{\"status\":tr".into(), 0).unwrap_err() {
-        Error::Protocol { problem: ProtocolError::PartialReply { status }, .. } => {
+        Error::Protocol {
+            problem: ProtocolError::PartialReply { status },
+            ..
+        } => {
             assert_eq!(status, ExitInfo::Exited(0))
         }
         other => panic!("expected a partial reply, got {other:?}"),
     }
     // A whole reply without its newline is accepted, as osctld's readline does.
-    assert!(RawReply::run_with(&call(&user), "{\"status\":true,\"output\":true}".into(), 0).unwrap());
+    assert!(
+        RawReply::run_with(&call(&user), "{\"status\":true,\"output\":true}".into(), 0).unwrap()
+    );
     let small = call(&user).max_reply(1000);
     match RawReply::run_with(&small, String::new(), 5000).unwrap_err() {
-        Error::Protocol { problem: ProtocolError::ReplyTooLarge { limit }, .. } => assert_eq!(limit, 1000),
+        Error::Protocol {
+            problem: ProtocolError::ReplyTooLarge { limit },
+            ..
+        } => assert_eq!(limit, 1000),
         other => panic!("expected an oversized reply, got {other:?}"),
     }
     assert_eq!(open_fd_count(), fds);
@@ -106,7 +129,9 @@ fn deadline_kills_the_runner_and_its_process_group() {
     let user = TestUser::new("deadline");
     let (r, w) = nix::unistd::pipe().unwrap();
     let started = Instant::now();
-    let c = call(&user).stdout(Stdio::Fd(w.as_fd())).deadline(Duration::from_millis(500));
+    let c = call(&user)
+        .stdout(Stdio::Fd(w.as_fd()))
+        .deadline(Duration::from_millis(500));
     let err = SpawnSleeper::run_with(&c).unwrap_err();
     drop(w);
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
@@ -114,7 +139,10 @@ fn deadline_kills_the_runner_and_its_process_group() {
     let mut pid = String::new();
     use std::io::Read;
     std::fs::File::from(r).read_to_string(&mut pid).unwrap();
-    let grandchild: i32 = pid.trim().parse().expect("the sleeper wrote its child's pid");
+    let grandchild: i32 = pid
+        .trim()
+        .parse()
+        .expect("the sleeper wrote its child's pid");
     let gone = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(20));
         !process_alive(grandchild)
@@ -144,7 +172,11 @@ fn unknown_command_is_a_command_error() {
     };
     let user = TestUser::new("unknown");
     let err = ctl_core::invoke(&call(&user), &SPEC, ctl_core::Args::default()).unwrap_err();
-    assert_eq!(err.command_message(), Some("unknown command: NoSuchCommand"), "{err}");
+    assert_eq!(
+        err.command_message(),
+        Some("unknown command: NoSuchCommand"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -166,7 +198,10 @@ fn missing_runner_binary_is_a_spawn_error_naming_the_path() {
     let not_exec = dir.path().join("runner");
     std::fs::write(&not_exec, "").unwrap();
     let err = Fail::run_with(&call(&user).runner(&not_exec), "x".into()).unwrap_err();
-    assert!(matches!(&err, Error::Spawn { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied), "{err:?}");
+    assert!(
+        matches!(&err, Error::Spawn { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -179,9 +214,18 @@ fn runner_of_another_protocol_version_is_named() {
         "old-runner",
         r#"cat >/dev/null; printf '{"status":false,"message":"v","ctl_error":{"kind":"version","runner":7,"frontend":1}}\n' >&3"#,
     );
-    let err = Fail::run_with(&call(&user).runner(&script).placement(Placement::ForkAsRoot), "x".into()).unwrap_err();
+    let err = Fail::run_with(
+        &call(&user).runner(&script).placement(Placement::ForkAsRoot),
+        "x".into(),
+    )
+    .unwrap_err();
     match &err {
-        Error::VersionMismatch { runner, frontend, path, .. } => {
+        Error::VersionMismatch {
+            runner,
+            frontend,
+            path,
+            ..
+        } => {
             assert_eq!((*runner, *frontend), (7, ctl_core::PROTOCOL_VERSION));
             assert_eq!(path, &script);
         }
@@ -224,8 +268,15 @@ fn osctld_style_envelope_runs_on_an_already_placed_runner() {
     // reply goes to fd 1.
     let envelope = r#"{"name":"OsCtld::ContainerControl::Commands::Ping","pool":"tank","id":"ct1","lxc_home":"/tmp","user_home":"/tmp","log_file":null,"args":[{"a":[1,"two",null]}],"kwargs":{},"return":1,"stdin":null,"stdout":2,"stderr":2}"#;
     let out = run_runner_with_stdin(envelope);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "{\"status\":true,\"output\":{\"a\":[1,\"two\",null]}}\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\"status\":true,\"output\":{\"a\":[1,\"two\",null]}}\n"
+    );
 }
 
 #[test]
@@ -233,9 +284,15 @@ fn malformed_envelopes_exit_non_zero_with_one_line() {
     let _serial = serial();
     let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(2 << 20));
     let deep = "[".repeat(10_000);
-    for input in ["", "{", "not json at all", "[]", deep.as_str(), huge.as_str(),
-        r#"{"name":"Ping","pool":"p","id":"c","lxc_home":"/","user_home":"/","return":0}"#]
-    {
+    for input in [
+        "",
+        "{",
+        "not json at all",
+        "[]",
+        deep.as_str(),
+        huge.as_str(),
+        r#"{"name":"Ping","pool":"p","id":"c","lxc_home":"/","user_home":"/","return":0}"#,
+    ] {
         let out = run_runner_with_stdin(input);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "input {:.40}: {stderr}", input);
@@ -253,5 +310,11 @@ fn envelope_naming_a_closed_fd_is_refused_with_a_reply() {
     let out = run_runner_with_stdin(envelope);
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["status"], false);
-    assert!(reply["message"].as_str().unwrap().contains("stdout fd 57 is not open"), "{reply}");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("stdout fd 57 is not open"),
+        "{reply}"
+    );
 }

@@ -17,7 +17,10 @@ fn identity(user: &TestUser, placement: Placement) -> IdentityInfo {
 
 /// The cgroup path of each `/proc/self/cgroup` line.
 fn cgroup_paths(info: &IdentityInfo) -> Vec<String> {
-    info.cgroups.iter().map(|l| l.splitn(3, ':').nth(2).unwrap_or("").to_owned()).collect()
+    info.cgroups
+        .iter()
+        .map(|l| l.splitn(3, ':').nth(2).unwrap_or("").to_owned())
+        .collect()
 }
 
 #[test]
@@ -33,12 +36,25 @@ fn exec_placement_is_the_container_user_in_its_cgroups() {
     // Member of the entry cgroup in every hierarchy (each v1 controller and v2).
     let expected = format!("/{}", ct.cgroup_path);
     let paths = cgroup_paths(&info);
-    assert_eq!(paths.len(), cgroup::hierarchies().len(), "{:?}", info.cgroups);
-    assert!(paths.len() >= 2, "expected several hierarchies on this host: {:?}", info.cgroups);
+    assert_eq!(
+        paths.len(),
+        cgroup::hierarchies().len(),
+        "{:?}",
+        info.cgroups
+    );
+    assert!(
+        paths.len() >= 2,
+        "expected several hierarchies on this host: {:?}",
+        info.cgroups
+    );
     for (line, path) in info.cgroups.iter().zip(&paths) {
         assert_eq!(path, &expected, "hierarchy line {line}");
     }
-    assert!(info.cgroups.iter().any(|l| l.starts_with("0::")), "no v2 line: {:?}", info.cgroups);
+    assert!(
+        info.cgroups.iter().any(|l| l.starts_with("0::")),
+        "no v2 line: {:?}",
+        info.cgroups
+    );
 
     // The container's rlimits.
     assert_eq!(info.rlimits["nofile"].soft, RlimitValue::Limited(1000));
@@ -50,11 +66,23 @@ fn exec_placement_is_the_container_user_in_its_cgroups() {
     assert_eq!(info.fds, vec![0, 1, 2, 3]);
 
     // Exactly the documented environment.
-    assert_eq!(info.env, ["HOME", "LOGNAME", "PATH", "USER", "XDG_RUNTIME_DIR"]);
+    assert_eq!(
+        info.env,
+        ["HOME", "LOGNAME", "PATH", "USER", "XDG_RUNTIME_DIR"]
+    );
 
     // No capabilities (bounding set dropped too), no_new_privs, parent-death signal armed.
     let c = &info.capabilities;
-    assert_eq!((c.inheritable, c.permitted, c.effective, c.bounding, c.ambient), (0, 0, 0, 0, 0));
+    assert_eq!(
+        (
+            c.inheritable,
+            c.permitted,
+            c.effective,
+            c.bounding,
+            c.ambient
+        ),
+        (0, 0, 0, 0, 0)
+    );
     assert!(info.no_new_privs);
     assert_eq!(info.pdeathsig, libc::SIGKILL);
 
@@ -96,16 +124,29 @@ fn fork_placement_is_the_user_outside_the_cgroups() {
     assert_eq!(info.uid, [ct.ugid; 3]);
     assert_eq!(info.gid, [ct.ugid; 3]);
     assert_eq!(info.groups, vec![ct.ugid]);
-    let ours: Vec<String> = std::fs::read_to_string("/proc/self/cgroup").unwrap().lines().map(str::to_owned).collect();
-    assert_eq!(info.cgroups, ours, "the fork placement stays in the daemon's cgroups");
+    let ours: Vec<String> = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        info.cgroups, ours,
+        "the fork placement stays in the daemon's cgroups"
+    );
     for path in cgroup_paths(&info) {
         assert!(!path.contains(&ct.cgroup_path), "{path}");
     }
     // No container rlimits either.
-    let mut own = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into `own`.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) };
-    assert_eq!(info.rlimits["nofile"].soft, RlimitValue::from_raw(own.rlim_cur));
+    assert_eq!(
+        info.rlimits["nofile"].soft,
+        RlimitValue::from_raw(own.rlim_cur)
+    );
     assert_eq!(info.capabilities.effective, 0);
     assert_eq!(info.title, format!("ctl: test:{} runner:identity", ct.id));
 }
@@ -131,7 +172,12 @@ fn exec_placement_creates_the_entry_cgroup_owned_by_the_user() {
     use std::os::unix::fs::MetadataExt;
     for h in cgroup::hierarchies() {
         let meta = std::fs::metadata(h.path_of(&ct.cgroup_path)).unwrap();
-        assert_eq!((meta.uid(), meta.gid()), (ct.ugid, ct.ugid), "{}", h.mount_point.display());
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (ct.ugid, ct.ugid),
+            "{}",
+            h.mount_point.display()
+        );
         let procs = std::fs::metadata(h.path_of(&ct.cgroup_path).join("cgroup.procs")).unwrap();
         assert_eq!(procs.uid(), ct.ugid);
     }
