@@ -1,0 +1,254 @@
+//! Runs the built `ctl` binary as a user would, on real containers in a temporary state
+//! directory. Every container made here is removed with `ctl ct del` by a guard.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The binary under test.
+pub fn ctl_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ctl")
+}
+
+/// A state directory of its own, removed on drop (after the containers in it).
+pub struct StateDir {
+    dir: tempfile::TempDir,
+}
+
+impl StateDir {
+    pub fn new() -> StateDir {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "these tests need root (real LXC containers)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("ctl-cli-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        StateDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `ctl --state-dir DIR ARGS...` with no stdin.
+    pub fn ctl(&self, args: &[&str]) -> Run {
+        self.ctl_with_stdin(args, None)
+    }
+
+    /// `ctl --state-dir DIR ARGS...` with `input` on its stdin (none: /dev/null).
+    pub fn ctl_with_stdin(&self, args: &[&str], input: Option<&[u8]>) -> Run {
+        let mut cmd = self.command(args);
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn ctl");
+        if let Some(input) = input {
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input).unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        Run::new(args, output)
+    }
+
+    /// The command, for tests that need to drive it themselves.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(ctl_bin());
+        cmd.env_remove("CTL_STATE_DIR")
+            .env_remove("CTL_RUNNER")
+            .arg("--state-dir")
+            .arg(self.path())
+            .args(args);
+        cmd
+    }
+}
+
+/// What one ctl invocation did.
+pub struct Run {
+    pub args: String,
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn new(args: &[&str], output: Output) -> Run {
+        Run {
+            args: args.join(" "),
+            status: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts exit status 0 and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.status, Some(0), "ctl {} failed:\n{self}", self.args);
+        &self.stdout
+    }
+
+    /// Asserts this exit status and the one-line `error: ...` on stderr; returns the message.
+    #[track_caller]
+    pub fn fails(&self, status: i32) -> String {
+        assert_eq!(
+            self.status,
+            Some(status),
+            "ctl {}: wrong status:\n{self}",
+            self.args
+        );
+        let last = self.stderr.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("error: "),
+            "ctl {}: no error line:\n{self}",
+            self.args
+        );
+        assert!(
+            !self.stderr.contains("panicked") && !self.stderr.contains("RUST_BACKTRACE"),
+            "{self}"
+        );
+        last.trim_start_matches("error: ").to_owned()
+    }
+
+    /// stdout as one JSON document (the last line: a command's own output may precede it).
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        let line = self
+            .stdout
+            .lines()
+            .last()
+            .unwrap_or_else(|| panic!("ctl {}: no output:\n{self}", self.args));
+        serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("ctl {}: not JSON ({e}):\n{self}", self.args))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "status: {:?}\n--- stdout\n{}--- stderr\n{}---",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A unique container name `<tag>-<pid>-<n>` (tags must be short).
+pub fn unique_name(tag: &str) -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}-{}-{n}", std::process::id() % 100_000)
+}
+
+/// A container made with `ctl ct new`, removed with `ctl ct del` on drop.
+pub struct Ct<'s> {
+    pub name: String,
+    pub state: &'s StateDir,
+}
+
+impl<'s> Ct<'s> {
+    /// A new stopped container.
+    pub fn new(state: &'s StateDir, tag: &str) -> Ct<'s> {
+        let ct = Ct::named(state, unique_name(tag));
+        state.ctl(&["ct", "new", &ct.name]).ok();
+        ct
+    }
+
+    /// A guard for a container that the test creates itself (or not at all).
+    pub fn named(state: &'s StateDir, name: String) -> Ct<'s> {
+        Ct { name, state }
+    }
+
+    /// A new running container.
+    pub fn running(state: &'s StateDir, tag: &str) -> Ct<'s> {
+        let ct = Ct::new(state, tag);
+        ct.ctl(&["start"]).ok();
+        ct
+    }
+
+    /// `ctl ct SUB NAME ARGS...`.
+    pub fn ctl(&self, sub_and_args: &[&str]) -> Run {
+        let mut args = vec!["ct", sub_and_args[0], self.name.as_str()];
+        args.extend_from_slice(&sub_and_args[1..]);
+        self.state.ctl(&args)
+    }
+
+    /// `ctl ct state NAME`, trimmed.
+    pub fn state_word(&self) -> String {
+        self.ctl(&["state"]).ok().trim().to_owned()
+    }
+
+    /// `ctl ct exec NAME -- CMD...`.
+    pub fn exec(&self, cmd: &[&str]) -> Run {
+        let mut args = vec!["ct", "exec", self.name.as_str(), "--"];
+        args.extend_from_slice(cmd);
+        self.state.ctl(&args)
+    }
+
+    pub fn user(&self) -> String {
+        // Mirrors ctl_provision::user_name for names of up to 28 characters.
+        format!("ctl-{}", self.name)
+    }
+}
+
+impl Drop for Ct<'_> {
+    fn drop(&mut self) {
+        let run = self.state.ctl(&["ct", "del", &self.name]);
+        if run.status != Some(0) && !run.stderr.contains("no container") {
+            eprintln!("warning: ctl ct del {} failed:\n{run}", self.name);
+        }
+    }
+}
+
+/// Whether the system has a user of this name.
+pub fn user_exists(user: &str) -> bool {
+    Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Cgroups of container `name` that still exist: `/sys/fs/cgroup/*/ctl/<name>`, and
+/// `/sys/fs/cgroup/ctl/<name>` where cgroup2 is mounted there directly.
+pub fn leftover_cgroups(name: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut candidates = vec![root.join("ctl").join(name)];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        candidates.extend(entries.flatten().map(|h| h.path().join("ctl").join(name)));
+    }
+    candidates.into_iter().filter(|d| d.exists()).collect()
+}
+
+/// Asserts that nothing of container `name` is left on the host.
+#[track_caller]
+pub fn assert_gone(state: &StateDir, name: &str) {
+    let user = format!("ctl-{name}");
+    assert!(!user_exists(&user), "user {user} is left behind");
+    let cgroups = leftover_cgroups(name);
+    assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
+    for path in [
+        state.path().join("containers").join(format!("{name}.json")),
+        state.path().join("lxc").join(&user),
+        state.path().join("homes").join(&user),
+    ] {
+        assert!(!path.exists(), "{} is left behind", path.display());
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        assert!(
+            !text.lines().any(|l| l.starts_with(&format!("{user}:"))),
+            "{file} still names {user}"
+        );
+    }
+}
