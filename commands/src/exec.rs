@@ -435,11 +435,59 @@ fn exec_attached(
 ) -> Result<i32, CommandError> {
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::of(ctx)?;
+    if ctx
+        .stdin_fd()
+        .is_some_and(|fd| nix::unistd::isatty(fd).unwrap_or(false))
+    {
+        drop(stdio);
+        return exec_with_terminal(ctx, argv);
+    }
     // Runs in the attached process, a fork of this single-threaded runner.
     let program = || exec_argv(&c_argv);
     let pid = ct.attach(&attach_options(&stdio), AttachProgram::Function(&program))?;
     drop(stdio);
     Ok(exit_code(ctl_lxc::wait_pid(pid)?))
+}
+
+/// An interactive exec (stdin is a terminal): liblxc's attach API fails here when handed
+/// the caller's terminal ("Failed to attach to container", also with
+/// `LXC_ATTACH_TERMINAL`), while `lxc-attach` itself handles it (it proxies a pty of the
+/// container's). So this one case runs LXC's own `lxc-attach`, already placed as the
+/// container's user in its cgroups like every exec runner, with the same environment
+/// policy.
+fn exec_with_terminal(ctx: &RunnerContext, argv: &[String]) -> Result<i32, CommandError> {
+    let stdio = |fd: Option<BorrowedFd<'_>>| -> Result<std::process::Stdio, CommandError> {
+        Ok(match fd {
+            Some(fd) => std::process::Stdio::from(fd.try_clone_to_owned()?),
+            None => std::process::Stdio::null(),
+        })
+    };
+    let status = std::process::Command::new("lxc-attach")
+        .arg("-P")
+        .arg(&ctx.lxc_home)
+        .args(["-n", &ctx.id, "--clear-env", "--keep-var", "TERM"])
+        .args([
+            "--set-var",
+            &format!("PATH={SYSTEM_PATH}"),
+            "--set-var",
+            "HOME=/root",
+            "--set-var",
+            "USER=root",
+        ])
+        .arg("--")
+        .args(argv)
+        .env_clear()
+        .envs(std::env::vars_os())
+        .stdin(stdio(ctx.stdin_fd())?)
+        .stdout(stdio(ctx.stdout_fd())?)
+        .stderr(stdio(ctx.stderr_fd())?)
+        .status()
+        .map_err(|e| {
+            CommandError::msg(format!(
+                "cannot run lxc-attach for an interactive exec: {e}"
+            ))
+        })?;
+    Ok(exit_code(status))
 }
 
 /// `execvp` with the shell's exit statuses when it fails (127: not found, 126: cannot be

@@ -240,16 +240,70 @@ pub fn read_lxc_config(lxc_home: &Path, id: &str) -> Result<LxcConfig, ConfigErr
         return Err(ConfigError(format!("bad container name {id:?}")));
     }
     let file = lxc_home.join(id).join("config");
+    let cannot = |e: &dyn fmt::Display| {
+        ConfigError(format!(
+            "cannot read the LXC config {}: {e}",
+            file.display()
+        ))
+    };
+    // The container's user owns this file and its directory: no symlink, no FIFO (root
+    // would wait forever for a writer), only a regular file.
+    let fd = nix::fcntl::open(
+        &file,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| cannot(&e))?;
+    let f = File::from(fd);
+    let meta = f.metadata().map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(cannot(&"not a regular file"));
+    }
     let mut text = String::new();
-    File::open(&file)
-        .and_then(|f| f.take(MAX_CONFIG_BYTES).read_to_string(&mut text))
-        .map_err(|e| {
-            ConfigError(format!(
-                "cannot read the LXC config {}: {e}",
-                file.display()
-            ))
-        })?;
-    parse_lxc_config(&text, file)
+    f.take(MAX_CONFIG_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| cannot(&e))?;
+    let config = parse_lxc_config(&text, file)?;
+    check_delegated(&config, meta.uid())?;
+    Ok(config)
+}
+
+/// A config its owner could edit must map the container's root to ids delegated to that
+/// owner (`/etc/subuid`, `/etc/subgid`, as `newuidmap` requires): else root would chroot
+/// into, write into or become whatever the config names (host root, another user).
+fn check_delegated(config: &LxcConfig, owner: u32) -> Result<(), ConfigError> {
+    if owner == 0 {
+        return Ok(());
+    }
+    let name = nix::unistd::User::from_uid(Uid::from_raw(owner))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    for (kind, id, table) in [
+        ("uid", config.root_uid, "/etc/subuid"),
+        ("gid", config.root_gid, "/etc/subgid"),
+    ] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        let delegated = text.lines().any(|line| {
+            let f: Vec<&str> = line.trim().split(':').collect();
+            let (Some(who), Some(Ok(start)), Some(Ok(count))) = (
+                f.first(),
+                f.get(1).map(|v| v.parse::<u64>()),
+                f.get(2).map(|v| v.parse::<u64>()),
+            ) else {
+                return false;
+            };
+            let mine = *who == owner.to_string() || Some(*who) == name.as_deref();
+            mine && (start..start.saturating_add(count)).contains(&u64::from(id))
+        });
+        if !delegated {
+            return Err(ConfigError(format!(
+                "the LXC config {} maps the container's root to host {kind} {id}, which {table} does not delegate to its owner (uid {owner}); refusing it",
+                config.file.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// [`read_lxc_config`] on text.

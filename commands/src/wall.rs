@@ -1,6 +1,5 @@
 //! Wall.
 
-use std::fs::File;
 use std::io::Read;
 use std::mem::{offset_of, size_of};
 
@@ -97,6 +96,7 @@ const MAX_UTMP_RECORDS: usize = 1024;
 
 /// The `USER_PROCESS` ttys of the utmp files, validated, without duplicates.
 fn user_ttys() -> Vec<String> {
+    use std::os::unix::fs::OpenOptionsExt;
     let record = size_of::<libc::utmpx>();
     let type_at = offset_of!(libc::utmpx, ut_type);
     let line_at = offset_of!(libc::utmpx, ut_line);
@@ -104,10 +104,19 @@ fn user_ttys() -> Vec<String> {
     let mut ttys = Vec::new();
     for path in UTMP_FILES {
         let mut bytes = Vec::new();
-        let read = File::open(path).and_then(|f| {
-            f.take((record * MAX_UTMP_RECORDS) as u64)
-                .read_to_end(&mut bytes)
-        });
+        // The container's root controls these paths: a FIFO must not make us wait for a
+        // writer (O_NONBLOCK), and only a regular file is read.
+        let read = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .and_then(|f| {
+                if !f.metadata()?.is_file() {
+                    return Err(std::io::Error::other("not a regular file"));
+                }
+                f.take((record * MAX_UTMP_RECORDS) as u64)
+                    .read_to_end(&mut bytes)
+            });
         if read.is_err() {
             continue;
         }

@@ -225,9 +225,26 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), Provision
 }
 
 /// Runs a helper program, turning a non-zero exit into [`ProvisionError::Command`].
+///
+/// The helpers (`useradd`, `groupadd`, ...) run in a process group of their own, so that a
+/// Ctrl-C at the terminal cannot kill one half-way through editing `/etc`; and the shadow
+/// tools' "cannot lock ...; try again later" (another process, outside our own lock, is
+/// editing the same file) is retried for a few seconds, as the message asks.
 pub fn run(cmd: &mut Command) -> Result<String, ProvisionError> {
+    use std::os::unix::process::CommandExt;
     let rendered = format!("{cmd:?}").replace('"', "");
-    let out = cmd.output().context(|| format!("spawn {rendered}"))?;
+    cmd.process_group(0);
+    let started = std::time::Instant::now();
+    let out = loop {
+        let out = cmd.output().context(|| format!("spawn {rendered}"))?;
+        let locked =
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("cannot lock");
+        if locked && started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        break out;
+    };
     if !out.status.success() {
         return Err(ProvisionError::Command {
             command: rendered,

@@ -177,12 +177,11 @@ fn json_exit_status_of_exec() {
 
 /// Interactive use: stdin, stdout and stderr are a terminal (`script` gives ctl a pty).
 #[test]
-#[ignore = "Exec's attach fails when stdin is a terminal (liblxc: Failed to attach to container); see the ctl report"]
 fn exec_with_a_terminal() {
     let state = StateDir::new();
     let ct = Ct::running(&state, "tty");
     let inner = format!(
-        "{} --state-dir {} ct exec {} -- sh -c 'read x; echo got $x; exit 4'",
+        "{} --state-dir {} ct exec {} -- sh -c 'tty; read x; echo got $x; exit 4'",
         common::ctl_bin(),
         state.path().display(),
         ct.name
@@ -193,9 +192,15 @@ fn exec_with_a_terminal() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    // Like a person, type once the program is there: lxc-attach flushes what was typed
+    // before it set up the terminal (TCSAFLUSH), as a terminal program may.
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stdin.write_all(b"hello\n").unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    // Inside, stdin is a terminal (a pty of the container's).
+    assert!(text.contains("/dev/pts/"), "{text}");
     assert!(text.contains("got hello"), "{text}");
     assert!(text.contains("error: executed command failed"), "{text}");
     assert_eq!(out.status.code(), Some(4), "{text}");
