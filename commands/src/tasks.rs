@@ -422,6 +422,21 @@ pub fn open_rootfs(config: &LxcConfig) -> Result<OwnedFd, ConfigError> {
     Ok(OwnedFd::from(file))
 }
 
+/// Fills in the init pid (asked as the container's user) when no pid is given.
+fn with_mountns_frontend(
+    call: &ctl_core::Call<'_>,
+    task: String,
+    args: Value,
+    pid: Option<i32>,
+    chroot: Option<String>,
+) -> Result<Value, ctl_core::Error> {
+    let pid = match pid {
+        Some(pid) => pid,
+        None => crate::util::init_pid_as_user(call, "WithMountns")?,
+    };
+    WithMountns::runner(call, task, args, Some(pid), chroot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,19 +503,4 @@ mod tests {
             "{e}"
         );
     }
-}
-
-/// Fills in the init pid (asked as the container's user) when no pid is given.
-fn with_mountns_frontend(
-    call: &ctl_core::Call<'_>,
-    task: String,
-    args: Value,
-    pid: Option<i32>,
-    chroot: Option<String>,
-) -> Result<Value, ctl_core::Error> {
-    let pid = match pid {
-        Some(pid) => pid,
-        None => crate::util::init_pid_as_user(call, "WithMountns")?,
-    };
-    WithMountns::runner(call, task, args, Some(pid), chroot)
 }

@@ -81,6 +81,29 @@ impl Envelope {
                 self.name
             )));
         }
+        // Pool and id name directories and appear in process titles: one path component
+        // of sane length. Paths must be passable to the kernel.
+        for (what, value) in [("pool", &self.pool), ("id", &self.id)] {
+            if value.len() > 256
+                || value.chars().any(char::is_control)
+                || value.contains('/')
+                || value == "."
+                || value == ".."
+            {
+                return Err(EnvelopeError::Invalid(format!("bad {what} {value:?}")));
+            }
+        }
+        for (what, value) in [
+            ("lxc_home", Some(&self.lxc_home)),
+            ("user_home", Some(&self.user_home)),
+            ("log_file", self.log_file.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.contains('\0')) {
+                return Err(EnvelopeError::Invalid(format!(
+                    "{what} contains a NUL byte"
+                )));
+            }
+        }
         if self.return_fd < 0 {
             return Err(EnvelopeError::Invalid(format!(
                 "bad return fd {}",

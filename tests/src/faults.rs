@@ -102,3 +102,173 @@ fn return_fd() -> std::fs::File {
     debug_assert_eq!(f.as_raw_fd(), 3);
     f
 }
+
+/// Write this runner's own pid (a line) to the command's stdout, then sleep this many
+/// seconds and reply `true`: a runner that a test can find and kill mid-command.
+#[container_command(placement = exec)]
+pub fn pid_then_sleep(ctx: &mut RunnerContext, seconds: f64) -> Result<bool, CommandError> {
+    if let Some(out) = ctx.stdout.take() {
+        let mut f = std::fs::File::from(out);
+        writeln!(f, "{}", std::process::id())?;
+    }
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    Ok(true)
+}
+
+/// What [`TryEscape`] attempted, each as `"ok"` when it succeeded or the error it got.
+pub type EscapeReport = std::collections::BTreeMap<String, String>;
+
+/// Try to reach beyond the runner's placement: signal, trace and read the memory of
+/// `target_pid` (the daemon), read `secret_path` (a root-only file), and create, replace
+/// or remove files in `state_dir` (a root-owned 0755 directory holding files `state` and
+/// `lock`).
+/// Nothing is retried or worked around; the report says how each attempt ended.
+///
+/// The only signals sent for real are ones whose default action is to be ignored
+/// (`SIGWINCH`), so that an attempt that wrongly succeeds cannot hurt the target.
+#[container_command(placement = exec)]
+pub fn try_escape(
+    _ctx: &mut RunnerContext,
+    target_pid: i32,
+    secret_path: String,
+    state_dir: String,
+) -> Result<EscapeReport, CommandError> {
+    use nix::sys::signal::{kill, killpg, Signal};
+    use nix::unistd::Pid;
+    let mut report = EscapeReport::new();
+    let mut note = |what: &str, result: Result<(), String>| {
+        report.insert(
+            what.to_owned(),
+            result.err().unwrap_or_else(|| "ok".to_owned()),
+        );
+    };
+    let io = |e: std::io::Error| e.to_string();
+    let errno = |e: nix::errno::Errno| e.to_string();
+    let target = Pid::from_raw(target_pid);
+
+    note(
+        "signal 0 (permission check)",
+        kill(target, None).map_err(errno),
+    );
+    note(
+        "signal SIGWINCH",
+        kill(target, Signal::SIGWINCH).map_err(errno),
+    );
+    // The kernel lets SIGCONT through to any process of the same session, whatever the
+    // credentials; the runner shares its daemon's session (reported, not a failure).
+    note(
+        "signal SIGCONT (same session)",
+        kill(target, Signal::SIGCONT).map_err(errno),
+    );
+    let group = nix::unistd::getpgid(Some(target)).map_err(errno);
+    note(
+        "signal SIGWINCH to the target's process group",
+        group.and_then(|g| killpg(g, Signal::SIGWINCH).map_err(errno)),
+    );
+    // PTRACE_SEIZE does not stop the target; detach at once if it wrongly succeeded.
+    // SAFETY: ptrace with integer arguments; the data pointer is unused (null).
+    let seized = unsafe { libc::ptrace(libc::PTRACE_SEIZE, target_pid, 0, 0) };
+    if seized == 0 {
+        // SAFETY: as above.
+        unsafe { libc::ptrace(libc::PTRACE_DETACH, target_pid, 0, 0) };
+    }
+    note(
+        "ptrace seize",
+        if seized == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().to_string())
+        },
+    );
+    let mut byte = [0u8; 1];
+    let local = [libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    }];
+    // Any readable address of the target would do; its auxv's first entry is not needed:
+    // a permission failure comes before the address is looked at.
+    let remote = [libc::iovec {
+        iov_base: 0x1000 as *mut libc::c_void,
+        iov_len: 1,
+    }];
+    // SAFETY: reads at most one byte into `byte` through `local`.
+    let n = unsafe { libc::process_vm_readv(target_pid, local.as_ptr(), 1, remote.as_ptr(), 1, 0) };
+    let vm = if n >= 0 {
+        Ok(())
+    } else {
+        let e = std::io::Error::last_os_error();
+        // EFAULT means the permission check passed and only the address was bad.
+        if e.raw_os_error() == Some(libc::EFAULT) {
+            Ok(())
+        } else {
+            Err(e.to_string())
+        }
+    };
+    note("process_vm_readv", vm);
+    note(
+        "open /proc/<target>/mem",
+        std::fs::File::open(format!("/proc/{target_pid}/mem"))
+            .map(drop)
+            .map_err(io),
+    );
+    note(
+        "read /proc/<target>/environ",
+        std::fs::read(format!("/proc/{target_pid}/environ"))
+            .map(drop)
+            .map_err(io),
+    );
+    note(
+        "open /proc/<target>/root",
+        std::fs::read_dir(format!("/proc/{target_pid}/root"))
+            .map(drop)
+            .map_err(io),
+    );
+
+    note(
+        "read the secret",
+        std::fs::read(&secret_path).map(drop).map_err(io),
+    );
+    note(
+        "open the secret for writing",
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&secret_path)
+            .map(drop)
+            .map_err(io),
+    );
+
+    let dir = std::path::Path::new(&state_dir);
+    note(
+        "create a file in the state dir",
+        std::fs::write(dir.join("planted"), b"x").map_err(io),
+    );
+    note(
+        "create a directory in the state dir",
+        std::fs::create_dir(dir.join("planted.d")).map_err(io),
+    );
+    note(
+        "symlink in the state dir",
+        std::os::unix::fs::symlink("/etc/shadow", dir.join("planted.lnk")).map_err(io),
+    );
+    note(
+        "write the state file",
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("state"))
+            .map(drop)
+            .map_err(io),
+    );
+    note(
+        "rename the state file",
+        std::fs::rename(dir.join("state"), dir.join("state.old")).map_err(io),
+    );
+    note(
+        "remove the lock file",
+        std::fs::remove_file(dir.join("lock")).map_err(io),
+    );
+    note("chmod the state dir", {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).map_err(io)
+    });
+    Ok(report)
+}

@@ -19,13 +19,28 @@ fn a_hostile_log_file_in_the_config_is_never_written_by_root() {
     let trap = trap_dir.join("pwned.log");
     let config = c.lxc_home.join(&c.id).join("config");
     let original = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{original}\nlxc.log.file = {}\n", trap.display())).unwrap();
+    std::fs::write(
+        &config,
+        format!("{original}\nlxc.log.file = {}\n", trap.display()),
+    )
+    .unwrap();
 
     let call = Call::new(c).stdout(Stdio::Null).stderr(Stdio::Null);
     let hostname = GetHostname::run_with(&call);
-    let task = WithMountns::run_with(&call, "read_file".into(), json!({"path": "/etc/hostname"}), None, None);
+    let task = WithMountns::run_with(
+        &call,
+        "read_file".into(),
+        json!({"path": "/etc/hostname"}),
+        None,
+        None,
+    );
     // Whatever the calls answered, root wrote nothing there.
-    assert!(!trap.exists(), "root wrote the container's log file: {:?} {:?}", hostname, task);
+    assert!(
+        !trap.exists(),
+        "root wrote the container's log file: {:?} {:?}",
+        hostname,
+        task
+    );
     std::fs::write(&config, original).unwrap();
     let _ = std::fs::remove_dir_all(&trap_dir);
     // With the config restored, both work.

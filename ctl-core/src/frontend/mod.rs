@@ -357,13 +357,14 @@ fn interpret(
             message,
         }),
         Ok(Reply::Failed {
-            protocol: Some(ProtocolRefusal::Version { runner, frontend }),
+            protocol: Some(ProtocolRefusal::Version { runner, .. }),
             ..
         }) => Err(Error::VersionMismatch {
             command: command.to_owned(),
             path: path.to_owned(),
             runner,
-            frontend,
+            // What this frontend speaks, not what the runner says it was told.
+            frontend: crate::envelope::PROTOCOL_VERSION,
         }),
         Ok(Reply::Failed {
             message,

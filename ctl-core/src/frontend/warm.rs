@@ -271,8 +271,12 @@ impl WarmRunner {
         // cold call, ended by the first reply line instead of the runner's exit.
         let mut line = Vec::new();
         let started = Instant::now();
+        // A runner that never reports ready must not hold the call past its own deadline.
+        let ready_timeout = call
+            .deadline
+            .map_or(READY_TIMEOUT, |d| d.min(READY_TIMEOUT));
         loop {
-            let left = READY_TIMEOUT.saturating_sub(started.elapsed());
+            let left = ready_timeout.saturating_sub(started.elapsed());
             let mut fds = [
                 PollFd::new(reply_r.as_fd(), PollFlags::POLLIN),
                 PollFd::new(guard.exit_fd(), PollFlags::POLLIN),
@@ -284,7 +288,7 @@ impl WarmRunner {
                 Ok(0) => {
                     return Err(Error::Timeout {
                         command: prepared.command.to_owned(),
-                        after: READY_TIMEOUT,
+                        after: ready_timeout,
                     });
                 }
                 Err(Errno::EINTR) => continue,

@@ -42,7 +42,19 @@ fn access_mode(fd: RawFd, what: &str) -> Result<OFlag, String> {
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let flags = fcntl(borrowed, FcntlArg::F_GETFL)
         .map_err(|e| format!("{what} fd {fd} is not open: {e}"))?;
-    Ok(OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE)
+    let flags = OFlag::from_bits_truncate(flags);
+    // A directory or an `O_PATH` handle is no stream, whatever its access mode; handed to
+    // command code running as the container's user, a directory fd would open everything
+    // below it (`openat`) that the user could not reach by path.
+    if flags.contains(OFlag::O_PATH) {
+        return Err(format!(
+            "{what} fd {fd} is not a stream but an O_PATH handle"
+        ));
+    }
+    if nix::sys::stat::fstat(borrowed).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) {
+        return Err(format!("{what} fd {fd} is not a stream but a directory"));
+    }
+    Ok(flags & OFlag::O_ACCMODE)
 }
 
 /// Takes ownership of the fds the envelope names, checking each is what it claims.

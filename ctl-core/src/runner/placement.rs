@@ -40,10 +40,18 @@ pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(),
     }
 
     for procs in &spec.cgroup_procs {
-        std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .write(true)
             .open(procs)
-            .and_then(|mut f| f.write_all(b"0"))
+            .map_err(|e| format!("cannot enter cgroup {procs}: {e}"))?;
+        // Root writes here: only into a cgroup file system, never into a file that a
+        // wrong or hostile envelope names.
+        if !on_cgroup_fs(&file) {
+            return Err(format!(
+                "cannot enter cgroup {procs}: it is not a cgroup file"
+            ));
+        }
+        file.write_all(b"0")
             .map_err(|e| format!("cannot enter cgroup {procs}: {e}"))?;
     }
 
@@ -77,6 +85,22 @@ pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Whether `file` lives on a cgroup (v1) or cgroup2 file system.
+fn on_cgroup_fs(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    const CGROUP_SUPER_MAGIC: libc::c_long = 0x0027_e0eb;
+    const CGROUP2_SUPER_MAGIC: libc::c_long = 0x6367_7270;
+    // SAFETY: `statfs` is plain data, for which all zeroes is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs fills the struct we own; the fd is open for the call.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let kind = st.f_type as libc::c_long;
+    kind == CGROUP_SUPER_MAGIC || kind == CGROUP2_SUPER_MAGIC
 }
 
 fn prctl(option: libc::c_int, arg: libc::c_ulong, name: &str) -> Result<(), String> {
