@@ -18,3 +18,8 @@ pub use mount::{Mount, Unmount};
 pub use stop::{Stop, StopByHalt, StopMode, StopRunit};
 pub use tasks::{RootfsTask, WithMountns, WithRootfs};
 pub use wall::Wall;
+
+// A warm runner loads liblxc once; the children it forks for each command inherit it.
+inventory::submit! {
+    ctl_core::runner::WarmUp { name: "liblxc", run: || { let _ = ctl_lxc::version(); } }
+}

@@ -1,6 +1,6 @@
 //! The cases of `ctl bench`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use commands::{Exec, Freeze, State, Unfreeze};
 use ctl_core::diag::Ping;
-use ctl_core::envelope::{Envelope, Extension, PlacementSpec, UserSpec};
 use ctl_core::frontend::WarmPool;
 use ctl_core::{cgroup, Call, Container, Placement, Stdio};
 use serde_json::json;
@@ -117,6 +116,8 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
+    let lxc_pool = WarmPool::new(Duration::from_secs(60));
+    let warm = call.clone().warm(&lxc_pool);
     match Placed::new(ct) {
         Ok(placed) => {
             let run_tool = |argv: &[String]| -> Result<Option<f64>, String> {
@@ -152,6 +153,14 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                             run_tool(&unfreeze)
                         }),
                     ),
+                    (
+                        "warm_freeze_cycle",
+                        Box::new(|| {
+                            Freeze::run_with(&warm).map_err(|e| e.to_string())?;
+                            Unfreeze::run_with(&warm).map_err(|e| e.to_string())?;
+                            Ok(None)
+                        }),
+                    ),
                 ],
             ));
             cases.extend(interleaved(
@@ -167,6 +176,14 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                         }) as Step<'_>,
                     ),
                     ("lxc_info_state", Box::new(|| run_tool(&info))),
+                    (
+                        "warm_state",
+                        Box::new(|| {
+                            State::run_with(&warm)
+                                .map(|_| None)
+                                .map_err(|e| e.to_string())
+                        }),
+                    ),
                 ],
             ));
             cases.extend(interleaved(
@@ -184,6 +201,16 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                         }) as Step<'_>,
                     ),
                     ("lxc_attach_true", Box::new(|| run_tool(&attach))),
+                    (
+                        "warm_exec_true",
+                        Box::new(|| {
+                            match Exec::run_with(&warm, vec!["true".to_owned()], false, false) {
+                                Ok(0) => Ok(None),
+                                Ok(rc) => Err(format!("true exited with {rc}")),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }),
+                    ),
                 ],
             ));
         }
@@ -217,7 +244,7 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
         seconds: opts.seconds,
         cases,
         ratios: Default::default(),
-        runner_peak_rss_kib: runner_peak_rss(ct, runner.as_ref()).ok(),
+        runner_peak_rss_kib: runner_peak_rss(&call).ok(),
         targets: Default::default(),
     };
     report.finish();
@@ -428,80 +455,10 @@ fn throughput(ct: &Container, runner: Option<PathBuf>, k: usize, slice: Duration
     c
 }
 
-/// Peak RSS of one exec-placement runner running Ping, from its own rusage (`wait4`).
-fn runner_peak_rss(ct: &Container, runner: Option<&PathBuf>) -> Result<u64, String> {
-    use std::os::unix::process::CommandExt;
-    let runner = runner.ok_or("no runner")?;
-    let envelope = Envelope {
-        name: "Ping".to_owned(),
-        pool: ct.pool.clone(),
-        id: ct.id.clone(),
-        lxc_home: ct.lxc_home.to_string_lossy().into_owned(),
-        user_home: ct.home.to_string_lossy().into_owned(),
-        log_file: None,
-        args: vec![json!("rss")],
-        kwargs: Default::default(),
-        return_fd: 1,
-        stdin: None,
-        stdout: None,
-        stderr: None,
-        ctl: Some(Extension {
-            version: ctl_core::PROTOCOL_VERSION,
-            placement: Some(PlacementSpec {
-                rlimits: ct.rlimits.clone(),
-                cgroup_procs: cgroup::procs_files(&ct.cgroup_path)
-                    .iter()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .collect(),
-                user: Some(UserSpec {
-                    name: ct.user.clone(),
-                    ugid: ct.ugid,
-                }),
-                setuid_helpers: false,
-                own_process_group: true,
-            }),
-            parent_pid: Some(std::process::id() as i32),
-            warm: None,
-        }),
-    };
-    let env: Vec<(String, String)> = ctl_core::frontend::runner_environment(ct, Placement::Exec)
-        .into_iter()
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect();
-    let mut child = std::process::Command::new(runner)
-        .arg0(format!("ctl: {}:{} runner:ping", ct.pool, ct.id))
-        .env_clear()
-        .envs(env)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    child
-        .stdin
-        .take()
-        .ok_or("stdin")?
-        .write_all(&envelope.to_vec())
-        .map_err(|e| e.to_string())?;
-    let mut reply = String::new();
-    child
-        .stdout
-        .take()
-        .ok_or("stdout")?
-        .read_to_string(&mut reply)
-        .map_err(|e| e.to_string())?;
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our child and writes into the two locals.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    if pid < 0 || !reply.contains("\"status\":true") {
-        return Err(format!("runner failed: {reply}"));
-    }
-    Ok(usage.ru_maxrss as u64)
+/// Peak RSS of an exec-placement runner, as it reports it itself (`Identity`'s `VmHWM`).
+fn runner_peak_rss(call: &Call<'_>) -> Result<u64, String> {
+    let info = ctl_core::diag::Identity::run_with(call).map_err(|e| e.to_string())?;
+    Ok(info.peak_rss_kib)
 }
 
 fn which(tool: &str) -> Option<PathBuf> {

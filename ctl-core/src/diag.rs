@@ -40,6 +40,11 @@ pub struct IdentityInfo {
     pub sid: i32,
     /// Parent-death signal (0 = none).
     pub pdeathsig: i32,
+    /// Peak resident set size of the runner so far (`VmHWM`), in KiB. (The rusage of a
+    /// `posix_spawn`ed child cannot tell: the kernel folds the caller's high-water mark
+    /// into a vfork child's `ru_maxrss` at exec.)
+    #[serde(default)]
+    pub peak_rss_kib: u64,
 }
 
 /// Capability sets, each a bit mask.
@@ -130,6 +135,11 @@ pub fn identity_of_self() -> Result<IdentityInfo, CommandError> {
         ambient: hex("CapAmb"),
     };
     let no_new_privs = field("NoNewPrivs") == "1";
+    let peak_rss_kib = field("VmHWM")
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap_or(0);
     let title = std::env::args_os()
         .next()
         .map(|a| a.to_string_lossy().into_owned())
@@ -158,6 +168,7 @@ pub fn identity_of_self() -> Result<IdentityInfo, CommandError> {
         pgid: nix::unistd::getpgrp().as_raw(),
         sid: nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(-1),
         pdeathsig,
+        peak_rss_kib,
     })
 }
 

@@ -17,7 +17,7 @@ use crate::container::Rlimit;
 
 /// Version of our envelope extension and reply conventions. Bumped on any incompatible
 /// change; a runner refuses an envelope of another version with a reply naming both.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest envelope a runner accepts, in bytes. Arguments are small; anything bigger is a
 /// bug or an attack.
@@ -188,6 +188,11 @@ pub struct PlacementSpec {
     /// `cgroup.procs` files the runner writes `0` to, one per hierarchy.
     #[serde(default)]
     pub cgroup_procs: Vec<String>,
+    /// The entry cgroup (relative path, owner) the runner creates in every hierarchy when a
+    /// `cgroup.procs` file is missing. Creating it on demand in the runner (still root)
+    /// spares every call the frontend's `mkdir`s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_cgroup: Option<EntryCgroup>,
     /// The user to become; `None` keeps root (fork placement of GetHostname, WithRootfs).
     #[serde(default)]
     pub user: Option<UserSpec>,
@@ -200,6 +205,13 @@ pub struct PlacementSpec {
     /// `POSIX_SPAWN_SETPGROUP`, which measured about 45 µs slower per call here.
     #[serde(default)]
     pub own_process_group: bool,
+}
+
+/// An entry cgroup to create: relative path and owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryCgroup {
+    pub relative: String,
+    pub ugid: u32,
 }
 
 /// The identity a runner switches to.

@@ -1,7 +1,7 @@
 //! Property tests: any envelope and any reply survive encode + decode unchanged, and the
 //! decoders never panic on arbitrary bytes.
 
-use ctl_core::envelope::{Envelope, Extension, PlacementSpec, UserSpec, WarmSpec};
+use ctl_core::envelope::{EntryCgroup, Envelope, Extension, PlacementSpec, UserSpec, WarmSpec};
 use ctl_core::{Reply, Rlimit, RlimitValue};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -87,6 +87,10 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                                 .into_iter()
                                 .map(|(k, (soft, hard))| (k, Rlimit { soft, hard }))
                                 .collect(),
+                            create_cgroup: procs.first().map(|p| EntryCgroup {
+                                relative: p.trim_start_matches('/').to_owned(),
+                                ugid: 7,
+                            }),
                             cgroup_procs: procs,
                             user: user.map(|(name, ugid)| UserSpec { name, ugid }),
                             setuid_helpers,

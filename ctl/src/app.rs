@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use clap::{CommandFactory, Parser};
 use serde_json::json;
 
+use crate::bench;
 use crate::cli::{Cli, Command};
 use crate::ct::{self, render_table, Ctx};
 use crate::demo;
@@ -75,6 +76,11 @@ fn run(cli: Cli, out: Output) -> Result<Outcome, CliError> {
             require_root("ctl demo")?;
             let ctx = Ctx::open(&cli.state_dir, cli.deadline, out)?;
             demo::run(&ctx, &args)
+        }
+        Command::Bench(args) => {
+            require_root("ctl bench")?;
+            let ctx = Ctx::open(&cli.state_dir, cli.deadline, out)?;
+            bench::run(&ctx, &args)
         }
         Command::Commands => list_commands(),
         Command::Completions { shell } => {

@@ -61,6 +61,13 @@ pub enum Command {
     /// stops it and removes everything again, also when interrupted with Ctrl-C.
     Demo(DemoArgs),
 
+    /// Measure what a command costs, side by side with the host's floor and LXC's tools.
+    ///
+    /// Provisions and starts a throwaway container, runs every case for a share of
+    /// --seconds, prints count, median, p90 and p99 (µs) per case and the ratios of the
+    /// medians, and removes the container again. See docs/performance.md.
+    Bench(BenchArgs),
+
     /// Print a shell completion script.
     ///
     /// Example: `ctl completions bash > /etc/bash_completion.d/ctl`.
@@ -69,6 +76,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// Options of `ctl bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Bound on the whole run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub seconds: f64,
 }
 
 /// Options of `ctl demo`.

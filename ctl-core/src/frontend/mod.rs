@@ -25,7 +25,9 @@ use crate::args::Args;
 use crate::call::{Call, Stdio};
 use crate::cgroup;
 use crate::command::{Command, CommandSpec, Placement};
-use crate::envelope::{Envelope, Extension, PlacementSpec, UserSpec, PROTOCOL_VERSION};
+use crate::envelope::{
+    EntryCgroup, Envelope, Extension, PlacementSpec, UserSpec, PROTOCOL_VERSION,
+};
 use crate::error::{Error, ProtocolError};
 use crate::reply::{ProtocolRefusal, Reply};
 pub use warm::WarmPool;
@@ -105,14 +107,18 @@ impl Prepared {
         };
         let placement_spec = match placement {
             Placement::Exec => {
-                cgroup::create_entry(&ct.cgroup_path, ct.ugid)
-                    .map_err(setup_error(command, "creating the entry cgroup"))?;
+                cgroup::validate_relative(&ct.cgroup_path)
+                    .map_err(setup_error(command, "checking the entry cgroup path"))?;
                 PlacementSpec {
                     rlimits: ct.rlimits.clone(),
                     cgroup_procs: cgroup::procs_files(&ct.cgroup_path)
                         .into_iter()
                         .map(|p| p.to_string_lossy().into_owned())
                         .collect(),
+                    create_cgroup: Some(EntryCgroup {
+                        relative: ct.cgroup_path.clone(),
+                        ugid: ct.ugid,
+                    }),
                     user: Some(user),
                     setuid_helpers: spec.setuid_helpers,
                     own_process_group: false,

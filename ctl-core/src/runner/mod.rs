@@ -65,6 +65,16 @@ impl RunnerContext {
     }
 }
 
+/// Work a warm runner does once, before it serves commands, so that every child it forks
+/// inherits the result instead of repeating it (e.g. `dlopen` of liblxc). Register with
+/// `inventory::submit!`; cold runners never run these.
+pub struct WarmUp {
+    pub name: &'static str,
+    pub run: fn(),
+}
+
+inventory::collect!(WarmUp);
+
 /// Exit status for a runner that could not even reply (bad envelope, bad return fd).
 pub const EXIT_BAD_INPUT: i32 = 2;
 

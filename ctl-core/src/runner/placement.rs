@@ -39,11 +39,21 @@ pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(),
         }
     }
 
+    let mut created = false;
     for procs in &spec.cgroup_procs {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(procs)
-            .map_err(|e| format!("cannot enter cgroup {procs}: {e}"))?;
+        let open = || std::fs::OpenOptions::new().write(true).open(procs);
+        let opened = match (open(), &spec.create_cgroup) {
+            // First use (or removed since): create the entry cgroup, still as root.
+            (Err(e), Some(entry)) if e.kind() == std::io::ErrorKind::NotFound && !created => {
+                crate::cgroup::create_entry(&entry.relative, entry.ugid).map_err(|e| {
+                    format!("cannot create the entry cgroup {}: {e}", entry.relative)
+                })?;
+                created = true;
+                open()
+            }
+            (result, _) => result,
+        };
+        let mut file = opened.map_err(|e| format!("cannot enter cgroup {procs}: {e}"))?;
         // Root writes here: only into a cgroup file system, never into a file that a
         // wrong or hostile envelope names.
         if !on_cgroup_fs(&file) {
@@ -111,20 +121,19 @@ fn prctl(option: libc::c_int, arg: libc::c_ulong, name: &str) -> Result<(), Stri
     Ok(())
 }
 
+/// Drops every capability from the bounding set, up to the first number the kernel does
+/// not know (EINVAL), which spares reading `/proc/sys/kernel/cap_last_cap`.
 fn drop_bounding_set() -> Result<(), String> {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
-        .unwrap_or(40);
-    for cap in 0..=last {
+    for cap in 0..64 {
         // SAFETY: PR_CAPBSET_DROP takes the capability number only.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
             let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EINVAL) {
-                return Err(format!(
-                    "dropping capability {cap} from the bounding set: {err}"
-                ));
+            if err.raw_os_error() == Some(libc::EINVAL) {
+                return Ok(());
             }
+            return Err(format!(
+                "dropping capability {cap} from the bounding set: {err}"
+            ));
         }
     }
     Ok(())

@@ -42,6 +42,10 @@ pub(super) fn serve(idle: Duration, ready: OwnedFd) -> ! {
     let _ = nix::unistd::dup2_stdout(&devnull);
     let _ = nix::unistd::dup2_stderr(&devnull);
 
+    for warm_up in inventory::iter::<super::WarmUp> {
+        (warm_up.run)();
+    }
+
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     let _ = mask.thread_block();
