@@ -34,7 +34,7 @@ impl Default for BenchOptions {
 }
 
 /// Number of time slices the run is divided into (one per group of cases).
-const SLICES: f64 = 10.0;
+const SLICES: f64 = 14.0;
 const RUBY_RUNNER: &str = r#"#!/usr/bin/env ruby
 # The runner side of the envelope protocol, as osctld's Ruby runner speaks it (a lower
 # bound: osctld loads much more than the json library).
@@ -134,8 +134,11 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                 lxc("lxc-info", &["-s"]),
                 lxc("lxc-attach", &["--clear-env", "--", "true"]),
             );
+            // liblxc's freeze waits for FROZEN with a one-second poll, which a cycle hits
+            // now and then (both ours and lxc-freeze's): more time, so that the medians
+            // are of enough cycles.
             cases.extend(interleaved(
-                slice,
+                slice * 3,
                 2000,
                 vec![
                     (
@@ -236,6 +239,7 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     }
 
     let mut report = Report {
+        container: ct.id.clone(),
         machine: machine(),
         date: date(),
         runner: runner

@@ -64,6 +64,8 @@ impl CaseResult {
 /// A whole run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The container the run used.
+    pub container: String,
     pub machine: String,
     pub date: String,
     pub runner: String,
