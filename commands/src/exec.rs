@@ -495,6 +495,7 @@ fn exec_with_terminal(ctx: &RunnerContext, argv: &[String]) -> Result<i32, Comma
 /// while another process forked by the daemon still holds the writer's fd until its exec
 /// closes it): that is retried for up to a second.
 fn exec_argv(argv: &[CString]) -> i32 {
+    default_sigpipe();
     let mut tries = 0;
     let error = loop {
         match nix::unistd::execvp(&argv[0], argv) {
@@ -544,6 +545,17 @@ fn exec_started(
         ],
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    // The program inherits the runner's signal dispositions through init.lxc's exec.
+    default_sigpipe();
     let status = ct.execute(&argv, &opts)?;
     Ok(exit_code(status))
+}
+
+/// The runner ignores SIGPIPE (a reply to a vanished frontend must fail with EPIPE, not
+/// kill it silently); an ignored signal survives `exec`, so programs run inside the
+/// container get the default back, as a shell would give them.
+fn default_sigpipe() {
+    // SAFETY: async-signal-safe; in the attached child (a fork of the single-threaded
+    // runner) and in the runner before it starts the container.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }

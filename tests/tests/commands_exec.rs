@@ -647,3 +647,38 @@ fn runscript_in_parallel() {
         leftover_scripts(ct)
     );
 }
+
+/// Programs get SIGPIPE's default disposition, not the runner's "ignored" (an ignored
+/// signal survives exec): `yes | head -1` must end because `yes` dies of SIGPIPE.
+#[test]
+fn exec_programs_get_the_default_sigpipe() {
+    let ct = TestContainer::running("sigpipe");
+    let sig_ign = |run: bool| {
+        let ran = exec(
+            ct.container(),
+            &["sh", "-c", "grep SigIgn /proc/self/status"],
+            run,
+            None,
+        )
+        .unwrap();
+        let mask = ran
+            .stdout
+            .trim()
+            .trim_start_matches("SigIgn:")
+            .trim()
+            .to_owned();
+        u64::from_str_radix(&mask, 16).unwrap_or_else(|_| panic!("{:?}", ran.stdout))
+    };
+    // Bit 12 is signal 13, SIGPIPE.
+    assert_eq!(
+        sig_ign(false) & (1 << 12),
+        0,
+        "SIGPIPE ignored in an attached program"
+    );
+    oracle::stop(ct.container()).unwrap();
+    assert_eq!(
+        sig_ign(true) & (1 << 12),
+        0,
+        "SIGPIPE ignored in a program of a started container"
+    );
+}
