@@ -533,13 +533,14 @@ mod tests {
     }
 }
 
-/// A development aid: `cargo test -p ctl-derive print_expansion -- --ignored --nocapture`
-/// prints two expansions (pipe them through `rustfmt`).
+/// The two expansions `docs/expansion.md` shows; with `CTL_PRINT_EXPANSION=1`,
+/// `cargo test -p ctl-derive print_expansion -- --nocapture` prints them (pipe them through
+/// `rustfmt`).
 #[cfg(test)]
 mod print_expansion {
     #[test]
-    #[ignore = "prints expansions for docs/expansion.md"]
     fn print() {
+        let show = std::env::var_os("CTL_PRINT_EXPANSION").is_some();
         let out = super::container_command(
             quote::quote!(placement = exec),
             quote::quote! {
@@ -556,7 +557,13 @@ mod print_expansion {
                 }
             },
         );
-        println!("{out}\n");
+        let text = out.to_string();
+        assert!(text.contains("struct Stop"), "{text}");
+        assert!(text.contains("Placement :: Exec"), "{text}");
+        assert!(text.contains("inventory :: submit"), "{text}");
+        if show {
+            println!("{out}\n");
+        }
         let out = super::container_command(
             quote::quote!(frontend_only),
             quote::quote! {
@@ -570,6 +577,15 @@ mod print_expansion {
                 }
             },
         );
-        println!("{out}");
+        let text = out.to_string();
+        assert!(text.contains("struct Syscmd"), "{text}");
+        assert!(
+            text.contains("runner : :: core :: option :: Option :: None")
+                || text.contains("Option :: None"),
+            "{text}"
+        );
+        if show {
+            println!("{out}");
+        }
     }
 }
