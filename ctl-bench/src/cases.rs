@@ -59,7 +59,9 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     // The floor, the framework's no-ops and the warm path, interleaved so that they see the
     // same machine.
     let procs = open_procs(ct);
-    let pool = WarmPool::new(Duration::from_secs(60));
+    // A no-op needs no liblxc: this pool skips the warm-up hooks (see WarmPool::warm_up);
+    // the LXC cases below use a pool that runs them.
+    let pool = WarmPool::new(Duration::from_secs(60)).warm_up(false);
     let warm_call = call.clone().warm(&pool);
     let ping = |c: &Call<'_>| {
         Ping::run_with(c, json!("ping"))

@@ -142,6 +142,17 @@ impl Report {
             "warm_noop_vs_spawn".to_owned(),
             ratio(m("warm_noop"), m("spawn_true")),
         );
+        for (name, a, b) in [
+            (
+                "warm_freeze_vs_lxc",
+                "warm_freeze_cycle",
+                "lxc_freeze_cycle",
+            ),
+            ("warm_state_vs_lxc", "warm_state", "lxc_info_state"),
+            ("warm_exec_true_vs_lxc", "warm_exec_true", "lxc_attach_true"),
+        ] {
+            r.insert(name.to_owned(), ratio(m(a), m(b)));
+        }
         r.insert(
             "throughput_8_vs_1".to_owned(),
             ratio(tp("throughput_8"), tp("throughput_1")),
@@ -202,6 +213,19 @@ impl Report {
             "warm_noop_vs_spawn",
             "<= 0.5",
             self.ratios["warm_noop_vs_spawn"],
+            |v| v <= 0.5,
+        );
+        // The same targets for the opt-in warm path.
+        target(
+            "warm_freeze_vs_lxc",
+            "<= 0.5",
+            self.ratios["warm_freeze_vs_lxc"],
+            |v| v <= 0.5,
+        );
+        target(
+            "warm_state_vs_lxc",
+            "<= 0.5",
+            self.ratios["warm_state_vs_lxc"],
             |v| v <= 0.5,
         );
         target(

@@ -17,7 +17,7 @@ use crate::container::Rlimit;
 
 /// Version of our envelope extension and reply conventions. Bumped on any incompatible
 /// change; a runner refuses an envelope of another version with a reply naming both.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest envelope a runner accepts, in bytes. Arguments are small; anything bigger is a
 /// bug or an attack.
@@ -176,6 +176,9 @@ pub struct Extension {
 pub struct WarmSpec {
     /// Exit after this long without a command in flight.
     pub idle_timeout_ms: u64,
+    /// Run the registered `WarmUp` hooks before serving (e.g. load liblxc once).
+    #[serde(default)]
+    pub warm_up: bool,
 }
 
 /// The whole execution context the runner applies to itself (systemd's executor model:
@@ -288,6 +291,7 @@ mod tests {
             parent_pid: Some(42),
             warm: Some(WarmSpec {
                 idle_timeout_ms: 5000,
+                warm_up: true,
             }),
             placement: Some(PlacementSpec {
                 cgroup_procs: vec!["/sys/fs/cgroup/memory/a/cgroup.procs".into()],

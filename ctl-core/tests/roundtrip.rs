@@ -81,6 +81,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                         parent_pid,
                         warm: (version % 2 == 0).then(|| WarmSpec {
                             idle_timeout_ms: u64::from(version),
+                            warm_up: version % 4 == 0,
                         }),
                         placement: Some(PlacementSpec {
                             rlimits: rlimits

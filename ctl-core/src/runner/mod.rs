@@ -285,6 +285,7 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
             drop((stdin, stdout, stderr));
             warm::serve(
                 std::time::Duration::from_millis(warm.idle_timeout_ms),
+                warm.warm_up,
                 return_fd,
             );
         }

@@ -22,7 +22,7 @@ use crate::reply::Reply;
 
 /// Serves requests on `sock` (fd 0) until the frontend closes it or the runner was idle
 /// for `idle`. Never returns.
-pub(super) fn serve(idle: Duration, ready: OwnedFd) -> ! {
+pub(super) fn serve(idle: Duration, warm_up: bool, ready: OwnedFd) -> ! {
     // SAFETY: fd 0 is the request socket for the rest of this process's life.
     let sock = unsafe { BorrowedFd::borrow_raw(0) };
     let _ = write_all(
@@ -42,8 +42,10 @@ pub(super) fn serve(idle: Duration, ready: OwnedFd) -> ! {
     let _ = nix::unistd::dup2_stdout(&devnull);
     let _ = nix::unistd::dup2_stderr(&devnull);
 
-    for warm_up in inventory::iter::<super::WarmUp> {
-        (warm_up.run)();
+    if warm_up {
+        for hook in inventory::iter::<super::WarmUp> {
+            (hook.run)();
+        }
     }
 
     let mut mask = SigSet::empty();
