@@ -320,3 +320,20 @@ impl Drop for TestContainer {
 pub fn ctl_runner_path() -> PathBuf {
     test_runner_path().with_file_name("ctl-runner")
 }
+
+/// A call through the standalone `ctl-runner`, with a generous deadline so that a hang
+/// fails the test instead of blocking the suite.
+pub fn command_call(ct: &Container) -> ctl_core::Call<'_> {
+    ctl_core::Call::new(ct)
+        .runner(ctl_runner_path())
+        .deadline(Duration::from_secs(90))
+}
+
+/// The message of a command error; panics on any other kind of result.
+#[track_caller]
+pub fn command_error<T: std::fmt::Debug>(result: Result<T, ctl_core::Error>) -> String {
+    match result {
+        Err(ctl_core::Error::Command { message, .. }) => message,
+        other => panic!("expected a command error, got {other:?}"),
+    }
+}

@@ -15,23 +15,7 @@ use std::time::{Duration, Instant};
 use commands::{Exec, Runscript, ScriptSource, Syscmd, SyscmdOutput};
 use ctl_core::{Call, Container, Error, Stdio};
 use ctl_provision::{oracle, CreateOptions, Net};
-use tests::fixtures::{ctl_runner_path, lingering_zombies, TestContainer};
-
-/// A call through the standalone runner, with a generous deadline so that a hang fails
-/// the test instead of blocking the suite.
-fn call(ct: &Container) -> Call<'_> {
-    Call::new(ct)
-        .runner(ctl_runner_path())
-        .deadline(Duration::from_secs(90))
-}
-
-/// The message of a command error; panics on any other kind of error.
-fn command_error<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
-    match result {
-        Err(Error::Command { message, .. }) => message,
-        other => panic!("expected a command error, got {other:?}"),
-    }
-}
+use tests::fixtures::{command_call as call, command_error, lingering_zombies, TestContainer};
 
 /// What a program printed and how it ended.
 #[derive(Debug)]

@@ -14,25 +14,9 @@ use commands::{
     Freeze, GetHostname, Reboot, Start, State, StateInfo, Stop, StopByHalt, StopMode, StopRunit,
     Unfreeze, VethName,
 };
-use ctl_core::{cgroup, Call, Container, Error, Stdio};
+use ctl_core::{cgroup, Container, Error, Stdio};
 use ctl_provision::{oracle, CreateOptions, Net};
-use tests::fixtures::{ctl_runner_path, TestContainer};
-
-/// A call through the standalone runner, with a generous deadline so that a hang fails
-/// the test instead of blocking the suite.
-fn call(ct: &Container) -> Call<'_> {
-    Call::new(ct)
-        .runner(ctl_runner_path())
-        .deadline(Duration::from_secs(90))
-}
-
-/// The message of a command error; panics on any other kind of error.
-fn command_error<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
-    match result {
-        Err(Error::Command { message, .. }) => message,
-        other => panic!("expected a command error, got {other:?}"),
-    }
-}
+use tests::fixtures::{command_call as call, command_error, TestContainer};
 
 fn assert_refused<T: std::fmt::Debug>(what: &str, result: Result<T, Error>, needle: &str) {
     let message = command_error(result);

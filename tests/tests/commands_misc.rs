@@ -14,26 +14,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use commands::{Mount, Unmount, Wall, WithMountns, WithRootfs};
-use ctl_core::{Call, Container, Error};
+use ctl_core::Container;
 use ctl_provision::{oracle, SHARED_DIR_IN_CT};
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 use serde_json::json;
-use tests::fixtures::{ctl_runner_path, lingering_zombies, TestContainer};
-
-fn call(ct: &Container) -> Call<'_> {
-    Call::new(ct)
-        .runner(ctl_runner_path())
-        .deadline(Duration::from_secs(90))
-}
-
-fn command_error<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
-    match result {
-        Err(Error::Command { message, .. }) => message,
-        other => panic!("expected a command error, got {other:?}"),
-    }
-}
+use tests::fixtures::{command_call as call, command_error, lingering_zombies, TestContainer};
 
 fn rootfs(ct: &Container) -> PathBuf {
     ct.lxc_home.join(&ct.id).join("rootfs")
