@@ -39,7 +39,7 @@ pub fn validate(name: &str) -> Result<(), ProvisionError> {
 }
 
 /// The system user (and group) name of container `name`: `ctl-<name>`, or, when that
-/// exceeds [`MAX_USER_NAME`], a truncated name plus a hash of the full name so that
+/// exceeds `MAX_USER_NAME` (32), a truncated name plus a hash of the full name so that
 /// distinct long names stay distinct.
 pub fn user_name(name: &str) -> String {
     let plain = format!("{USER_PREFIX}{name}");

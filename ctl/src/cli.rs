@@ -89,7 +89,7 @@ pub struct BenchArgs {
 /// Options of `ctl demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Name of the throwaway container (default: demo-<pid>).
+    /// Name of the throwaway container (default: demo-PID).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Keep the container at the end instead of removing it.
@@ -105,7 +105,7 @@ pub enum CtCommand {
     /// Running it again on a half-created container (e.g. after an interruption)
     /// completes it; `ctl ct del` removes it.
     New {
-        /// Container name: [a-z0-9][a-z0-9-]*, at most 31 characters.
+        /// Container name: lower-case letters, digits and dashes, not starting with a dash, at most 31 characters.
         name: String,
         /// Networking: only a loopback device, or a veth pair on the host bridge.
         #[arg(long, value_enum, default_value_t = NetArg::None)]
