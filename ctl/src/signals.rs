@@ -1,9 +1,10 @@
 //! SIGINT/SIGTERM/SIGHUP as a flag, for steps that must clean up before exiting.
 //!
 //! The handler only stores the signal number and writes one fixed line to stderr (both
-//! async-signal-safe); the code polls [`received`] between steps. Runners are started in
-//! process groups of their own, so a Ctrl-C on the terminal reaches ctl but not a call in
-//! progress: that call finishes (or hits its deadline) and the cleanup follows.
+//! async-signal-safe); the code polls [`received`] between steps. A runner without a
+//! deadline stays in ctl's process group, so a Ctrl-C on the terminal ends it too (its call
+//! fails with the signal); with `--deadline` it leads a group of its own and its call
+//! finishes or times out. Either way the cleanup follows.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 

@@ -54,7 +54,11 @@ fn decode_output<T: DeserializeOwned>(
 ) -> Result<T, Error> {
     serde_json::from_value(value).map_err(|e| Error::Protocol {
         command: spec.name.to_owned(),
-        path: call.runner.clone().unwrap_or_default(),
+        path: call
+            .runner
+            .clone()
+            .or_else(|| runner_path().ok())
+            .unwrap_or_default(),
         problem: ProtocolError::BadOutput {
             expected: std::any::type_name::<T>(),
             detail: e.to_string(),
