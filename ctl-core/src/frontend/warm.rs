@@ -36,7 +36,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::{pipe2, Pid};
 use serde_json::Value;
 
-use super::exchange::{converse, Channels, ChildGuard, RunnerProcess};
+use super::exchange::{converse, set_nonblocking, Channels, ChildGuard, RunnerProcess};
 use super::{envelope_for, finish, spawn, Prepared, StdioPlan, CHILD_RETURN_FD};
 use crate::args::Args;
 use crate::call::Call;
@@ -461,13 +461,6 @@ impl RunnerProcess for WarmChild<'_> {
             ExitInfo::Exited(libc::WEXITSTATUS(status))
         })
     }
-}
-
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
 }
 
 /// Runs one call through the pool.
