@@ -53,12 +53,21 @@ impl RunnerProcess for ChildGuard {
 }
 
 impl ChildGuard {
-    pub fn new(pid: Pid, own_group: bool, pidfd: OwnedFd) -> ChildGuard {
-        ChildGuard {
-            pid,
-            own_group,
-            pidfd,
-            reaped: false,
+    /// Guards a freshly spawned runner. Without a pidfd its end cannot be waited for in
+    /// `poll`, so a runner whose pidfd cannot be opened is killed and reaped at once.
+    pub fn watch(pid: Pid, own_group: bool) -> io::Result<ChildGuard> {
+        match super::spawn::pidfd_open(pid) {
+            Ok(pidfd) => Ok(ChildGuard {
+                pid,
+                own_group,
+                pidfd,
+                reaped: false,
+            }),
+            Err(e) => {
+                let _ = kill(pid, Signal::SIGKILL);
+                let _ = waitpid(pid, None);
+                Err(e)
+            }
         }
     }
 

@@ -271,16 +271,8 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
     })?;
     drop(fds);
     drop((env_child, reply_w, stderr_w));
-    let pidfd = match spawn::pidfd_open(pid) {
-        Ok(fd) => fd,
-        Err(e) => {
-            // Without a pidfd we cannot wait for it in poll: end it now.
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-            return Err(prepared.setup("opening a pidfd for the runner")(e));
-        }
-    };
-    let mut child = ChildGuard::new(pid, own_group, pidfd);
+    let mut child = ChildGuard::watch(pid, own_group)
+        .map_err(prepared.setup("opening a pidfd for the runner"))?;
     let channels = Channels {
         envelope: Some(env_parent),
         reply: reply_r,

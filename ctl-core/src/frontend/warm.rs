@@ -263,15 +263,8 @@ impl WarmRunner {
                 source,
             })?;
         drop((sock_child, reply_w, stderr_w));
-        let pidfd = match spawn::pidfd_open(pid) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = waitpid(pid, None);
-                return Err(prepared.setup("opening a pidfd for the warm runner")(e));
-            }
-        };
-        let mut guard = ChildGuard::new(pid, true, pidfd);
+        let mut guard = ChildGuard::watch(pid, true)
+            .map_err(prepared.setup("opening a pidfd for the warm runner"))?;
         let envelope = envelope.to_vec();
         if let Err(e) = nix::sys::socket::send(sock.as_raw_fd(), &envelope, MsgFlags::MSG_NOSIGNAL)
         {
