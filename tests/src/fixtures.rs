@@ -337,3 +337,29 @@ pub fn command_error<T: std::fmt::Debug>(result: Result<T, ctl_core::Error>) -> 
         other => panic!("expected a command error, got {other:?}"),
     }
 }
+
+/// Spawns `cmd` with piped stdio, writes `input` to its stdin, closes it and collects the
+/// output. A process that stops reading early (a refused envelope) is fine: the broken
+/// pipe is ignored.
+pub fn output_with_stdin(cmd: &mut std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Mount points of this process's mount namespace at or below `dir`.
+pub fn host_mounts_under(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .collect()
+}

@@ -633,7 +633,7 @@ fn runscript_in_parallel() {
 }
 
 /// Programs get SIGPIPE's default disposition, not the runner's "ignored" (an ignored
-/// signal survives exec): `yes | head -1` must end because `yes` dies of SIGPIPE.
+/// signal survives exec): the program's own `SigIgn` mask must not have SIGPIPE.
 #[test]
 fn exec_programs_get_the_default_sigpipe() {
     let ct = TestContainer::running("sigpipe");

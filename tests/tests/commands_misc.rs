@@ -9,7 +9,7 @@ use std::io::Read;
 use std::mem::{offset_of, size_of};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,9 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 use serde_json::json;
-use tests::fixtures::{command_call as call, command_error, lingering_zombies, TestContainer};
+use tests::fixtures::{
+    command_call as call, command_error, host_mounts_under, lingering_zombies, TestContainer,
+};
 
 fn rootfs(ct: &Container) -> PathBuf {
     ct.lxc_home.join(&ct.id).join("rootfs")
@@ -38,16 +40,6 @@ fn inside(ct: &Container, script: &str) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
-}
-
-/// Mount points of the host (this test's namespace) at or below `dir`.
-fn host_mounts_under(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-        .filter(|m| Path::new(m).starts_with(dir))
-        .collect()
 }
 
 fn run(cmd: &mut Command) {

@@ -248,17 +248,10 @@ fn runner_refuses_an_envelope_of_another_version() {
 }
 
 fn run_runner_with_stdin(input: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(test_runner_path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The runner stops reading an oversized envelope: a broken pipe here is expected.
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-    child.wait_with_output().unwrap()
+    tests::fixtures::output_with_stdin(
+        &mut std::process::Command::new(test_runner_path()),
+        input.as_bytes(),
+    )
 }
 
 #[test]

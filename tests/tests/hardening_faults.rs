@@ -196,19 +196,7 @@ fn runner_whose_daemon_died_before_it_armed_pdeathsig_exits() {
         .to_string()
     };
     let run = |input: String| {
-        let mut child = Command::new(ctl_runner_path())
-            .stdin(ProcStdio::piped())
-            .stdout(ProcStdio::piped())
-            .stderr(ProcStdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        tests::fixtures::output_with_stdin(&mut Command::new(ctl_runner_path()), input.as_bytes())
     };
     // The parent as the envelope says: the command runs.
     let out = run(envelope(std::process::id()));

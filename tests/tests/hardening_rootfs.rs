@@ -21,7 +21,7 @@ use commands::{Mount, Runscript, ScriptSource, Wall, WithMountns, WithRootfs};
 use ctl_core::{Call, Container, Error};
 use ctl_provision::{oracle, SHARED_DIR_IN_CT};
 use serde_json::json;
-use tests::fixtures::{ctl_runner_path, lingering_zombies, TestContainer};
+use tests::fixtures::{ctl_runner_path, host_mounts_under, lingering_zombies, TestContainer};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -616,14 +616,4 @@ fn mount_destinations_resolve_inside_the_container() {
         std::fs::read_to_string(data.path().join("hello")).unwrap(),
         "from the host\n"
     );
-}
-
-/// Mount points of the host (this test's mount namespace) at or below `dir`.
-fn host_mounts_under(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-        .filter(|m| Path::new(m).starts_with(dir))
-        .collect()
 }

@@ -2,15 +2,14 @@
 
 use std::process::Command;
 
-use tests::fixtures::{test_runner_path, TestUser};
-
-fn ctl_runner() -> std::path::PathBuf {
-    test_runner_path().with_file_name("ctl-runner")
-}
+use tests::fixtures::{ctl_runner_path, output_with_stdin, test_runner_path, TestUser};
 
 #[test]
 fn list_prints_registered_names() {
-    let out = Command::new(ctl_runner()).arg("--list").output().unwrap();
+    let out = Command::new(ctl_runner_path())
+        .arg("--list")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let names: Vec<&str> = text.lines().collect();
@@ -36,7 +35,7 @@ fn list_prints_registered_names() {
 
 #[test]
 fn list_json_has_name_placement_summary() {
-    let out = Command::new(ctl_runner())
+    let out = Command::new(ctl_runner_path())
         .args(["--list", "--json"])
         .output()
         .unwrap();
@@ -60,7 +59,10 @@ fn list_json_has_name_placement_summary() {
 
 #[test]
 fn bad_arguments_are_one_line_errors() {
-    let out = Command::new(ctl_runner()).arg("--bogus").output().unwrap();
+    let out = Command::new(ctl_runner_path())
+        .arg("--bogus")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -68,23 +70,13 @@ fn bad_arguments_are_one_line_errors() {
 
 #[test]
 fn a_daemon_can_be_its_own_runner() {
-    use std::io::Write;
     let user = TestUser::new("multicall");
-    let mut child = Command::new(test_runner_path())
-        .arg("selftest-multicall")
-        .env_remove("CTL_RUNNER")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&serde_json::to_vec(user.container()).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new(test_runner_path())
+            .arg("selftest-multicall")
+            .env_remove("CTL_RUNNER"),
+        &serde_json::to_vec(user.container()).unwrap(),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -96,23 +88,13 @@ fn a_daemon_can_be_its_own_runner() {
 
 #[test]
 fn ctl_runner_env_overrides_the_runner() {
-    use std::io::Write;
     let user = TestUser::new("envrunner");
-    let mut child = Command::new(test_runner_path())
-        .arg("selftest-multicall")
-        .env("CTL_RUNNER", "/nonexistent/other-runner")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&serde_json::to_vec(user.container()).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new(test_runner_path())
+            .arg("selftest-multicall")
+            .env("CTL_RUNNER", "/nonexistent/other-runner"),
+        &serde_json::to_vec(user.container()).unwrap(),
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
