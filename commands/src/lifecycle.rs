@@ -1,6 +1,9 @@
 //! Start, Freeze, Unfreeze, State, Reboot.
 
-use ctl_core::{bail, container_command, Call, CommandError, Error, RunnerContext};
+use ctl_core::{bail, container_command, Call, Command, CommandError, Error, RunnerContext};
+use std::time::Instant;
+
+use ctl_lxc::command_socket::{self, CommandSocketError};
 use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
 
@@ -87,10 +90,18 @@ pub fn unfreeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
 
 /// The container's state and init pid.
 ///
-/// Answers `stopped` without starting a runner when the container's payload cgroup
-/// (`<entry>/lxc.payload.<id>`, or `<entry>/lxc.pivot/.../lxc.payload.<id>` after reboots)
-/// does not exist in the memory hierarchy: LXC removes it when the container stops
-/// (osctld's short-cut).
+/// The frontend answers without a runner whenever it can:
+/// - `stopped` when the container's payload cgroup (`<entry>/lxc.payload.<id>`, or
+///   `<entry>/lxc.pivot/.../lxc.payload.<id>` after reboots) does not exist in the memory
+///   hierarchy: LXC removes it when the container stops (osctld's short-cut);
+/// - otherwise from the container's LXC monitor, asked in-process over LXC's command socket
+///   ([`ctl_lxc::command_socket`]), the very answer liblxc's `state()` and `init_pid()` read
+///   from it. The monitor must run as the container's user (or root), and the init pid it
+///   names must be inside the container's entry cgroup, or the call fails.
+///
+/// Only when the socket gives no usable answer (an unexpected reply, the monitor hanging up
+/// mid-way) does it fall back to the runner, which asks through liblxc as the container's
+/// user. The runner half is the whole command for callers that invoke it by name.
 #[container_command(placement = fork, frontend = state_frontend)]
 pub fn state(ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
     let ct = util::open(ctx)?;
@@ -109,14 +120,50 @@ pub fn state(ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
 
 fn state_frontend(call: &Call<'_>) -> Result<StateInfo, Error> {
     let ct = call.container();
+    let stopped = || StateInfo {
+        id: ct.id.clone(),
+        state: LxcState::Stopped.as_str().to_owned(),
+        init_pid: None,
+    };
     if !util::payload_cgroup_exists(ct) {
-        return Ok(StateInfo {
-            id: ct.id.clone(),
-            state: LxcState::Stopped.as_str().to_owned(),
-            init_pid: None,
-        });
+        return Ok(stopped());
     }
-    State::runner(call)
+    let started = Instant::now();
+    let deadline = call.deadline_value().map(|d| started + d);
+    let answer = command_socket::query_state(&ct.lxc_home, &ct.id, &[ct.ugid, 0], deadline);
+    let monitor = match answer {
+        Ok(None) => return Ok(stopped()),
+        Ok(Some(monitor)) => monitor,
+        Err(CommandSocketError::Timeout { .. }) => {
+            return Err(Error::Timeout {
+                command: State::SPEC.name.to_owned(),
+                after: started.elapsed(),
+            })
+        }
+        Err(e @ CommandSocketError::ForeignPeer { .. }) => {
+            return Err(Error::command(State::SPEC.name, e))
+        }
+        Err(e) => {
+            tracing::debug!("State of {}: {e}; asking through the runner", ct.ident());
+            return State::runner(call);
+        }
+    };
+    if let Some(pid) = monitor.init_pid {
+        if !util::process_in_entry_cgroup(ct, pid) {
+            return Err(Error::command(
+                State::SPEC.name,
+                format!(
+                    "the LXC monitor of container {} names init pid {pid}, which is not in the container's cgroup {}",
+                    ct.id, ct.cgroup_path
+                ),
+            ));
+        }
+    }
+    Ok(StateInfo {
+        id: ct.id.clone(),
+        state: monitor.state.as_str().to_owned(),
+        init_pid: monitor.init_pid,
+    })
 }
 
 /// Reboot the container: sends it the reboot signal (`lxc.signal.reboot`) and returns;

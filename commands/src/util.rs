@@ -312,6 +312,36 @@ pub(crate) fn payload_cgroup_exists(ct: &ctl_core::Container) -> bool {
     true
 }
 
+/// Frontend: whether process `pid` is in the container's entry cgroup or below it, in the
+/// memory hierarchy (the unified one on a v2-only host), as `/proc/<pid>/cgroup` says.
+/// `false` when the process is gone or the file cannot be read.
+pub(crate) fn process_in_entry_cgroup(ct: &ctl_core::Container, pid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return false;
+    };
+    let entry = format!("/{}", ct.cgroup_path.trim_matches('/'));
+    let below = |path: &str| {
+        path == entry
+            || path
+                .strip_prefix(entry.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    // Lines are `id:controllers:path`; v2's is `0::path`.
+    let lines: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            Some((parts.next()?, parts.next()?))
+        })
+        .collect();
+    let memory = lines
+        .iter()
+        .find(|(controllers, _)| controllers.split(',').any(|c| c == "memory"))
+        .or_else(|| lines.iter().find(|(controllers, _)| controllers.is_empty()));
+    memory.is_some_and(|(_, path)| below(path))
+}
+
 /// Frontend (root): thaws the container's entry cgroup tree in the v1 freezer hierarchy
 /// and the unified one, top down, as osctld does before a kill. Best effort: goes on
 /// after a failure and returns the first one.

@@ -32,6 +32,9 @@
 //! - Attach: [`Container::attach`] with [`AttachOptions`] and an [`AttachProgram`] (a
 //!   command, the shell, or a Rust function run in the attached child), then [`wait_pid`].
 //!
+//! - Without liblxc: [`command_socket::query_state`] asks a running container's monitor
+//!   for its state and init pid over LXC's command socket, in-process.
+//!
 //! Every failure is an [`LxcError`]; a failed container operation carries the operation,
 //! liblxc's `error_string`/`error_num`, `errno` and the container's log file ([`OpError`]).
 //!
@@ -50,6 +53,7 @@
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 mod attach;
+pub mod command_socket;
 mod container;
 mod error;
 mod library;
