@@ -3,6 +3,7 @@
 //! Linking this crate registers them all.
 
 pub mod exec;
+mod freezer;
 pub mod info;
 pub mod lifecycle;
 pub mod mount;

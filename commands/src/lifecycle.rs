@@ -7,6 +7,7 @@ use ctl_lxc::command_socket::{self, CommandSocketError};
 use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
 
+use crate::freezer::{self, Outcome};
 use crate::util;
 
 /// What `State` returns (osctld's `{id, state, init_pid}`).
@@ -65,27 +66,99 @@ pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
 
 /// Freeze the container.
 ///
-/// Exec placement: liblxc 5.0.2 on the hybrid cgroup layout fails (ENOENT) to freeze or
-/// thaw from outside the container's entry cgroup. liblxc polls the freezer once a
-/// second, so a freeze that is not done at once takes about a second.
-#[container_command(placement = exec)]
+/// The frontend freezes in-process, without a runner: it writes the payload cgroup's v1
+/// `freezer.state` and tells the LXC monitor the new state over LXC's command socket,
+/// the steps of liblxc's own freeze without liblxc, with a short poll for `FROZEN` where
+/// liblxc sleeps a second (see `freezer.rs`). The runner half (exec placement, as the
+/// container's user inside its entry cgroup) takes the same path, and calls liblxc's
+/// freeze where that path does not apply: a cgroup v2 host, a stopped or undefined
+/// container (liblxc's error), a container starting or stopping. liblxc must then run in
+/// the entry cgroup: liblxc 5.0.2 on the hybrid cgroup layout fails (ENOENT) to freeze or
+/// thaw from outside it.
+#[container_command(placement = exec, frontend = freeze_frontend)]
 pub fn freeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
+    if let Some(done) = freeze_directly_in_runner(ctx, true)? {
+        return Ok(done);
+    }
     let ct = util::open_defined(ctx)?;
     util::require_running(&ct)?;
+    // On the v1 freezer, liblxc sleeps a second whenever its first read-back says
+    // FREEZING: freeze first with a short poll, so that liblxc finds it done.
+    util::settle_freeze(&ct)?;
     ct.freeze()?;
     Ok(true)
 }
 
+fn freeze_frontend(call: &Call<'_>) -> Result<bool, Error> {
+    match freeze_directly_in_frontend(call, true, Freeze::SPEC.name)? {
+        Some(done) => Ok(done),
+        None => Freeze::runner(call),
+    }
+}
+
 /// Unfreeze (thaw) the container.
 ///
-/// Exec placement, as `Freeze`. A thaw must go through liblxc: its monitor keeps the
-/// frozen state it was told about and reports it until told otherwise.
-#[container_command(placement = exec)]
+/// The same two paths as `Freeze`. A thaw must tell LXC's monitor: it keeps the frozen
+/// state it was told about and reports it until told otherwise.
+#[container_command(placement = exec, frontend = unfreeze_frontend)]
 pub fn unfreeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
+    if let Some(done) = freeze_directly_in_runner(ctx, false)? {
+        return Ok(done);
+    }
     let ct = util::open_defined(ctx)?;
     util::require_running(&ct)?;
     ct.unfreeze()?;
     Ok(true)
+}
+
+fn unfreeze_frontend(call: &Call<'_>) -> Result<bool, Error> {
+    match freeze_directly_in_frontend(call, false, Unfreeze::SPEC.name)? {
+        Some(done) => Ok(done),
+        None => Unfreeze::runner(call),
+    }
+}
+
+/// The freezer path in the runner: `Some(true)` when done, `None` to use liblxc.
+fn freeze_directly_in_runner(
+    ctx: &RunnerContext,
+    frozen: bool,
+) -> Result<Option<bool>, CommandError> {
+    let Some(target) = freezer::Target::of_runner(ctx) else {
+        return Ok(None);
+    };
+    match freezer::set_frozen(&target, frozen).map_err(CommandError::msg)? {
+        Outcome::Done => Ok(Some(true)),
+        // The runner has no deadline of its own: the frontend kills it at the call's.
+        Outcome::TimedOut => Ok(None),
+        Outcome::Unavailable(why) => {
+            tracing::debug!("{}: through liblxc: {why}", ctx.command);
+            Ok(None)
+        }
+    }
+}
+
+/// The freezer path in the frontend: `Some(true)` when done, `None` to start the runner.
+fn freeze_directly_in_frontend(
+    call: &Call<'_>,
+    frozen: bool,
+    command: &str,
+) -> Result<Option<bool>, Error> {
+    let started = Instant::now();
+    let deadline = call.deadline_value().map(|d| started + d);
+    let Some(target) = freezer::Target::of_container(call.container(), deadline) else {
+        return Ok(None);
+    };
+    match freezer::set_frozen(&target, frozen).map_err(|e| Error::command(command, e))? {
+        Outcome::Done => Ok(Some(true)),
+        Outcome::TimedOut => Err(Error::Timeout {
+            command: command.to_owned(),
+            after: started.elapsed(),
+        }),
+        Outcome::Unavailable(why) => {
+            tracing::debug!("{command}: through the runner: {why}");
+            Ok(None)
+        }
+    }
 }
 
 /// The container's state and init pid.

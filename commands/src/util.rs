@@ -297,49 +297,120 @@ pub(crate) fn attach_function(
 /// into `lxc.pivot` below its cgroup and starts the container again from there, so after
 /// `n` reboots the payload is `<entry>(/lxc.pivot){n}/lxc.payload.<name>`.
 pub(crate) fn payload_cgroup_exists(ct: &ctl_core::Container) -> bool {
-    /// Reboots deeper than this are answered by the runner instead.
-    const MAX_PIVOTS: usize = 32;
-    let mut base = ct.cgroup_path.trim_end_matches('/').to_owned();
-    for _ in 0..MAX_PIVOTS {
-        if ctl_core::cgroup::exists_in_memory_hierarchy(&format!("{base}/lxc.payload.{}", ct.id)) {
-            return true;
-        }
-        base.push_str("/lxc.pivot");
-        if !ctl_core::cgroup::exists_in_memory_hierarchy(&base) {
-            return false;
+    let hierarchy = ctl_core::cgroup::hierarchies()
+        .iter()
+        .find(|h| h.has_controller("memory"))
+        .or_else(|| ctl_core::cgroup::hierarchies().iter().find(|h| h.unified));
+    let Some(hierarchy) = hierarchy else {
+        return false;
+    };
+    // Reboots deeper than find_payload looks are answered by the monitor instead.
+    !matches!(
+        find_payload(&hierarchy.path_of(&ct.cgroup_path), &ct.id),
+        PayloadSearch::Absent
+    )
+}
+
+/// Where [`find_payload`] found the payload cgroup.
+pub(crate) enum PayloadSearch {
+    Found(PathBuf),
+    Absent,
+    /// Below more `lxc.pivot` levels than [`find_payload`] follows.
+    TooDeep,
+}
+
+impl PayloadSearch {
+    pub(crate) fn found(self) -> Option<PathBuf> {
+        match self {
+            PayloadSearch::Found(path) => Some(path),
+            _ => None,
         }
     }
-    true
 }
+
+/// The payload cgroup `<base>(/lxc.pivot){n}/lxc.payload.<id>` of container `id`, where
+/// `base` is the directory of the entry cgroup in one hierarchy (see
+/// [`payload_cgroup_exists`] for why the pivots).
+pub(crate) fn find_payload(base: &Path, id: &str) -> PayloadSearch {
+    const MAX_PIVOTS: usize = 32;
+    let mut dir = base.to_path_buf();
+    for _ in 0..=MAX_PIVOTS {
+        let payload = dir.join(format!("lxc.payload.{id}"));
+        if payload.is_dir() {
+            return PayloadSearch::Found(payload);
+        }
+        dir.push("lxc.pivot");
+        if !dir.is_dir() {
+            return PayloadSearch::Absent;
+        }
+    }
+    PayloadSearch::TooDeep
+}
+
+/// The cgroup path (as `/a/b`) of process `pid` (a number or `self`) in the first
+/// hierarchy of `/proc/<pid>/cgroup` whose controller list `pick` accepts (`""` is v2's).
+/// `None` when the process is gone or has no such line.
+pub(crate) fn cgroup_of_process(pid: &str, pick: impl Fn(&str) -> bool) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    // Lines are `id:controllers:path`.
+    text.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let _id = parts.next()?;
+        let controllers = parts.next()?;
+        let path = parts.next()?;
+        pick(controllers).then(|| path.to_owned())
+    })
+}
+
+/// Runner: freezes the container through its v1 `freezer.state` (where liblxc's monitor
+/// says it is) and waits until the kernel reports `FROZEN`, polling after 0.1 ms, 0.2 ms,
+/// ... up to 10 ms apart, instead of liblxc's one-second sleeps. Hands over to liblxc's
+/// own loop after [`SETTLE_FREEZE_FOR`] (a task stuck in the kernel can keep a cgroup
+/// `FREEZING` for long; liblxc then keeps trying as it always does).
+///
+/// Does nothing where the container has no v1 freezer (a cgroup v2 host): liblxc's v2
+/// freeze already waits for `cgroup.events`.
+pub(crate) fn settle_freeze(ct: &ctl_lxc::Container) -> Result<(), CommandError> {
+    const FILE: &str = "freezer.state";
+    if ct.get_cgroup_item(FILE).is_err() {
+        return Ok(());
+    }
+    ct.set_cgroup_item(FILE, "FROZEN")?;
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_micros(100);
+    loop {
+        if ct.get_cgroup_item(FILE)? == "FROZEN" || started.elapsed() >= SETTLE_FREEZE_FOR {
+            return Ok(());
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// How long [`settle_freeze`] polls before leaving the rest to liblxc.
+pub(crate) const SETTLE_FREEZE_FOR: Duration = Duration::from_secs(2);
 
 /// Frontend: whether process `pid` is in the container's entry cgroup or below it, in the
 /// memory hierarchy (the unified one on a v2-only host), as `/proc/<pid>/cgroup` says.
 /// `false` when the process is gone or the file cannot be read.
 pub(crate) fn process_in_entry_cgroup(ct: &ctl_core::Container, pid: i32) -> bool {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return false;
-    };
+    let memory = ctl_core::cgroup::hierarchies()
+        .iter()
+        .any(|h| h.has_controller("memory"));
+    let path = cgroup_of_process(&pid.to_string(), |controllers| {
+        if memory {
+            controllers.split(',').any(|c| c == "memory")
+        } else {
+            controllers.is_empty()
+        }
+    });
     let entry = format!("/{}", ct.cgroup_path.trim_matches('/'));
-    let below = |path: &str| {
+    path.is_some_and(|path| {
         path == entry
             || path
                 .strip_prefix(entry.as_str())
                 .is_some_and(|rest| rest.starts_with('/'))
-    };
-    // Lines are `id:controllers:path`; v2's is `0::path`.
-    let lines: Vec<(&str, &str)> = text
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let _id = parts.next()?;
-            Some((parts.next()?, parts.next()?))
-        })
-        .collect();
-    let memory = lines
-        .iter()
-        .find(|(controllers, _)| controllers.split(',').any(|c| c == "memory"))
-        .or_else(|| lines.iter().find(|(controllers, _)| controllers.is_empty()));
-    memory.is_some_and(|(_, path)| below(path))
+    })
 }
 
 /// Frontend (root): thaws the container's entry cgroup tree in the v1 freezer hierarchy

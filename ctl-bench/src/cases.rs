@@ -136,9 +136,9 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                 lxc("lxc-info", &["-s"]),
                 lxc("lxc-attach", &["--clear-env", "--", "true"]),
             );
-            // liblxc's freeze waits for FROZEN with a one-second poll, which a cycle hits
-            // now and then (both ours and lxc-freeze's): more time, so that the medians
-            // are of enough cycles.
+            // liblxc's freeze waits for FROZEN with a one-second poll, which lxc-freeze's
+            // cycles hit now and then: more time, so that the medians are of enough
+            // cycles.
             cases.extend(interleaved(
                 slice * 3,
                 2000,
@@ -158,11 +158,22 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                             run_tool(&unfreeze)
                         }),
                     ),
+                    // The frontends freeze in-process; these two measure the runner
+                    // halves (the same freezer path, as the container's user), cold and
+                    // warm, as a daemon invoking the runner by name gets them.
+                    (
+                        "freeze_runner_cycle",
+                        Box::new(|| {
+                            Freeze::runner(&call).map_err(|e| e.to_string())?;
+                            Unfreeze::runner(&call).map_err(|e| e.to_string())?;
+                            Ok(None)
+                        }),
+                    ),
                     (
                         "warm_freeze_cycle",
                         Box::new(|| {
-                            Freeze::run_with(&warm).map_err(|e| e.to_string())?;
-                            Unfreeze::run_with(&warm).map_err(|e| e.to_string())?;
+                            Freeze::runner(&warm).map_err(|e| e.to_string())?;
+                            Unfreeze::runner(&warm).map_err(|e| e.to_string())?;
                             Ok(None)
                         }),
                     ),
@@ -181,10 +192,21 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                         }) as Step<'_>,
                     ),
                     ("lxc_info_state", Box::new(|| run_tool(&info))),
+                    // The frontend answers from the monitor in-process; these two measure
+                    // the runner half (liblxc as the user), cold and warm, as a daemon
+                    // invoking the runner by name gets it.
+                    (
+                        "state_runner",
+                        Box::new(|| {
+                            State::runner(&call)
+                                .map(|_| None)
+                                .map_err(|e| e.to_string())
+                        }),
+                    ),
                     (
                         "warm_state",
                         Box::new(|| {
-                            State::run_with(&warm)
+                            State::runner(&warm)
                                 .map(|_| None)
                                 .map_err(|e| e.to_string())
                         }),

@@ -144,10 +144,16 @@ impl Report {
         );
         for (name, a, b) in [
             (
+                "freeze_runner_vs_lxc",
+                "freeze_runner_cycle",
+                "lxc_freeze_cycle",
+            ),
+            (
                 "warm_freeze_vs_lxc",
                 "warm_freeze_cycle",
                 "lxc_freeze_cycle",
             ),
+            ("state_runner_vs_lxc", "state_runner", "lxc_info_state"),
             ("warm_state_vs_lxc", "warm_state", "lxc_info_state"),
             ("warm_exec_true_vs_lxc", "warm_exec_true", "lxc_attach_true"),
         ] {

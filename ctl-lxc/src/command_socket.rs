@@ -16,10 +16,12 @@
 //! LXC keeps the numbers and the semantics of its existing commands fixed ("If you wish to
 //! make any changes ... you must introduce a new ... define with a new number", in LXC's
 //! `commands.c`), because a new `lxc-*` tool must be able to talk to a monitor started by
-//! an older liblxc. `GET_STATE` (3) and `GET_INIT_PID` (4) have had these numbers and this
-//! wire format (a `struct lxc_cmd_req` sent with `SCM_CREDENTIALS`, a `struct lxc_cmd_rsp`
-//! back whose pointer-sized `data` field carries the integer) since LXC 1.0. Only these two
-//! commands are sent: both read-only, without payload.
+//! an older liblxc. Three commands are sent, none with a payload: `GET_STATE` (3) and
+//! `GET_INIT_PID` (4), unchanged since LXC 1.0, and `SERVE_STATE_CLIENTS` (12, since LXC
+//! 3.0), which liblxc's own freeze and unfreeze send to record a new state. A request is a
+//! `struct lxc_cmd_req { int cmd; int datalen; void *data; }` sent with `SCM_CREDENTIALS`
+//! (a small argument travels in the pointer-sized `data` field), the answer a
+//! `struct lxc_cmd_rsp { int ret; int datalen; void *data; }`, one command per connection.
 //!
 //! # Trust
 //!
@@ -47,6 +49,9 @@ use crate::State;
 const GET_STATE: i32 = 3;
 /// `LXC_CMD_GET_INIT_PID`.
 const GET_INIT_PID: i32 = 4;
+/// `LXC_CMD_SERVE_STATE_CLIENTS`: set the monitor's state and wake its state listeners
+/// (`lxc-wait`), as liblxc's freeze and unfreeze do around their cgroup writes.
+const SERVE_STATE_CLIENTS: i32 = 12;
 /// `sizeof(struct lxc_cmd_req)` and `sizeof(struct lxc_cmd_rsp)` on 64-bit Linux:
 /// `{ int cmd_or_ret; int datalen; void *data; }`.
 const MESSAGE_LEN: usize = 16;
@@ -140,13 +145,9 @@ pub fn query_state(
     deadline: Option<Instant>,
 ) -> Result<Option<MonitorState>, CommandSocketError> {
     let addr = socket_name(lxcpath, name);
-    let Some(state) = request(&addr, name, GET_STATE, trusted_uids, deadline)? else {
+    let Some(state) = get_state_at(&addr, name, trusted_uids, deadline)? else {
         return Ok(None);
     };
-    let state = usize::try_from(state)
-        .ok()
-        .and_then(|i| State::ALL.get(i).copied())
-        .ok_or_else(|| CommandSocketError::protocol(name, format!("unknown state {state}")))?;
     if state == State::Stopped {
         return Ok(Some(MonitorState {
             state,
@@ -155,7 +156,7 @@ pub fn query_state(
     }
     // The monitor serves one command per connection. It may exit in between (the
     // container stopped): that is a stopped container, as liblxc would then report.
-    let Some(pid) = request(&addr, name, GET_INIT_PID, trusted_uids, deadline)? else {
+    let Some(pid) = request(&addr, name, GET_INIT_PID, 0, trusted_uids, deadline)? else {
         return Ok(Some(MonitorState {
             state: State::Stopped,
             init_pid: None,
@@ -169,12 +170,68 @@ pub fn query_state(
     }))
 }
 
-/// One command on a fresh connection; returns the integer in the answer's `data` field,
-/// or `None` when nobody listens.
+/// The monitor's state alone (one round trip); `Ok(None)` when no monitor listens. See
+/// [`query_state`] for the arguments.
+pub fn get_state(
+    lxcpath: &Path,
+    name: &str,
+    trusted_uids: &[u32],
+    deadline: Option<Instant>,
+) -> Result<Option<State>, CommandSocketError> {
+    get_state_at(&socket_name(lxcpath, name), name, trusted_uids, deadline)
+}
+
+fn get_state_at(
+    addr: &[u8],
+    name: &str,
+    trusted_uids: &[u32],
+    deadline: Option<Instant>,
+) -> Result<Option<State>, CommandSocketError> {
+    let Some(state) = request(addr, name, GET_STATE, 0, trusted_uids, deadline)? else {
+        return Ok(None);
+    };
+    let state = usize::try_from(state)
+        .ok()
+        .and_then(|i| State::ALL.get(i).copied())
+        .ok_or_else(|| CommandSocketError::protocol(name, format!("unknown state {state}")))?;
+    Ok(Some(state))
+}
+
+/// Tells the monitor that the container is now in `state`: it records it (what `state()`
+/// and `lxc-info` report from then on) and wakes the clients waiting for it (`lxc-wait`).
+/// This is what liblxc's freeze and unfreeze send around their cgroup writes. Returns
+/// whether a monitor listened.
+pub fn notify_state(
+    lxcpath: &Path,
+    name: &str,
+    state: State,
+    trusted_uids: &[u32],
+    deadline: Option<Instant>,
+) -> Result<bool, CommandSocketError> {
+    let index = State::ALL
+        .iter()
+        .position(|s| *s == state)
+        .expect("every state is in State::ALL") as i64;
+    let addr = socket_name(lxcpath, name);
+    Ok(request(
+        &addr,
+        name,
+        SERVE_STATE_CLIENTS,
+        index,
+        trusted_uids,
+        deadline,
+    )?
+    .is_some())
+}
+
+/// One command on a fresh connection (`data` in the request's pointer-sized field, as
+/// liblxc encodes small arguments); returns the integer in the answer's `data` field, or
+/// `None` when nobody listens.
 fn request(
     addr: &[u8],
     name: &str,
     command: i32,
+    data: i64,
     trusted_uids: &[u32],
     deadline: Option<Instant>,
 ) -> Result<Option<i64>, CommandSocketError> {
@@ -212,6 +269,7 @@ fn request(
 
     let mut req = [0u8; MESSAGE_LEN];
     req[..4].copy_from_slice(&command.to_ne_bytes());
+    req[8..].copy_from_slice(&data.to_ne_bytes());
     let creds = UnixCredentials::new();
     let sent = socket::sendmsg::<()>(
         sock.as_raw_fd(),

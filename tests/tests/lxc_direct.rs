@@ -1,11 +1,15 @@
-//! `State`'s frontend asks the LXC monitor over its command socket, in-process: on a real
-//! unprivileged container its answers match liblxc's (the runner half) and `lxc-info`'s in
-//! every state, and a socket served by someone else is refused, not believed.
+//! The paths that talk to LXC without liblxc, on real unprivileged containers:
+//! - `State`'s frontend asks the LXC monitor over its command socket, in-process: its
+//!   answers match liblxc's (the runner half) and `lxc-info`'s in every state, and a socket
+//!   served by someone else is refused, not believed;
+//! - `Freeze`/`Unfreeze` write the payload's freezer cgroup as the container's user and
+//!   tell the monitor: the kernel, `lxc-info` and `lxc-wait` listeners all agree.
 //!
 //! Needs root and `cargo build --workspace --bins` first (the runner binary).
 
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use commands::{Freeze, State, Unfreeze};
@@ -165,4 +169,117 @@ fn an_init_pid_outside_the_container_is_refused() {
         message.contains("init pid 1,") && message.contains("not in the container's cgroup"),
         "{message}"
     );
+}
+
+/// The kernel's word for the payload's v1 freezer.
+fn kernel_freezer_state(ct: &ctl_core::Container) -> String {
+    let freezer = ctl_core::cgroup::hierarchies()
+        .iter()
+        .find(|h| h.has_controller("freezer"))
+        .expect("these hosts have a v1 freezer");
+    let file: PathBuf = freezer
+        .path_of(&ct.cgroup_path)
+        .join(format!("lxc.payload.{}/freezer.state", ct.id));
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .to_owned()
+}
+
+/// `lxc-wait -s <state>` as the container's user, started and given time to register
+/// with the monitor as a state listener.
+fn lxc_wait(ct: &ctl_core::Container, state: &str) -> std::process::Child {
+    let child = oracle::command_as_user(
+        ct,
+        "lxc-wait",
+        [
+            "-P",
+            ct.lxc_home.to_str().unwrap(),
+            "-n",
+            &ct.id,
+            "-s",
+            state,
+            "-t",
+            "60",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+fn assert_waited(child: std::process::Child, what: &str) {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "lxc-wait for {what}: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn freeze_and_thaw_reach_the_kernel_lxc_and_its_listeners() {
+    let tc = TestContainer::running("frz");
+    let ct = tc.container();
+    assert_eq!(kernel_freezer_state(ct), "THAWED");
+
+    // Round 0: the frontends, in-process (no runner: this one does not exist). Round 1:
+    // the runner halves, as the container's user. Round 2: the frontends again.
+    for round in 0..3 {
+        let runner_half = round == 1;
+        let no_runner = call(ct).runner("/nonexistent/ctl-runner");
+        let freeze = || {
+            if runner_half {
+                Freeze::runner(&call(ct))
+            } else {
+                Freeze::run_with(&no_runner)
+            }
+        };
+        let unfreeze = || {
+            if runner_half {
+                Unfreeze::runner(&call(ct))
+            } else {
+                Unfreeze::run_with(&no_runner)
+            }
+        };
+        let waiter = lxc_wait(ct, "FROZEN");
+        assert!(freeze().unwrap_or_else(|e| panic!("round {round}: {e}")));
+        assert_eq!(kernel_freezer_state(ct), "FROZEN", "round {round}");
+        assert_eq!(oracle::lxc_state(ct).unwrap(), "frozen");
+        assert_waited(waiter, "FROZEN");
+        // Freezing a frozen container is fine, as with liblxc.
+        assert!(freeze().unwrap());
+        assert_eq!(runner_state(ct).state, "frozen");
+
+        let waiter = lxc_wait(ct, "RUNNING");
+        assert!(unfreeze().unwrap_or_else(|e| panic!("round {round}: {e}")));
+        assert_eq!(kernel_freezer_state(ct), "THAWED");
+        assert_eq!(oracle::lxc_state(ct).unwrap(), "running");
+        assert_waited(waiter, "RUNNING");
+        // The container works again: attach runs in it.
+        let out = oracle::attach(ct, &["true"]).unwrap();
+        assert!(out.status.success(), "attach after thaw: {out:?}");
+    }
+
+    // LXC's own tools and ours interoperate: lxc-freeze, then our Unfreeze, and back.
+    let out = oracle::lxc_tool(ct, "lxc-freeze", &[]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(Unfreeze::run_with(&call(ct)).unwrap());
+    assert_eq!(oracle::lxc_state(ct).unwrap(), "running");
+    assert!(Freeze::run_with(&call(ct)).unwrap());
+    let out = oracle::lxc_tool(ct, "lxc-unfreeze", &[]).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(oracle::lxc_state(ct).unwrap(), "running");
+    assert_eq!(kernel_freezer_state(ct), "THAWED");
+
+    // Stopped: the runner's liblxc path gives its clear error.
+    oracle::stop(ct).unwrap();
+    let message = command_error(Freeze::run_with(&call(ct)));
+    assert!(message.contains("not running"), "{message}");
+    let message = command_error(Unfreeze::run_with(&call(ct)));
+    assert!(message.contains("not running"), "{message}");
 }
