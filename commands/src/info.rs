@@ -11,7 +11,7 @@ use crate::util;
 
 /// The container's hostname, read in its UTS namespace.
 ///
-/// The frontend asks `State` (as the container's user) for the init pid and opens
+/// The frontend asks `State` for the init pid (see `util::init_pid`) and opens
 /// `/proc/<init pid>/ns/uts` itself; the runner, root outside the container's cgroups,
 /// gets that namespace as its stdin, enters it and calls `gethostname`. Root never loads
 /// the container's LXC config through liblxc: the container's user can edit that file,
@@ -34,7 +34,7 @@ pub fn get_hostname(ctx: &mut RunnerContext) -> Result<String, CommandError> {
 }
 
 fn get_hostname_frontend(call: &Call<'_>) -> Result<String, Error> {
-    let pid = util::init_pid_as_user(call, GetHostname::SPEC.name)?;
+    let pid = util::init_pid(call, GetHostname::SPEC.name)?;
     let path = format!("/proc/{pid}/ns/uts");
     let ns = File::open(&path)
         .map_err(|e| Error::command(GetHostname::SPEC.name, format!("cannot open {path}: {e}")))?;

@@ -422,7 +422,7 @@ pub fn open_rootfs(config: &LxcConfig) -> Result<OwnedFd, ConfigError> {
     Ok(OwnedFd::from(file))
 }
 
-/// Fills in the init pid (asked as the container's user) when no pid is given.
+/// Fills in the init pid (from `State`, see `util::init_pid`) when no pid is given.
 fn with_mountns_frontend(
     call: &ctl_core::Call<'_>,
     task: String,
@@ -432,7 +432,7 @@ fn with_mountns_frontend(
 ) -> Result<Value, ctl_core::Error> {
     let pid = match pid {
         Some(pid) => pid,
-        None => crate::util::init_pid_as_user(call, "WithMountns")?,
+        None => crate::util::init_pid(call, "WithMountns")?,
     };
     WithMountns::runner(call, task, args, Some(pid), chroot)
 }

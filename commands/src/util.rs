@@ -452,10 +452,11 @@ pub(crate) fn thaw_tree(ct: &ctl_core::Container) -> std::io::Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-/// The container's init pid, asked through `State` in the fork placement, i.e. by liblxc
-/// running as the container's user. Root-side code uses this instead of loading the
-/// user-editable LXC config with liblxc as root.
-pub(crate) fn init_pid_as_user(
+/// The container's init pid, from `State`: its frontend asks the container's monitor over
+/// LXC's command socket and checks that the pid is inside the container's entry cgroup;
+/// its fallback runner asks liblxc as the container's user (fork placement). Root-side
+/// code uses this instead of loading the user-editable LXC config with liblxc as root.
+pub(crate) fn init_pid(
     call: &ctl_core::Call<'_>,
     command: &str,
 ) -> Result<i32, ctl_core::Error> {
