@@ -2,9 +2,12 @@
 //!
 //! The exec placement puts the runner into the container's *entry cgroup* in every mounted
 //! hierarchy (each cgroup v1 controller and the v2 one), as osctld's `CGroup.mkpath_all`
-//! does. The frontend creates the path (root, chowned to the container's ugid so that LXC,
-//! running as that user, can create the container's own cgroups below it); the runner then
-//! enters it itself by writing `0` to the pre-computed `cgroup.procs` files while still root.
+//! does. The path is created on first use by the runner, still root ([`create_entry`]:
+//! the leaf is chowned to the container's ugid so that LXC, running as that user, can
+//! create the container's own cgroups below it); the runner enters it by writing `0` to the
+//! pre-computed `cgroup.procs` files ([`procs_files`]), except in the cgroup v2 hierarchy
+//! when the frontend could start it there directly (`clone3` with `CLONE_INTO_CGROUP`,
+//! see `docs/design.md`).
 
 use std::fs;
 use std::io;

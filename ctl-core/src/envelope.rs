@@ -17,7 +17,7 @@ use crate::container::Rlimit;
 
 /// Version of our envelope extension and reply conventions. Bumped on any incompatible
 /// change; a runner refuses an envelope of another version with a reply naming both.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Largest envelope a runner accepts, in bytes. Arguments are small; anything bigger is a
 /// bug or an attack.
@@ -188,9 +188,17 @@ pub struct PlacementSpec {
     /// Resource limits, by short name (`nofile`), applied while still root.
     #[serde(default)]
     pub rlimits: BTreeMap<String, Rlimit>,
-    /// `cgroup.procs` files the runner writes `0` to, one per hierarchy.
+    /// `cgroup.procs` files of the entry cgroup, one per hierarchy: the runner must end up
+    /// in each, and writes `0` to each one not listed in [`born_in`](Self::born_in).
     #[serde(default)]
     pub cgroup_procs: Vec<String>,
+    /// Those of [`cgroup_procs`](Self::cgroup_procs) whose cgroup the runner was *born* in:
+    /// the frontend started it there with `clone3(CLONE_INTO_CGROUP)` (cgroup v2 only), so
+    /// the runner does not move itself in that hierarchy. Empty when the runner was started
+    /// outside (`posix_spawn`) and moves itself everywhere; absent from older envelopes
+    /// (protocol 4), which decode with it empty. See `docs/design.md`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub born_in: Vec<String>,
     /// The entry cgroup (relative path, owner) the runner creates in every hierarchy when a
     /// `cgroup.procs` file is missing. Creating it on demand in the runner (still root)
     /// spares every call the frontend's `mkdir`s.
@@ -303,6 +311,33 @@ mod tests {
             }),
         });
         assert_eq!(Envelope::from_slice(&e.to_vec()).unwrap(), e);
+    }
+
+    #[test]
+    fn born_in_is_optional_and_round_trips() {
+        // A protocol-4 frontend's placement has no `born_in`: it still decodes (so that the
+        // runner can refuse the version with a reply naming both), meaning "move everywhere".
+        let v4 = OSCTLD.replace(
+            r#""stderr":2}"#,
+            r#""stderr":2,"ctl":{"version":4,"placement":{"cgroup_procs":["/sys/fs/cgroup/unified/a/cgroup.procs"]},"parent_pid":1}}"#,
+        );
+        let e = Envelope::from_slice(v4.as_bytes()).unwrap();
+        let ext = e.ctl.as_ref().unwrap();
+        assert_eq!(ext.version, 4);
+        let placement = ext.placement.as_ref().unwrap();
+        assert!(placement.born_in.is_empty());
+        // Empty, it is not written at all: such an envelope is byte-for-byte protocol 4's
+        // placement.
+        assert!(!String::from_utf8(e.to_vec()).unwrap().contains("born_in"));
+
+        let mut e = e;
+        let placement = e.ctl.as_mut().unwrap().placement.as_mut().unwrap();
+        placement.born_in = placement.cgroup_procs.clone();
+        let bytes = e.to_vec();
+        assert!(String::from_utf8(bytes.clone())
+            .unwrap()
+            .contains(r#""born_in":["/sys/fs/cgroup/unified/a/cgroup.procs"]"#));
+        assert_eq!(Envelope::from_slice(&bytes).unwrap(), e);
     }
 
     #[test]

@@ -92,6 +92,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                                 relative: p.trim_start_matches('/').to_owned(),
                                 ugid: 7,
                             }),
+                            born_in: procs.last().cloned().into_iter().collect(),
                             cgroup_procs: procs,
                             user: user.map(|(name, ugid)| UserSpec { name, ugid }),
                             setuid_helpers,

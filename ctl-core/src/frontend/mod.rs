@@ -3,8 +3,12 @@
 //! Both placements use the same mechanism (see `docs/design.md`): the runner binary is
 //! spawned with `posix_spawn` and applies the placement that travels in the envelope to
 //! itself. They differ only in what that placement says (cgroups and rlimits for exec,
-//! none for fork; the container's user, or root for [`Placement::ForkAsRoot`]).
+//! none for fork; the container's user, or root for [`Placement::ForkAsRoot`]). A cold
+//! exec runner is started directly in its cgroup v2 entry cgroup where the kernel allows
+//! it (`clone3` with `CLONE_INTO_CGROUP`, see [`set_spawn_into_cgroup`]), and then does
+//! not move itself in that hierarchy.
 
+mod clone3;
 mod exchange;
 mod runner_path;
 mod spawn;
@@ -19,6 +23,7 @@ use nix::unistd::pipe2;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use clone3::{set_spawn_into_cgroup, spawn_into_cgroup_available};
 pub use runner_path::{mark_multicall, runner_path, set_runner_path};
 
 use crate::args::Args;
@@ -123,6 +128,7 @@ impl Prepared {
                         relative: ct.cgroup_path.clone(),
                         ugid: ct.ugid,
                     }),
+                    born_in: Vec::new(),
                     user: Some(user),
                     setuid_helpers: spec.setuid_helpers,
                     own_process_group: false,
@@ -242,13 +248,38 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         (reply_w.as_fd(), CHILD_RETURN_FD),
     ];
     fds.extend(stdio.fds.iter().copied());
-    let mut envelope = envelope_for(call, prepared, args, &stdio);
     let mut placement = prepared.spec.clone();
     // Only a deadline kills the runner's whole process group; without one, leading a group
     // of its own costs every call about 40 µs here (process-group exit bookkeeping) for
     // nothing.
     let own_group = call.own_process_group && call.deadline.is_some();
     placement.own_process_group = own_group;
+
+    // Born in the cgroup v2 entry cgroup when it exists and the kernel can (clone3), else
+    // posix_spawn; the envelope then tells the runner where it need not move itself.
+    let request = spawn::SpawnRequest {
+        path: &prepared.path,
+        argv0: &prepared.title,
+        env: &prepared.env,
+        fds: &fds,
+        own_process_group: false,
+    };
+    let birth = clone3::birth_cgroup(&placement);
+    let spawned = match &birth {
+        Some(birth) => spawn::spawn_into_cgroup(&request, &birth.dir),
+        None => spawn::spawn(&request).map(|pid| (pid, spawn::Born::Outside)),
+    };
+    let (pid, born) = spawned.map_err(|source| Error::Spawn {
+        command: prepared.command.to_owned(),
+        path: prepared.path.clone(),
+        source,
+    })?;
+    drop(fds);
+    if let (Some(birth), spawn::Born::InCgroup) = (birth, born) {
+        placement.born_in.push(birth.procs);
+    }
+    // Encoded while the runner is still starting (exec, dynamic loader).
+    let mut envelope = envelope_for(call, prepared, args, &stdio);
     envelope.ctl = Some(Extension {
         version: PROTOCOL_VERSION,
         placement: Some(placement),
@@ -256,20 +287,6 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         warm: None,
     });
     let envelope = envelope.to_vec();
-
-    let pid = spawn::spawn(&spawn::SpawnRequest {
-        path: &prepared.path,
-        argv0: &prepared.title,
-        env: &prepared.env,
-        fds: &fds,
-        own_process_group: false,
-    })
-    .map_err(|source| Error::Spawn {
-        command: prepared.command.to_owned(),
-        path: prepared.path.clone(),
-        source,
-    })?;
-    drop(fds);
     drop((env_child, reply_w, stderr_w));
     let mut child = ChildGuard::watch(pid, own_group)
         .map_err(prepared.setup("opening a pidfd for the runner"))?;

@@ -3,7 +3,10 @@
 //!
 //! 0. a process group of its own, when asked (so that a deadline kills all it starts),
 //! 1. rlimits (raising a hard limit needs root),
-//! 2. cgroups: write `0` to each `cgroup.procs` (moves this very process),
+//! 2. cgroups: write `0` to each `cgroup.procs` (moves this very process), except in the
+//!    hierarchies the frontend already started it in (`born_in`: cgroup v2 through
+//!    `clone3(CLONE_INTO_CGROUP)`; on a v2-only host that is every hierarchy, and nothing is
+//!    written here),
 //! 3. capability bounding set and `no_new_privs` (unless setuid helpers are needed),
 //! 4. `setgroups([ugid])`, `setresgid`, `setresuid` — the kernel clears the permitted and
 //!    effective capabilities on this transition,
@@ -40,7 +43,12 @@ pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(),
     }
 
     let mut created = false;
-    for procs in &spec.cgroup_procs {
+    // Born there: the kernel put this process into that cgroup when it created it.
+    let to_enter = spec
+        .cgroup_procs
+        .iter()
+        .filter(|procs| !spec.born_in.contains(procs));
+    for procs in to_enter {
         let open = || std::fs::OpenOptions::new().write(true).open(procs);
         let opened = match (open(), &spec.create_cgroup) {
             // First use (or removed since): create the entry cgroup, still as root.
