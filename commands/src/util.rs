@@ -456,10 +456,7 @@ pub(crate) fn thaw_tree(ct: &ctl_core::Container) -> std::io::Result<()> {
 /// LXC's command socket and checks that the pid is inside the container's entry cgroup;
 /// its fallback runner asks liblxc as the container's user (fork placement). Root-side
 /// code uses this instead of loading the user-editable LXC config with liblxc as root.
-pub(crate) fn init_pid(
-    call: &ctl_core::Call<'_>,
-    command: &str,
-) -> Result<i32, ctl_core::Error> {
+pub(crate) fn init_pid(call: &ctl_core::Call<'_>, command: &str) -> Result<i32, ctl_core::Error> {
     let state = crate::lifecycle::State::run_with(
         &call
             .clone()

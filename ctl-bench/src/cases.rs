@@ -343,16 +343,24 @@ fn spawn_true() -> Result<Option<f64>, String> {
     }
 }
 
+/// The `cgroup.procs` files a cold exec runner writes to: every hierarchy's, except the
+/// unified one when runners are born there (`clone3(CLONE_INTO_CGROUP)`, see
+/// `ctl_core::frontend::spawn_into_cgroup_available`). The floor then leaves out that
+/// move, and `exec_noop` pays for the birth in the cgroup itself: the comparison stays
+/// conservative.
 fn open_procs(ct: &Container) -> Vec<std::fs::File> {
     let _ = cgroup::create_entry(&ct.cgroup_path, ct.ugid);
-    cgroup::procs_files(&ct.cgroup_path)
+    let born_in_unified = ctl_core::frontend::spawn_into_cgroup_available();
+    cgroup::hierarchies()
         .iter()
+        .filter(|h| !(h.unified && born_in_unified))
+        .map(|h| h.path_of(&ct.cgroup_path).join("cgroup.procs"))
         .filter_map(|p| std::fs::OpenOptions::new().write(true).open(p).ok())
         .collect()
 }
 
 /// The cheapest migration there is: a fresh child writes `0` to pre-opened `cgroup.procs`
-/// files of every hierarchy, timing only those writes.
+/// files of every hierarchy it must move into, timing only those writes.
 fn cgroup_migrate(procs: &[std::fs::File]) -> Result<f64, String> {
     if procs.is_empty() {
         return Err("no cgroup hierarchies".to_owned());
