@@ -53,7 +53,7 @@ pub struct CommandSpec {
     /// Default placement of the runner half; `None` for a frontend-only command.
     pub placement: Option<Placement>,
     /// The runner must be able to use setuid helpers (newuidmap for starting an
-    /// unprivileged container): no `no_new_privs`, capability bounding set kept.
+    /// unprivileged container): no `no_new_privs`.
     pub setuid_helpers: bool,
     /// The doc comment of the definition.
     pub doc: &'static str,

@@ -207,8 +207,8 @@ pub struct PlacementSpec {
     /// The user to become; `None` keeps root (fork placement of GetHostname, WithRootfs).
     #[serde(default)]
     pub user: Option<UserSpec>,
-    /// Keep setuid helpers (newuidmap, lxc-user-nic) usable: no `no_new_privs`, bounding
-    /// set kept. Needed by commands that start a container.
+    /// Keep setuid helpers (newuidmap, lxc-user-nic) usable: no `no_new_privs`. Needed by
+    /// commands that start a container or attach to one.
     #[serde(default)]
     pub setuid_helpers: bool,
     /// Move into a process group of its own first (so that a deadline can kill everything

@@ -132,6 +132,7 @@ pub fn try_escape(
     target_pid: i32,
     secret_path: String,
     state_dir: String,
+    setuid_cat: String,
 ) -> Result<EscapeReport, CommandError> {
     use nix::sys::signal::{kill, killpg, Signal};
     use nix::unistd::Pid;
@@ -228,6 +229,12 @@ pub fn try_escape(
         "read the secret",
         std::fs::read(&secret_path).map(drop).map_err(io),
     );
+    // A setuid-root program (a copy of cat the test made) would read it as root, were
+    // it not for no_new_privs.
+    note(
+        "read the secret through a setuid-root program",
+        read_through_program(&setuid_cat, &secret_path),
+    );
     note(
         "open the secret for writing",
         std::fs::OpenOptions::new()
@@ -271,4 +278,30 @@ pub fn try_escape(
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).map_err(io)
     });
     Ok(report)
+}
+
+/// Runs `program path` and succeeds when it exited 0; otherwise its stderr.
+fn read_through_program(program: &str, path: &str) -> Result<(), String> {
+    let out = std::process::Command::new(program)
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// `program path` from a runner *without* `no_new_privs` (setuid helpers allowed): the
+/// control that shows `TryEscape`'s setuid attempt fails because of `no_new_privs`.
+#[container_command(placement = fork, setuid_helpers)]
+pub fn read_through(
+    _ctx: &mut RunnerContext,
+    program: String,
+    path: String,
+) -> Result<bool, CommandError> {
+    read_through_program(&program, &path).map_err(CommandError::msg)?;
+    Ok(true)
 }

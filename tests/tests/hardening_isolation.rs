@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ctl_core::{Call, Placement, Stdio};
-use tests::faults::{EscapeReport, TryEscape};
+use tests::faults::{EscapeReport, ReadThrough, TryEscape};
 use tests::fixtures::{serial, test_runner_path, TestUser};
 
 /// A root-owned directory with `mode`, removed on drop.
@@ -51,6 +51,14 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A setuid-root copy of `cat` next to the secret.
+fn setuid_cat(dir: &Path) -> PathBuf {
+    let cat = dir.join("cat");
+    std::fs::copy("/bin/cat", &cat).unwrap();
+    std::fs::set_permissions(&cat, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    cat
+}
+
 fn try_escape(user: &TestUser, placement: Placement, secret: &Path, state: &Path) -> EscapeReport {
     let call = Call::new(user.container())
         .runner(test_runner_path())
@@ -63,6 +71,7 @@ fn try_escape(user: &TestUser, placement: Placement, secret: &Path, state: &Path
         std::process::id() as i32,
         secret.to_str().unwrap().to_owned(),
         state.to_str().unwrap().to_owned(),
+        secret.with_file_name("cat").to_str().unwrap().to_owned(),
     )
     .unwrap()
 }
@@ -77,7 +86,22 @@ fn a_runner_cannot_reach_its_daemon_or_root_files() {
     let secret = secrets.0.join("secret");
     std::fs::write(&secret, b"root only\n").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cat = setuid_cat(&secrets.0);
     let state = state_dir("state");
+
+    // The setuid program works for this user where no_new_privs is off (a runner of a
+    // setuid_helpers command): the attempt below fails because of no_new_privs.
+    let helpers = Call::new(user.container())
+        .runner(test_runner_path())
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null)
+        .deadline(std::time::Duration::from_secs(60));
+    assert!(ReadThrough::run_with(
+        &helpers,
+        cat.to_str().unwrap().to_owned(),
+        secret.to_str().unwrap().to_owned()
+    )
+    .unwrap());
 
     for placement in [Placement::Exec, Placement::Fork] {
         let report = try_escape(&user, placement, &secret, &state.0);
