@@ -296,8 +296,7 @@ impl Report {
                 out,
                 "{:<22} {:>8}  {:<8} {}",
                 name,
-                t.value
-                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
+                t.value.map_or_else(|| "-".to_owned(), format_ratio),
                 t.want,
                 match t.met {
                     Some(true) => "yes",
@@ -307,5 +306,31 @@ impl Report {
             );
         }
         out
+    }
+}
+
+/// Two decimals, or three significant digits below 0.1 (a freeze cycle against one that
+/// slept a second is 0.0009, not 0.00).
+fn format_ratio(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.1 {
+        let decimals = (2.0 - v.abs().log10().floor()) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod ratio_format_tests {
+    use super::format_ratio;
+
+    #[test]
+    fn small_ratios_keep_three_significant_digits() {
+        assert_eq!(format_ratio(1.234), "1.23");
+        assert_eq!(format_ratio(0.43), "0.43");
+        assert_eq!(format_ratio(0.0654), "0.0654");
+        assert_eq!(format_ratio(0.000897), "0.000897");
+        assert_eq!(format_ratio(0.0), "0.00");
+        assert_eq!(format_ratio(46.79), "46.79");
     }
 }
