@@ -12,8 +12,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/ctl";
 /// the framework's container commands on them.
 ///
 /// Every container command runs its LXC half in a separate runner process as the
-/// container's system user, exactly as a daemon built on ctl-core would. By default ctl is
-/// its own runner; CTL_RUNNER names another runner binary.
+/// container's system user, exactly as a daemon built on ctl-core would (state, freeze and
+/// unfreeze ask the container's LXC monitor directly and need none). By default ctl is its
+/// own runner; CTL_RUNNER names another runner binary.
 #[derive(Debug, Parser)]
 #[command(name = "ctl", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "Run `ctl demo` for a guided tour on a throwaway container.")]
