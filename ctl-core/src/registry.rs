@@ -4,7 +4,7 @@
 //! As in `typetag`, names are checked when the registry is built: two registrations under
 //! one name are an error that names both definitions, never a silent pick.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -38,7 +38,9 @@ impl fmt::Debug for Registration {
 #[derive(Debug)]
 pub struct Registry {
     sorted: Vec<&'static Registration>,
-    by_name: HashMap<&'static str, &'static Registration>,
+    // A BTreeMap: built once per runner start, where a HashMap's random seed (a `getrandom`
+    // call) and SipHash cost more than the few dozen string comparisons.
+    by_name: BTreeMap<&'static str, &'static Registration>,
 }
 
 /// Two commands registered under one name.
@@ -68,7 +70,7 @@ impl Registry {
     pub fn build(
         registrations: impl IntoIterator<Item = &'static Registration>,
     ) -> Result<Registry, DuplicateCommand> {
-        let mut by_name: HashMap<&'static str, &'static Registration> = HashMap::new();
+        let mut by_name: BTreeMap<&'static str, &'static Registration> = BTreeMap::new();
         let mut sorted = Vec::new();
         for reg in registrations {
             let names = [reg.spec.name, reg.spec.snake_name];
