@@ -735,3 +735,86 @@ fn cgroup_refusing_the_birth_falls_back_and_the_move_reports_it() {
     );
     assert_eq!(lingering_zombies(), Vec::<i32>::new());
 }
+
+const V2_ONLY_ENV: &str = "CTL_TEST_V2_ONLY_VIEW";
+
+/// A cgroup-v2-only host as far as the framework can tell: the test binary runs
+/// [`v2_only_view_body`] again in a mount namespace of its own whose `/sys/fs/cgroup` is a
+/// single cgroup2 mount (this host's unified hierarchy, mounted once more). There the
+/// frontend sees one hierarchy, starts the runner in its entry cgroup, and the runner moves
+/// nowhere. (The v1 hierarchies still exist in the kernel; a process that cannot see them
+/// leaves them alone, as on a v2-only host.)
+#[test]
+fn on_a_v2_only_view_the_runner_is_born_in_place_and_moves_nowhere() {
+    let _serial = serial();
+    let script = "umount -R -l /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup \
+                  && exec \"$0\" v2_only_view_body --exact --nocapture --test-threads=1";
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(std::env::current_exe().unwrap())
+        .env(V2_ONLY_ENV, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    assert!(
+        text.contains("v2-only view:"),
+        "the body did not run: {text}"
+    );
+}
+
+/// The body of [`on_a_v2_only_view_the_runner_is_born_in_place_and_moves_nowhere`]; does
+/// nothing unless started by it.
+#[test]
+fn v2_only_view_body() {
+    if std::env::var_os(V2_ONLY_ENV).is_none() {
+        return;
+    }
+    let hierarchies = cgroup::hierarchies();
+    assert_eq!(hierarchies.len(), 1, "{hierarchies:?}");
+    assert!(hierarchies[0].unified);
+    assert!(spawn_into_cgroup_available());
+
+    let user = TestUser::new("v2only");
+    let ct = user.container();
+    cgroup::create_entry(&ct.cgroup_path, ct.ugid).unwrap();
+    let procs = procs_file(unified(), ct);
+    let entry = format!("/{}", ct.cgroup_path);
+
+    // What the runner is told and where it is born: the one hierarchy, already entered.
+    let fake = FakeRunner::new();
+    fake.run(&fake.call(ct));
+    assert_eq!(fake.born_in(), vec![procs.to_str().unwrap().to_owned()]);
+    assert_eq!(fake.cgroups()["unified"], entry);
+
+    // The real runner: in the entry cgroup, as the user, without ever opening cgroup.procs.
+    let watch = Watch::new(std::slice::from_ref(&procs));
+    let info = Identity::run_with(&identity_call(ct)).unwrap();
+    assert_eq!(watch.events()[&procs], 0, "the runner touched {procs:?}");
+    let v2_line = info
+        .cgroups
+        .iter()
+        .find(|l| l.starts_with("0::"))
+        .unwrap_or_else(|| panic!("{:?}", info.cgroups));
+    assert_eq!(v2_line, &format!("0::{entry}"));
+    assert_eq!(info.uid, [ct.ugid; 3]);
+    assert_eq!(info.fds, vec![0, 1, 2, 3]);
+
+    // And with clone3 switched off, the runner moves itself there instead (the control).
+    let _old = PosixSpawnOnly::new();
+    let watch = Watch::new(std::slice::from_ref(&procs));
+    let info = Identity::run_with(&identity_call(ct)).unwrap();
+    assert_eq!(
+        watch.events()[&procs] & IN_MODIFY,
+        IN_MODIFY,
+        "no move with posix_spawn"
+    );
+    assert!(info.cgroups.contains(&format!("0::{entry}")));
+    println!("v2-only view: born in {entry}, no move; {:?}", info.cgroups);
+    assert_eq!(lingering_zombies(), Vec::<i32>::new());
+}
