@@ -460,15 +460,23 @@ const HAMMER_ENV: &str = "CTL_TEST_SIGNAL_HAMMER";
 fn no_handler_of_the_caller_runs_in_the_child() {
     let _serial = serial();
     use std::os::unix::process::CommandExt;
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "signal_hammer_in_own_process_group",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HAMMER_ENV, "1")
-        .process_group(0)
+    let mut test = std::process::Command::new(std::env::current_exe().unwrap());
+    test.process_group(0);
+    run_body(
+        test,
+        "signal_hammer_in_own_process_group",
+        HAMMER_ENV,
+        "hammer:",
+    );
+}
+
+/// Runs the test `body` of this binary alone through `command` (the test binary, or a
+/// wrapper that execs it with the test's arguments appended), with `env` set so that the
+/// body does its work, and checks that it passed and printed `marker`.
+fn run_body(mut command: std::process::Command, body: &str, env: &str, marker: &str) {
+    let out = command
+        .args([body, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, "1")
         .output()
         .unwrap();
     let text = format!(
@@ -478,7 +486,7 @@ fn no_handler_of_the_caller_runs_in_the_child() {
     );
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed"), "{text}");
-    assert!(text.contains("hammer:"), "the hammer did not run: {text}");
+    assert!(text.contains(marker), "{body} did not run: {text}");
 }
 
 /// The body of [`no_handler_of_the_caller_runs_in_the_child`]; does nothing unless started
@@ -747,25 +755,21 @@ const V2_ONLY_ENV: &str = "CTL_TEST_V2_ONLY_VIEW";
 #[test]
 fn on_a_v2_only_view_the_runner_is_born_in_place_and_moves_nowhere() {
     let _serial = serial();
-    let script = "umount -R -l /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup \
-                  && exec \"$0\" v2_only_view_body --exact --nocapture --test-threads=1";
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", script])
-        .arg(std::env::current_exe().unwrap())
-        .env(V2_ONLY_ENV, "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("1 passed"), "{text}");
-    assert!(
-        text.contains("v2-only view:"),
-        "the body did not run: {text}"
-    );
+    let script =
+        "umount -R -l /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$@\"";
+    let mut wrapper = std::process::Command::new("unshare");
+    wrapper
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(std::env::current_exe().unwrap());
+    run_body(wrapper, "v2_only_view_body", V2_ONLY_ENV, "v2-only view:");
 }
 
 /// The body of [`on_a_v2_only_view_the_runner_is_born_in_place_and_moves_nowhere`]; does
