@@ -297,11 +297,7 @@ pub(crate) fn attach_function(
 /// into `lxc.pivot` below its cgroup and starts the container again from there, so after
 /// `n` reboots the payload is `<entry>(/lxc.pivot){n}/lxc.payload.<name>`.
 pub(crate) fn payload_cgroup_exists(ct: &ctl_core::Container) -> bool {
-    let hierarchy = ctl_core::cgroup::hierarchies()
-        .iter()
-        .find(|h| h.has_controller("memory"))
-        .or_else(|| ctl_core::cgroup::hierarchies().iter().find(|h| h.unified));
-    let Some(hierarchy) = hierarchy else {
+    let Some(hierarchy) = ctl_core::cgroup::memory_hierarchy() else {
         return false;
     };
     // Reboots deeper than find_payload looks are answered by the monitor instead.
@@ -394,14 +390,14 @@ pub(crate) const SETTLE_FREEZE_FOR: Duration = Duration::from_secs(2);
 /// memory hierarchy (the unified one on a v2-only host), as `/proc/<pid>/cgroup` says.
 /// `false` when the process is gone or the file cannot be read.
 pub(crate) fn process_in_entry_cgroup(ct: &ctl_core::Container, pid: i32) -> bool {
-    let memory = ctl_core::cgroup::hierarchies()
-        .iter()
-        .any(|h| h.has_controller("memory"));
+    let Some(hierarchy) = ctl_core::cgroup::memory_hierarchy() else {
+        return false;
+    };
     let path = cgroup_of_process(&pid.to_string(), |controllers| {
-        if memory {
-            controllers.split(',').any(|c| c == "memory")
-        } else {
+        if hierarchy.unified {
             controllers.is_empty()
+        } else {
+            controllers.split(',').any(|c| c == "memory")
         }
     });
     let entry = format!("/{}", ct.cgroup_path.trim_matches('/'));

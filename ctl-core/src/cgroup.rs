@@ -273,14 +273,17 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 /// unified one on a v2-only host. osctld's State uses this to answer `stopped` without a
 /// runner: LXC removes a stopped container's cgroups.
 pub fn exists_in_memory_hierarchy(relative: &str) -> bool {
-    let h = hierarchies()
+    memory_hierarchy().is_some_and(|h| h.path_of(relative).is_dir())
+}
+
+/// The hierarchy carrying the v1 `memory` controller, or the unified one on a v2-only
+/// host: where a container's processes are looked for (LXC creates and removes its
+/// cgroups in every hierarchy alike).
+pub fn memory_hierarchy() -> Option<&'static Hierarchy> {
+    hierarchies()
         .iter()
         .find(|h| h.has_controller("memory"))
-        .or_else(|| hierarchies().iter().find(|h| h.unified));
-    match h {
-        Some(h) => h.path_of(relative).is_dir(),
-        None => false,
-    }
+        .or_else(|| hierarchies().iter().find(|h| h.unified))
 }
 
 #[cfg(test)]
