@@ -77,16 +77,7 @@ pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
 /// thaw from outside it.
 #[container_command(placement = exec, frontend = freeze_frontend)]
 pub fn freeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    if let Some(done) = freeze_directly_in_runner(ctx, true)? {
-        return Ok(done);
-    }
-    let ct = util::open_defined(ctx)?;
-    util::require_running(&ct)?;
-    // On the v1 freezer, liblxc sleeps a second whenever its first read-back says
-    // FREEZING: freeze first with a short poll, so that liblxc finds it done.
-    util::settle_freeze(&ct)?;
-    ct.freeze()?;
-    Ok(true)
+    set_frozen_in_runner(ctx, true)
 }
 
 fn freeze_frontend(call: &Call<'_>) -> Result<bool, Error> {
@@ -102,13 +93,7 @@ fn freeze_frontend(call: &Call<'_>) -> Result<bool, Error> {
 /// state it was told about and reports it until told otherwise.
 #[container_command(placement = exec, frontend = unfreeze_frontend)]
 pub fn unfreeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    if let Some(done) = freeze_directly_in_runner(ctx, false)? {
-        return Ok(done);
-    }
-    let ct = util::open_defined(ctx)?;
-    util::require_running(&ct)?;
-    ct.unfreeze()?;
-    Ok(true)
+    set_frozen_in_runner(ctx, false)
 }
 
 fn unfreeze_frontend(call: &Call<'_>) -> Result<bool, Error> {
@@ -118,23 +103,26 @@ fn unfreeze_frontend(call: &Call<'_>) -> Result<bool, Error> {
     }
 }
 
-/// The freezer path in the runner: `Some(true)` when done, `None` to use liblxc.
-fn freeze_directly_in_runner(
-    ctx: &RunnerContext,
-    frozen: bool,
-) -> Result<Option<bool>, CommandError> {
-    let Some(target) = freezer::Target::of_runner(ctx) else {
-        return Ok(None);
-    };
-    match freezer::set_frozen(&target, frozen).map_err(CommandError::msg)? {
-        Outcome::Done => Ok(Some(true)),
-        // The runner has no deadline of its own: the frontend kills it at the call's.
-        Outcome::TimedOut => Ok(None),
-        Outcome::Unavailable(why) => {
-            tracing::debug!("{}: through liblxc: {why}", ctx.command);
-            Ok(None)
+/// The runner halves of Freeze and Unfreeze: the freezer path, else liblxc.
+fn set_frozen_in_runner(ctx: &RunnerContext, frozen: bool) -> Result<bool, CommandError> {
+    if let Some(target) = freezer::Target::of_runner(ctx) {
+        match freezer::set_frozen(&target, frozen).map_err(CommandError::msg)? {
+            Outcome::Done => return Ok(true),
+            // The runner has no deadline of its own: the frontend kills it at the call's.
+            Outcome::TimedOut => {}
+            Outcome::Unavailable(why) => {
+                tracing::debug!("{}: through liblxc: {why}", ctx.command);
+            }
         }
     }
+    let ct = util::open_defined(ctx)?;
+    util::require_running(&ct)?;
+    if frozen {
+        ct.freeze()?;
+    } else {
+        ct.unfreeze()?;
+    }
+    Ok(true)
 }
 
 /// The freezer path in the frontend: `Some(true)` when done, `None` to start the runner.

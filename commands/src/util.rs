@@ -358,34 +358,6 @@ pub(crate) fn cgroup_of_process(pid: &str, pick: impl Fn(&str) -> bool) -> Optio
     })
 }
 
-/// Runner: freezes the container through its v1 `freezer.state` (where liblxc's monitor
-/// says it is) and waits until the kernel reports `FROZEN`, polling after 0.1 ms, 0.2 ms,
-/// ... up to 10 ms apart, instead of liblxc's one-second sleeps. Hands over to liblxc's
-/// own loop after [`SETTLE_FREEZE_FOR`] (a task stuck in the kernel can keep a cgroup
-/// `FREEZING` for long; liblxc then keeps trying as it always does).
-///
-/// Does nothing where the container has no v1 freezer (a cgroup v2 host): liblxc's v2
-/// freeze already waits for `cgroup.events`.
-pub(crate) fn settle_freeze(ct: &ctl_lxc::Container) -> Result<(), CommandError> {
-    const FILE: &str = "freezer.state";
-    if ct.get_cgroup_item(FILE).is_err() {
-        return Ok(());
-    }
-    ct.set_cgroup_item(FILE, "FROZEN")?;
-    let started = std::time::Instant::now();
-    let mut pause = Duration::from_micros(100);
-    loop {
-        if ct.get_cgroup_item(FILE)? == "FROZEN" || started.elapsed() >= SETTLE_FREEZE_FOR {
-            return Ok(());
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
-    }
-}
-
-/// How long [`settle_freeze`] polls before leaving the rest to liblxc.
-pub(crate) const SETTLE_FREEZE_FOR: Duration = Duration::from_secs(2);
-
 /// Frontend: whether process `pid` is in the container's entry cgroup or below it, in the
 /// memory hierarchy (the unified one on a v2-only host), as `/proc/<pid>/cgroup` says.
 /// `false` when the process is gone or the file cannot be read.

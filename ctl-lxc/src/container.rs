@@ -421,51 +421,6 @@ impl Container {
         }
     }
 
-    /// A cgroup file of the running container (`freezer.state`, `memory.limit_in_bytes`),
-    /// read by liblxc where its monitor says the container's cgroup is
-    /// (`get_cgroup_item`). Trailing whitespace is removed.
-    pub fn get_cgroup_item(&self, key: &str) -> Result<String, LxcError> {
-        const OP: &str = "get_cgroup_item";
-        let f = method!(self, get_cgroup_item);
-        let key_c = cstring(OP, key)?;
-        // Cgroup files liblxc reads this way are short; liblxc's own readers use 100 bytes.
-        let mut buf = vec![0u8; 4096];
-        let inlen = c_int::try_from(buf.len()).expect("4096 fits");
-        clear_errno();
-        // SAFETY: live object pointer, NUL-terminated key, `buf` writable for `inlen` bytes
-        // (liblxc writes at most that many, NUL included).
-        let got = unsafe {
-            f(
-                self.raw.as_ptr(),
-                key_c.as_ptr(),
-                buf.as_mut_ptr().cast::<c_char>(),
-                inlen,
-            )
-        };
-        let Ok(got) = usize::try_from(got) else {
-            return Err(self.fail(OP));
-        };
-        buf.truncate(got.min(buf.len() - 1));
-        let text = String::from_utf8_lossy(&buf);
-        Ok(text.trim_end().to_owned())
-    }
-
-    /// Writes a cgroup file of the running container (`set_cgroup_item`), where its
-    /// monitor says the container's cgroup is.
-    pub fn set_cgroup_item(&self, key: &str, value: &str) -> Result<(), LxcError> {
-        const OP: &str = "set_cgroup_item";
-        let f = method!(self, set_cgroup_item);
-        let key_c = cstring(OP, key)?;
-        let value_c = cstring(OP, value)?;
-        clear_errno();
-        // SAFETY: live object pointer and two NUL-terminated strings.
-        if unsafe { f(self.raw.as_ptr(), key_c.as_ptr(), value_c.as_ptr()) } {
-            Ok(())
-        } else {
-            Err(self.fail(OP))
-        }
-    }
-
     /// The path of the container's config file.
     pub fn config_file_name(&self) -> Result<PathBuf, LxcError> {
         let f = method!(self, config_file_name);
