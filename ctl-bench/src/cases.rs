@@ -283,7 +283,10 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
 /// wall time of the call.
 type Step<'a> = Box<dyn FnMut() -> Result<Option<f64>, String> + 'a>;
 
-/// Runs the steps round-robin until `budget` is spent or each ran `max` times.
+/// Runs the steps round-robin until `budget` is spent or each ran `max` times. The order
+/// rotates by one step every round, so that every step follows every other one equally
+/// often: with a fixed order, what a step leaves behind (a `fork`'s write-protected pages,
+/// a runner still exiting, warm caches) always lands on the same next step.
 fn interleaved(
     budget: Duration,
     max: usize,
@@ -302,8 +305,13 @@ fn interleaved(
         }
     }
     let started = Instant::now();
+    let n = steps.len();
+    let mut round = 0;
     while started.elapsed() < budget && samples.iter().any(|s| s.len() < max) {
-        for (i, (_, step)) in steps.iter_mut().enumerate() {
+        round += 1;
+        for k in 0..n {
+            let i = (k + round) % n;
+            let step = &mut steps[i].1;
             if samples[i].len() >= max || first_error[i].is_some() {
                 continue;
             }
@@ -529,4 +537,41 @@ fn date() -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn interleaving_rotates_so_every_step_follows_every_other() {
+        let order = RefCell::new(Vec::new());
+        let step = |i: usize| -> Step<'_> {
+            let order = &order;
+            Box::new(move || {
+                order.borrow_mut().push(i);
+                Ok(Some(1.0))
+            })
+        };
+        let results = interleaved(
+            Duration::from_secs(60),
+            9,
+            vec![("a", step(0)), ("b", step(1)), ("c", step(2))],
+        );
+        assert!(results.iter().all(|r| r.count == 9), "{results:?}");
+        let order = order.into_inner();
+        // Two warm-up calls each, then the measured rounds.
+        let measured = &order[6..];
+        for a in 0..3 {
+            for b in 0..3 {
+                if a != b {
+                    assert!(
+                        measured.windows(2).any(|w| w == [a, b]),
+                        "{b} never follows {a} in {measured:?}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -62,6 +62,15 @@ fn both_definitions_are_named() {
         panic!("the global registry accepted two commands named `Dup`");
     };
     assert_eq!(global, e);
+
+    // A runner looks up only the name it was asked for: that name is refused the same
+    // way, other commands of this binary still run.
+    let Err(found) = Registry::find("Dup") else {
+        panic!("the runner's lookup accepted two commands named `Dup`");
+    };
+    assert_eq!(found, e);
+    assert_eq!(Registry::find("dup_two").unwrap().unwrap().spec.name, "Dup");
+    assert_eq!(Registry::find("Ping").unwrap().unwrap().spec.name, "Ping");
 }
 
 #[test]

@@ -291,12 +291,10 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
         }
     }
 
-    let registry = match Registry::global() {
-        Ok(r) => r,
+    let registration = match Registry::find(&envelope.name) {
+        Ok(Some(r)) => r,
+        Ok(None) => return reply(Reply::error(format!("unknown command: {}", envelope.name))),
         Err(e) => return reply(Reply::error(e.to_string())),
-    };
-    let Some(registration) = registry.lookup(&envelope.name) else {
-        return reply(Reply::error(format!("unknown command: {}", envelope.name)));
     };
     let Some(run) = registration.runner else {
         return reply(Reply::error(format!(
