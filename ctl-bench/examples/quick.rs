@@ -4,6 +4,7 @@
 use ctl_core::runner;
 
 fn main() {
+    ctl_bench::run_if_helper();
     runner::run_if_runner();
     let seconds: f64 = std::env::args()
         .nth(1)

@@ -1,7 +1,5 @@
 //! The cases of `ctl bench`.
 
-use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +10,7 @@ use ctl_core::frontend::WarmPool;
 use ctl_core::{cgroup, Call, Container, Placement, Stdio};
 use serde_json::json;
 
+use crate::migrate::ProcsFiles;
 use crate::placed::Placed;
 use crate::report::{CaseResult, Report};
 
@@ -58,7 +57,7 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
 
     // The floor, the framework's no-ops and the warm path, interleaved so that they see the
     // same machine.
-    let procs = open_procs(ct);
+    let procs = ProcsFiles::new(open_procs(ct));
     // A no-op needs no liblxc: this pool skips the warm-up hooks (see WarmPool::warm_up);
     // the LXC cases below use a pool that runs them.
     let pool = WarmPool::new(Duration::from_secs(60)).warm_up(false);
@@ -76,7 +75,11 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
             ("spawn_true", Box::new(spawn_true) as Step<'_>),
             (
                 "cgroup_migrate",
-                Box::new(|| cgroup_migrate(&procs).map(Some)),
+                Box::new(|| match &procs {
+                    Ok(p) if !p.is_empty() => p.measure().map(Some),
+                    Ok(_) => Err("no cgroup hierarchies".to_owned()),
+                    Err(e) => Err(format!("opening cgroup.procs: {e}")),
+                }),
             ),
             ("exec_noop", Box::new(|| ping(&call).map(|_| None))),
             ("fork_noop", Box::new(|| ping(&fork_call).map(|_| None))),
@@ -365,53 +368,6 @@ fn open_procs(ct: &Container) -> Vec<std::fs::File> {
         .map(|h| h.path_of(&ct.cgroup_path).join("cgroup.procs"))
         .filter_map(|p| std::fs::OpenOptions::new().write(true).open(p).ok())
         .collect()
-}
-
-/// The cheapest migration there is: a fresh child writes `0` to pre-opened `cgroup.procs`
-/// files of every hierarchy it must move into, timing only those writes.
-fn cgroup_migrate(procs: &[std::fs::File]) -> Result<f64, String> {
-    if procs.is_empty() {
-        return Err("no cgroup hierarchies".to_owned());
-    }
-    let fds: Vec<RawFd> = procs.iter().map(AsRawFd::as_raw_fd).collect();
-    let (r, w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
-    let wfd = w.as_raw_fd();
-    // SAFETY: the child makes only async-signal-safe raw syscalls (clock_gettime, write,
-    // _exit) on data prepared before the fork.
-    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
-        nix::unistd::ForkResult::Child => unsafe {
-            let mut t0 = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            let mut t1 = t0;
-            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t0);
-            let mut ok = true;
-            for fd in &fds {
-                ok &= libc::write(*fd, b"0".as_ptr().cast(), 1) == 1;
-            }
-            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t1);
-            let ns: i64 = if ok {
-                (t1.tv_sec - t0.tv_sec) * 1_000_000_000 + (t1.tv_nsec - t0.tv_nsec)
-            } else {
-                -1
-            };
-            libc::write(wfd, (&ns as *const i64).cast(), 8);
-            libc::_exit(0)
-        },
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(w);
-            let mut buf = [0u8; 8];
-            let read = std::fs::File::from(r).read_exact(&mut buf);
-            let _ = nix::sys::wait::waitpid(child, None);
-            read.map_err(|e| e.to_string())?;
-            let ns = i64::from_ne_bytes(buf);
-            if ns < 0 {
-                return Err("writing to cgroup.procs failed".to_owned());
-            }
-            Ok(ns as f64 / 1000.0)
-        }
-    }
 }
 
 fn ruby_case(call: &Call<'_>, slice: Duration) -> CaseResult {

@@ -6,8 +6,10 @@
 //! reason, never dropped. See `docs/performance.md`.
 
 mod cases;
+mod migrate;
 mod placed;
 mod report;
 
 pub use cases::{run, BenchOptions};
+pub use migrate::{run_if_helper, HELPER_TITLE};
 pub use report::{CaseResult, Report};

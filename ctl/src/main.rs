@@ -14,6 +14,9 @@ mod output;
 mod signals;
 
 fn main() {
+    // `ctl bench` starts this binary again to measure the cgroup floor (ctl-bench's
+    // `migrate` module).
+    ctl_bench::run_if_helper();
     ctl_core::runner::run_if_runner();
     if let Ok(exe) = std::env::current_exe() {
         let sibling = exe.with_file_name("ctl-runner");
