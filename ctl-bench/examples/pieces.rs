@@ -29,7 +29,7 @@ fn main() {
         drop((a, b));
     }
     println!("pipe: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
-    let env = serde_json::json!({"name":"Ping","pool":"p","id":"x","lxc_home":"/a","user_home":"/b","log_file":"/c","args":[1],"kwargs":{},"return":3,"stdin":null,"stdout":4,"stderr":5,"ctl":{"version":5,"placement":{"rlimits":{},"cgroup_procs":files,"user":{"name":"u","ugid":1},"setuid_helpers":false},"parent_pid":1}}).to_string();
+    let env = serde_json::json!({"name":"Ping","pool":"p","id":"x","lxc_home":"/a","user_home":"/b","log_file":"/c","args":[1],"kwargs":{},"return":3,"stdin":null,"stdout":4,"stderr":5,"ctl":{"version":6,"placement":{"rlimits":{},"cgroup_procs":files,"user":{"name":"u","ugid":1},"setuid_helpers":false},"parent_pid":1}}).to_string();
     let t = Instant::now();
     for _ in 0..n {
         let e = ctl_core::Envelope::from_slice(env.as_bytes()).unwrap();

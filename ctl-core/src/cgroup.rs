@@ -159,11 +159,14 @@ fn mkpath(h: &Hierarchy, relative: &str, ugid: u32) -> io::Result<()> {
     let leaf = h.path_of(relative);
     match fs::create_dir(&leaf) {
         Ok(()) => return init_created(h, &leaf, Some(ugid)),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    // Parents stay root's: they are shared by many containers.
+    // Top down, so that each new or unfinished cgroup copies a complete parent. Existing
+    // ones are completed too: whoever created them may have been killed half-way (an
+    // empty cpuset refuses every process with ENOSPC). Parents stay root's: they are
+    // shared by many containers.
     let mut dir = h.mount_point.clone();
     let components: Vec<&str> = relative.split('/').collect();
     for (i, component) in components.iter().enumerate() {
@@ -171,7 +174,7 @@ fn mkpath(h: &Hierarchy, relative: &str, ugid: u32) -> io::Result<()> {
         let owner = (i + 1 == components.len()).then_some(ugid);
         match fs::create_dir(&dir) {
             Ok(()) => init_created(h, &dir, owner)?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => complete(h, &dir, owner)?,
             Err(e) => return Err(e),
         }
     }
@@ -188,12 +191,33 @@ fn init_created(h: &Hierarchy, dir: &Path, owner: Option<u32>) -> io::Result<()>
         }
     }
     let Some(ugid) = owner else { return Ok(()) };
-    std::os::unix::fs::chown(dir, Some(ugid), Some(ugid))?;
     // Files inside (cgroup.procs, freezer.state, ...) must be the user's too, so that LXC
-    // running as the user can move its processes and manage the subtree.
+    // running as the user can move its processes and manage the subtree. The directory
+    // itself last: its owner says the whole cgroup is done (see `complete`).
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         std::os::unix::fs::chown(entry.path(), Some(ugid), Some(ugid))?;
+    }
+    std::os::unix::fs::chown(dir, Some(ugid), Some(ugid))?;
+    Ok(())
+}
+
+/// Finishes what an interrupted [`init_created`] left undone: an empty cpuset, an entry
+/// cgroup not yet handed to its user.
+fn complete(h: &Hierarchy, dir: &Path, owner: Option<u32>) -> io::Result<()> {
+    if h.has_controller("cpuset") {
+        if let Some(parent) = dir.parent() {
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                if fs::read(dir.join(file))?.trim_ascii().is_empty() {
+                    fs::write(dir.join(file), fs::read(parent.join(file))?)?;
+                }
+            }
+        }
+    }
+    let Some(ugid) = owner else { return Ok(()) };
+    use std::os::unix::fs::MetadataExt;
+    if fs::metadata(dir)?.uid() != ugid {
+        init_created(h, dir, Some(ugid))?;
     }
     Ok(())
 }
@@ -208,8 +232,12 @@ pub fn procs_files(relative: &str) -> Vec<PathBuf> {
 
 /// Removes `relative` and everything below it from every hierarchy, deepest first.
 /// A missing path is not an error. Fails with EBUSY if a cgroup still has processes.
+/// The frontend forgets the `cgroup.procs` files it kept open there
+/// ([`crate::frontend::forget_cgroup_files`]).
 pub fn remove_entry(relative: &str) -> io::Result<()> {
     validate_relative(relative)?;
+    // Runners are no longer to write to the files this process kept open below it.
+    crate::frontend::forget_cgroup_files_of(relative);
     for h in hierarchies() {
         let path = h.path_of(relative);
         remove_tree(&path).map_err(|e| with_path(e, &path))?;

@@ -93,6 +93,14 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                                 ugid: 7,
                             }),
                             born_in: procs.last().cloned().into_iter().collect(),
+                            // One slot per path (every other one kept open), or none.
+                            procs_fds: if version % 3 == 0 {
+                                Vec::new()
+                            } else {
+                                (0..procs.len())
+                                    .map(|i| (i % 2 == 0).then_some(10 + i as i32))
+                                    .collect()
+                            },
                             cgroup_procs: procs,
                             user: user.map(|(name, ugid)| UserSpec { name, ugid }),
                             setuid_helpers,

@@ -178,3 +178,62 @@ fn exec_placement_creates_the_entry_cgroup_owned_by_the_user() {
         assert_eq!(procs.uid(), ct.ugid);
     }
 }
+
+#[test]
+fn a_half_created_entry_cgroup_is_completed() {
+    // As a creator killed right after its `mkdir`s leaves it: root's, and an empty cpuset
+    // (which refuses every process with ENOSPC).
+    let user = TestUser::new("half");
+    let ct = user.container();
+    for h in cgroup::hierarchies() {
+        let mut dir = h.mount_point.clone();
+        for component in ct.cgroup_path.split('/') {
+            dir.push(component);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => panic!("mkdir {}: {e}", dir.display()),
+            }
+        }
+    }
+    let cpuset = cgroup::hierarchies()
+        .iter()
+        .find(|h| h.has_controller("cpuset"))
+        .map(|h| h.path_of(&ct.cgroup_path));
+    if let Some(dir) = &cpuset {
+        let cpus = std::fs::read_to_string(dir.join("cpuset.cpus")).unwrap();
+        assert!(cpus.trim().is_empty(), "a new cpuset is empty: {cpus:?}");
+    }
+
+    let info = identity(&user, Placement::Exec);
+    let expected = format!("/{}", ct.cgroup_path);
+    assert!(
+        cgroup_paths(&info).iter().all(|p| *p == expected),
+        "{:?}",
+        info.cgroups
+    );
+
+    // Completed: the user's in every hierarchy, the cpuset filled in from its parent.
+    use std::os::unix::fs::MetadataExt;
+    for h in cgroup::hierarchies() {
+        let dir = h.path_of(&ct.cgroup_path);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().uid(),
+            ct.ugid,
+            "{}",
+            dir.display()
+        );
+        let procs = dir.join("cgroup.procs");
+        assert_eq!(
+            std::fs::metadata(&procs).unwrap().uid(),
+            ct.ugid,
+            "{}",
+            procs.display()
+        );
+    }
+    if let Some(dir) = &cpuset {
+        let cpus = std::fs::read_to_string(dir.join("cpuset.cpus")).unwrap();
+        let parent = std::fs::read_to_string(dir.parent().unwrap().join("cpuset.cpus")).unwrap();
+        assert_eq!(cpus, parent);
+    }
+}

@@ -10,6 +10,7 @@
 
 mod clone3;
 mod exchange;
+mod procs_files;
 mod runner_path;
 mod spawn;
 pub mod warm;
@@ -24,6 +25,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use clone3::{set_spawn_into_cgroup, spawn_into_cgroup_available};
+pub(crate) use procs_files::forget_entry as forget_cgroup_files_of;
+pub use procs_files::{
+    forget_cgroup_files, MAX_AGE as CGROUP_FILES_MAX_AGE, MAX_FILES as CGROUP_FILES_MAX,
+};
 pub use runner_path::{mark_multicall, runner_path, set_runner_path};
 
 use crate::args::Args;
@@ -129,6 +134,7 @@ impl Prepared {
                         ugid: ct.ugid,
                     }),
                     born_in: Vec::new(),
+                    procs_fds: Vec::new(),
                     user: Some(user),
                     setuid_helpers: spec.setuid_helpers,
                     own_process_group: false,
@@ -257,6 +263,30 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
 
     // Born in the cgroup v2 entry cgroup when it exists and the kernel can (clone3), else
     // posix_spawn; the envelope then tells the runner where it need not move itself.
+    let birth = clone3::birth_cgroup(&placement);
+    // The `cgroup.procs` files of the hierarchies the runner moves itself in, kept open
+    // across calls, follow the stdio fds.
+    let kept = procs_files::checkout(
+        placement
+            .cgroup_procs
+            .iter()
+            .map(String::as_str)
+            .filter(|p| birth.as_ref().map_or(true, |b| b.procs != *p)),
+        spawn::FIRST_SAFE_SOURCE,
+    );
+    if !kept.is_empty() {
+        let mut next_fd = fds.iter().map(|&(_, n)| n).max().unwrap_or(CHILD_RETURN_FD) + 1;
+        placement.procs_fds = placement
+            .cgroup_procs
+            .iter()
+            .map(|path| {
+                let (_, file) = kept.iter().find(|(p, _)| p == path)?;
+                fds.push((file.as_fd(), next_fd));
+                next_fd += 1;
+                Some(next_fd - 1)
+            })
+            .collect();
+    }
     let request = spawn::SpawnRequest {
         path: &prepared.path,
         argv0: &prepared.title,
@@ -264,7 +294,6 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         fds: &fds,
         own_process_group: false,
     };
-    let birth = clone3::birth_cgroup(&placement);
     let spawned = match &birth {
         Some(birth) => spawn::spawn_into_cgroup(&request, &birth.dir),
         None => spawn::spawn(&request).map(|pid| (pid, spawn::Born::Outside)),
@@ -274,7 +303,10 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         path: prepared.path.clone(),
         source,
     })?;
+    // The child has its copies; ours stay kept (or close now if they were dropped from the
+    // kept set meanwhile).
     drop(fds);
+    drop(kept);
     if let (Some(birth), spawn::Born::InCgroup) = (birth, born) {
         placement.born_in.push(birth.procs);
     }

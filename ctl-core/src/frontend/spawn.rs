@@ -24,9 +24,11 @@ use nix::unistd::Pid;
 
 use super::clone3::{self, Attempt};
 
-/// Lowest fd number a source fd may have, so that no `dup2` to a target (0..=6) can
-/// overwrite a source still to be duplicated.
-const FIRST_SAFE_SOURCE: RawFd = 10;
+/// Lowest fd number a source fd may have, so that no `dup2` to a target (0..=6 for the
+/// conversation and the command's stdio, then one kept `cgroup.procs` file per cgroup
+/// hierarchy) can overwrite a source still to be duplicated. The kept files are opened at
+/// or above it, so only the per-call pipes need moving.
+pub(crate) const FIRST_SAFE_SOURCE: RawFd = 64;
 
 /// Signals whose disposition the child gets reset to the default, whatever the daemon does
 /// with them (Rust's runtime ignores `SIGPIPE`, a daemon may ignore `SIGHUP` or catch

@@ -276,7 +276,16 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
     let mut user = None;
     if let Some(ext) = &envelope.ctl {
         if let Some(spec) = &ext.placement {
-            if let Err(e) = placement::apply(spec, ext.parent_pid) {
+            let others: Vec<RawFd> = std::iter::once(envelope.return_fd)
+                .chain(envelope.stdin)
+                .chain(envelope.stdout)
+                .chain(envelope.stderr)
+                .collect();
+            let procs_files = match placement::take_procs_files(spec, &others) {
+                Ok(files) => files,
+                Err(e) => return reply(refuse(ProtocolRefusal::Envelope { detail: e.clone() }, e)),
+            };
+            if let Err(e) = placement::apply(spec, ext.parent_pid, procs_files) {
                 return reply(refuse(ProtocolRefusal::Placement { detail: e.clone() }, e));
             }
             user = spec.user.clone();

@@ -6,7 +6,8 @@
 //! 2. cgroups: write `0` to each `cgroup.procs` (moves this very process), except in the
 //!    hierarchies the frontend already started it in (`born_in`: cgroup v2 through
 //!    `clone3(CLONE_INTO_CGROUP)`; on a v2-only host that is every hierarchy, and nothing is
-//!    written here),
+//!    written here); to the file the frontend kept open and handed over (`procs_fds`) when
+//!    there is one, else by path. The handed-over files are closed before step 3,
 //! 3. `setgroups([ugid])`, `setresgid`, `setresuid` — the kernel clears the permitted and
 //!    effective capabilities on this transition (and we clear ambient and inheritable),
 //! 4. dumpable again (a uid change makes the process non-dumpable, which makes its
@@ -17,13 +18,65 @@
 //!    credential change), then checked against the parent having died already.
 
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::{getppid, setgroups, setresgid, setresuid, Gid, Uid};
 
 use crate::container::rlimit_resource;
 use crate::envelope::PlacementSpec;
 
-pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(), String> {
+/// The `cgroup.procs` files the frontend handed over ([`PlacementSpec::procs_fds`]), one
+/// slot per path of `cgroup_procs`, owned from here on. Each must be an open file of a
+/// cgroup file system (root writes to it) and an fd of its own: not 0, 1 or 2, not another
+/// fd the envelope names (`others`), not named twice. Checked without touching the path:
+/// that is the point of the fds.
+pub(super) fn take_procs_files(
+    spec: &PlacementSpec,
+    others: &[RawFd],
+) -> Result<Vec<Option<OwnedFd>>, String> {
+    if !spec.procs_fds.is_empty() && spec.procs_fds.len() != spec.cgroup_procs.len() {
+        return Err(format!(
+            "{} cgroup.procs fds for {} cgroup.procs paths",
+            spec.procs_fds.len(),
+            spec.cgroup_procs.len()
+        ));
+    }
+    let mut files = Vec::with_capacity(spec.procs_fds.len());
+    let mut seen: Vec<RawFd> = Vec::with_capacity(spec.procs_fds.len());
+    for (&fd, path) in spec.procs_fds.iter().zip(&spec.cgroup_procs) {
+        let Some(fd) = fd else {
+            files.push(None);
+            continue;
+        };
+        if fd <= 2 || others.contains(&fd) || seen.contains(&fd) {
+            return Err(format!(
+                "cgroup.procs fd {fd} for {path} is also another fd of the envelope"
+            ));
+        }
+        // SAFETY: only inspected; a number that is not open makes fstatfs fail.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        match cgroup_fs_kind(borrowed) {
+            Err(e) => return Err(format!("cgroup.procs fd {fd} for {path} is not open: {e}")),
+            Ok(false) => {
+                return Err(format!(
+                    "cgroup.procs fd {fd} for {path} is not a cgroup file"
+                ))
+            }
+            Ok(true) => {}
+        }
+        seen.push(fd);
+        // SAFETY: the fd is open (fstatfs succeeded), the envelope hands it to the runner,
+        // and `seen` guarantees no other owner within the runner.
+        files.push(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
+    }
+    Ok(files)
+}
+
+pub(super) fn apply(
+    spec: &PlacementSpec,
+    parent_pid: Option<i32>,
+    mut procs_files: Vec<Option<OwnedFd>>,
+) -> Result<(), String> {
     if spec.own_process_group {
         nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
             .map_err(|e| format!("setpgid: {e}"))?;
@@ -48,8 +101,16 @@ pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(),
     let to_enter = spec
         .cgroup_procs
         .iter()
-        .filter(|procs| !spec.born_in.contains(procs));
-    for procs in to_enter {
+        .enumerate()
+        .filter(|(_, procs)| !spec.born_in.contains(procs));
+    for (i, procs) in to_enter {
+        if let Some(file) = procs_files.get_mut(i).and_then(Option::take) {
+            if nix::unistd::write(&file, b"0") == Ok(1) {
+                continue;
+            }
+            // The cgroup was removed since the frontend opened the file (ENODEV): enter it
+            // by path, re-creating it, as on a first call.
+        }
         let open = || std::fs::OpenOptions::new().write(true).open(procs);
         let opened = match (open(), &spec.create_cgroup) {
             // First use (or removed since): create the entry cgroup, still as root.
@@ -70,9 +131,24 @@ pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(),
                 "cannot enter cgroup {procs}: it is not a cgroup file"
             ));
         }
-        file.write_all(b"0")
-            .map_err(|e| format!("cannot enter cgroup {procs}: {e}"))?;
+        match (file.write_all(b"0"), &spec.create_cgroup) {
+            (Ok(()), _) => {}
+            // An empty cpuset: whoever created the entry cgroup was killed before copying
+            // `cpuset.cpus` and `cpuset.mems` from the parent. Complete it and retry.
+            (Err(e), Some(entry)) if e.raw_os_error() == Some(libc::ENOSPC) && !created => {
+                crate::cgroup::create_entry(&entry.relative, entry.ugid).map_err(|e| {
+                    format!("cannot complete the entry cgroup {}: {e}", entry.relative)
+                })?;
+                created = true;
+                file.write_all(b"0")
+                    .map_err(|e| format!("cannot enter cgroup {procs}: {e}"))?;
+            }
+            (Err(e), _) => return Err(format!("cannot enter cgroup {procs}: {e}")),
+        }
     }
+
+    // Root-opened cgroup files must not reach command code running as the user.
+    drop(procs_files);
 
     // The capability bounding set is left as it is. Dropping it cost 42 `prctl` calls,
     // about 30 µs per runner here (each one commits new credentials), for nothing: after
@@ -112,18 +188,23 @@ pub(super) fn apply(spec: &PlacementSpec, parent_pid: Option<i32>) -> Result<(),
 
 /// Whether `file` lives on a cgroup (v1) or cgroup2 file system.
 fn on_cgroup_fs(file: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
+    cgroup_fs_kind(file.as_fd()).unwrap_or(false)
+}
+
+/// Whether `fd` is a file of a cgroup (v1) or cgroup2 file system; an error when it is not
+/// open.
+fn cgroup_fs_kind(fd: BorrowedFd<'_>) -> std::io::Result<bool> {
     const CGROUP_SUPER_MAGIC: libc::c_long = 0x0027_e0eb;
     const CGROUP2_SUPER_MAGIC: libc::c_long = 0x6367_7270;
     // SAFETY: `statfs` is plain data, for which all zeroes is a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatfs fills the struct we own; the fd is open for the call.
-    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
-        return false;
+    // SAFETY: fstatfs fills the struct we own; it fails on an fd that is not open.
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     #[allow(clippy::unnecessary_cast)]
     let kind = st.f_type as libc::c_long;
-    kind == CGROUP_SUPER_MAGIC || kind == CGROUP2_SUPER_MAGIC
+    Ok(kind == CGROUP_SUPER_MAGIC || kind == CGROUP2_SUPER_MAGIC)
 }
 
 fn prctl(option: libc::c_int, arg: libc::c_ulong, name: &str) -> Result<(), String> {
