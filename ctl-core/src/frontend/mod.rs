@@ -266,20 +266,29 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
     let birth = clone3::birth_cgroup(&placement);
     // The `cgroup.procs` files of the hierarchies the runner moves itself in, kept open
     // across calls, follow the stdio fds.
-    let kept = procs_files::checkout(
-        placement
-            .cgroup_procs
-            .iter()
-            .map(String::as_str)
-            .filter(|p| birth.as_ref().map_or(true, |b| b.procs != *p)),
-        spawn::FIRST_SAFE_SOURCE,
-    );
+    let kept = if placement.cgroup_procs.is_empty() {
+        Vec::new()
+    } else {
+        procs_files::checkout(
+            placement
+                .cgroup_procs
+                .iter()
+                .map(String::as_str)
+                .filter(|p| birth.as_ref().map_or(true, |b| b.procs != *p)),
+            spawn::FIRST_SAFE_SOURCE,
+        )
+    };
     if !kept.is_empty() {
         let mut next_fd = fds.iter().map(|&(_, n)| n).max().unwrap_or(CHILD_RETURN_FD) + 1;
         placement.procs_fds = placement
             .cgroup_procs
             .iter()
             .map(|path| {
+                // Child fds stay below the spawn's sources; a host with more hierarchies
+                // than that leaves the rest to the runner's paths.
+                if next_fd >= spawn::FIRST_SAFE_SOURCE {
+                    return None;
+                }
                 let (_, file) = kept.iter().find(|(p, _)| p == path)?;
                 fds.push((file.as_fd(), next_fd));
                 next_fd += 1;

@@ -28,7 +28,7 @@ use super::clone3::{self, Attempt};
 /// conversation and the command's stdio, then one kept `cgroup.procs` file per cgroup
 /// hierarchy) can overwrite a source still to be duplicated. The kept files are opened at
 /// or above it, so only the per-call pipes need moving.
-pub(crate) const FIRST_SAFE_SOURCE: RawFd = 64;
+pub(crate) const FIRST_SAFE_SOURCE: RawFd = 32;
 
 /// Signals whose disposition the child gets reset to the default, whatever the daemon does
 /// with them (Rust's runtime ignores `SIGPIPE`, a daemon may ignore `SIGHUP` or catch
