@@ -1,5 +1,6 @@
 //! A/B of runner builds: the exec no-op (`Ping`) through each runner binary given, plus
-//! the fork placement of the first one, against `/bin/true`, interleaved with a rotating
+//! the first one without the kept `cgroup.procs` files and in the fork placement, against
+//! `/bin/true`, interleaved with a rotating
 //! order (every variant follows every other one equally often), on one throwaway
 //! container. For trying link or build options of the runner (docs/performance.md lists
 //! what was tried); differences under ~10 µs are within this machine's noise.
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ctl_core::diag::Ping;
+use ctl_core::frontend::set_keep_cgroup_files;
 use ctl_core::{Call, Placement, Stdio};
 use serde_json::json;
 
@@ -58,6 +60,13 @@ fn main() {
         ));
     }
     variants.push((
+        format!("exec_noop, files not kept {}", runners[0].display()),
+        Variant::Ping {
+            runner: runners[0].clone(),
+            placement: Placement::Exec,
+        },
+    ));
+    variants.push((
         format!("fork_noop {}", runners[0].display()),
         Variant::Ping {
             runner: runners[0].clone(),
@@ -77,6 +86,8 @@ fn main() {
                     assert!(status.success());
                 }
                 Variant::Ping { runner, placement } => {
+                    // The cgroup.procs files the frontend keeps (procs_files), or not.
+                    set_keep_cgroup_files(!variants[i].0.contains("files not kept"));
                     let call = Call::new(&ct)
                         .runner(runner)
                         .placement(*placement)

@@ -27,7 +27,8 @@ use serde_json::Value;
 pub use clone3::{set_spawn_into_cgroup, spawn_into_cgroup_available};
 pub(crate) use procs_files::forget_entry as forget_cgroup_files_of;
 pub use procs_files::{
-    forget_cgroup_files, MAX_AGE as CGROUP_FILES_MAX_AGE, MAX_FILES as CGROUP_FILES_MAX,
+    forget_cgroup_files, set_keep_cgroup_files, MAX_AGE as CGROUP_FILES_MAX_AGE,
+    MAX_FILES as CGROUP_FILES_MAX,
 };
 pub use runner_path::{mark_multicall, runner_path, set_runner_path};
 

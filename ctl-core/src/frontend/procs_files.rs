@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,19 @@ pub const MAX_FILES: usize = 128;
 
 /// How long a file is reused after it was opened.
 pub const MAX_AGE: Duration = Duration::from_secs(10);
+
+static KEEP: AtomicBool = AtomicBool::new(true);
+
+/// Whether cold exec calls keep `cgroup.procs` files open across calls (the default) and
+/// hand them to their runners. Off, every runner opens the files itself (~20 µs more per
+/// call here) and this process holds none; turning it off forgets the kept files. For
+/// A/B measurements and for daemons that must not hold these fds.
+pub fn set_keep_cgroup_files(enabled: bool) {
+    KEEP.store(enabled, Ordering::Relaxed);
+    if !enabled {
+        forget_cgroup_files();
+    }
+}
 
 /// Forgets every kept `cgroup.procs` file (closing the process's copies). For daemons that
 /// remove or rename entry cgroups other than through [`crate::cgroup::remove_entry`], and
@@ -53,6 +67,9 @@ pub(crate) fn checkout<'a>(
     paths: impl IntoIterator<Item = &'a str>,
     first_fd: RawFd,
 ) -> Vec<(&'a str, Arc<OwnedFd>)> {
+    if !KEEP.load(Ordering::Relaxed) {
+        return Vec::new();
+    }
     global().checkout(paths, Instant::now(), |path| open(path, first_fd))
 }
 
