@@ -84,8 +84,8 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
 
     // The warm path on its own: a warm runner reaps each command's child after the reply,
     // while the next case already runs. Interleaved with the floor, that background work
-    // made `spawn_true` ~45 µs slower and the cold no-ops ~35 µs faster here (it keeps the
-    // other CPU awake), which flattered `exec_noop_vs_floor` by ~0.1.
+    // made `spawn_true` ~45 µs slower and the cold no-ops ~35 µs faster here (presumably
+    // by keeping the other CPU awake), which flattered `exec_noop_vs_floor` by ~0.1.
     // A no-op needs no liblxc: this pool skips the warm-up hooks (see WarmPool::warm_up);
     // the LXC cases below use a pool that runs them.
     let pool = WarmPool::new(Duration::from_secs(60)).warm_up(false);

@@ -131,57 +131,78 @@ fn run_runner_with_fd5(envelope: &str, file: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("no reply ({e}): {}", String::from_utf8_lossy(&out.stderr)))
 }
 
+/// An envelope for `Ping` whose placement names two `cgroup.procs` paths and `procs_fds`.
+fn envelope(stdout: &str, procs_fds: &str) -> String {
+    let paths = r#"["/sys/fs/cgroup/cpu/x/cgroup.procs","/sys/fs/cgroup/memory/x/cgroup.procs"]"#;
+    format!(
+        r#"{{"name":"Ping","pool":"p","id":"c","lxc_home":"/","user_home":"/","args":[1],"kwargs":{{}},"return":1,"stdin":null,"stdout":{stdout},"stderr":null,"ctl":{{"version":{v},"placement":{{"cgroup_procs":{paths},"procs_fds":{procs_fds}}}}}}}"#,
+        v = ctl_core::PROTOCOL_VERSION
+    )
+}
+
 #[test]
 fn the_runner_refuses_procs_fds_that_are_not_what_they_claim() {
     let _serial = serial();
-    let paths = r#"["/sys/fs/cgroup/cpu/x/cgroup.procs","/sys/fs/cgroup/memory/x/cgroup.procs"]"#;
+    let root_procs = cgroup::hierarchies()[0].mount_point.join("cgroup.procs");
+    let root_procs = root_procs.to_str().unwrap();
+    let cpu = "/sys/fs/cgroup/cpu/x/cgroup.procs";
+    let memory = "/sys/fs/cgroup/memory/x/cgroup.procs";
+    // (stdout, procs_fds, what fd 5 is, the refusal)
     let cases = [
         // One fd per path, or none at all.
-        ("[5]", "1 cgroup.procs fds for 2 cgroup.procs paths"),
-        // The return fd, a standard fd, one fd for two paths.
         (
+            "null",
+            "[5]",
+            root_procs,
+            "1 cgroup.procs fds for 2 cgroup.procs paths".to_owned(),
+        ),
+        // The return fd, a standard fd.
+        (
+            "null",
             "[1,null]",
-            "cgroup.procs fd 1 for /sys/fs/cgroup/cpu/x/cgroup.procs is also another fd",
+            root_procs,
+            format!("cgroup.procs fd 1 for {cpu} is one of the runner's standard fds"),
         ),
         (
+            "null",
             "[null,2]",
-            "cgroup.procs fd 2 for /sys/fs/cgroup/memory/x/cgroup.procs is also another fd",
+            root_procs,
+            format!("cgroup.procs fd 2 for {memory} is one of the runner's standard fds"),
+        ),
+        // The command's stdout; one fd for two paths (a real cgroup file: the duplicate is
+        // what is refused).
+        (
+            "5",
+            "[5,null]",
+            "/dev/null",
+            format!("cgroup.procs fd 5 for {cpu} is also another fd of the envelope"),
+        ),
+        (
+            "null",
+            "[5,5]",
+            root_procs,
+            format!("cgroup.procs fd 5 for {memory} is also another fd of the envelope"),
         ),
         // Not open.
         (
+            "null",
             "[57,null]",
-            "cgroup.procs fd 57 for /sys/fs/cgroup/cpu/x/cgroup.procs is not open",
+            root_procs,
+            format!("cgroup.procs fd 57 for {cpu} is not open"),
         ),
         // Open, but /dev/null: root must not write there.
         (
+            "null",
             "[null,5]",
-            "cgroup.procs fd 5 for /sys/fs/cgroup/memory/x/cgroup.procs is not a cgroup file",
+            "/dev/null",
+            format!("cgroup.procs fd 5 for {memory} is not a cgroup file"),
         ),
     ];
-    for (fds, message) in cases {
-        let envelope = format!(
-            r#"{{"name":"Ping","pool":"p","id":"c","lxc_home":"/","user_home":"/","args":[1],"kwargs":{{}},"return":1,"stdin":null,"stdout":null,"stderr":null,"ctl":{{"version":{v},"placement":{{"cgroup_procs":{paths},"procs_fds":{fds}}}}}}}"#,
-            v = ctl_core::PROTOCOL_VERSION
-        );
-        let reply = run_runner_with_fd5(&envelope, "/dev/null");
+    for (stdout, fds, fd5, message) in cases {
+        let reply = run_runner_with_fd5(&envelope(stdout, fds), fd5);
         assert_eq!(reply["status"], false, "{fds}: {reply}");
         assert_eq!(reply["ctl_error"]["kind"], "envelope", "{fds}: {reply}");
         let text = reply["message"].as_str().unwrap();
-        assert!(text.starts_with(message), "{fds}: {text}");
+        assert!(text.starts_with(&message), "{fds}: {text}");
     }
-    // One fd for two paths (a real cgroup file: the duplicate is what is refused).
-    let envelope = format!(
-        r#"{{"name":"Ping","pool":"p","id":"c","lxc_home":"/","user_home":"/","args":[1],"kwargs":{{}},"return":1,"stdin":null,"stdout":null,"stderr":null,"ctl":{{"version":{v},"placement":{{"cgroup_procs":{paths},"procs_fds":[5,5]}}}}}}"#,
-        v = ctl_core::PROTOCOL_VERSION
-    );
-    let root_procs = cgroup::hierarchies()[0].mount_point.join("cgroup.procs");
-    let reply = run_runner_with_fd5(&envelope, root_procs.to_str().unwrap());
-    assert_eq!(reply["status"], false, "{reply}");
-    assert_eq!(reply["ctl_error"]["kind"], "envelope", "{reply}");
-    assert!(
-        reply["message"].as_str().unwrap().starts_with(
-            "cgroup.procs fd 5 for /sys/fs/cgroup/memory/x/cgroup.procs is also another fd"
-        ),
-        "{reply}"
-    );
 }

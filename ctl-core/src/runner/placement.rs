@@ -48,7 +48,12 @@ pub(super) fn take_procs_files(
             files.push(None);
             continue;
         };
-        if fd <= 2 || others.contains(&fd) || seen.contains(&fd) {
+        if fd <= 2 {
+            return Err(format!(
+                "cgroup.procs fd {fd} for {path} is one of the runner's standard fds"
+            ));
+        }
+        if others.contains(&fd) || seen.contains(&fd) {
             return Err(format!(
                 "cgroup.procs fd {fd} for {path} is also another fd of the envelope"
             ));
@@ -108,8 +113,8 @@ pub(super) fn apply(
             if nix::unistd::write(&file, b"0") == Ok(1) {
                 continue;
             }
-            // The cgroup was removed since the frontend opened the file (ENODEV): enter it
-            // by path, re-creating it, as on a first call.
+            // Removed since the frontend opened the file (ENODEV), or an unfinished entry
+            // cgroup (ENOSPC): by path then, which re-creates or completes it.
         }
         let open = || std::fs::OpenOptions::new().write(true).open(procs);
         let opened = match (open(), &spec.create_cgroup) {
