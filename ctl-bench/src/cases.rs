@@ -45,13 +45,22 @@ IO.new(env['return']).write({status: true, output: env['args'][0]}.to_json + "\n
 /// Runs every case against `ct`, which must be running.
 pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     let slice = Duration::from_secs_f64((opts.seconds / SLICES).max(0.2));
+    // The runner the frontend picks for each command (the static one for `no_liblxc`
+    // commands such as `Ping`, when installed), unless the options force one for all.
     let runner = opts.runner.clone().or_else(|| ctl_core::runner_path().ok());
-    let call = {
-        let c = Call::new(ct).stdout(Stdio::Null).stderr(Stdio::Null);
-        match &runner {
-            Some(r) => c.runner(r.clone()),
-            None => c,
-        }
+    let static_runner = match (&opts.runner, &runner) {
+        (None, Some(r)) => ctl_core::frontend::static_runner_path(r),
+        _ => None,
+    };
+    let base = Call::new(ct).stdout(Stdio::Null).stderr(Stdio::Null);
+    let call = match &opts.runner {
+        Some(r) => base.clone().runner(r.clone()),
+        None => base.clone(),
+    };
+    // The dynamic runner whatever the command: what an LXC command's runner costs.
+    let dynamic_call = match &runner {
+        Some(r) => base.runner(r.clone()),
+        None => base,
     };
     let mut cases = Vec::new();
 
@@ -78,6 +87,10 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                 }),
             ),
             ("exec_noop", Box::new(|| ping(&call).map(|_| None))),
+            (
+                "exec_noop_dynamic",
+                Box::new(|| ping(&dynamic_call).map(|_| None)),
+            ),
             ("fork_noop", Box::new(|| ping(&fork_call).map(|_| None))),
         ],
     ));
@@ -274,7 +287,7 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     }
 
     for k in [1usize, 2, 8, 64] {
-        cases.push(throughput(ct, runner.clone(), k, slice));
+        cases.push(throughput(ct, opts.runner.clone(), k, slice));
     }
 
     let mut report = Report {
@@ -284,10 +297,12 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
         runner: runner
             .as_ref()
             .map_or_else(|| "<unresolved>".to_owned(), |r| r.display().to_string()),
+        static_runner: static_runner.map(|r| r.display().to_string()),
         seconds: opts.seconds,
         cases,
         ratios: Default::default(),
-        runner_peak_rss_kib: runner_peak_rss(&call).ok(),
+        // The dynamic runner's: the larger of the two, and the one LXC commands use.
+        runner_peak_rss_kib: runner_peak_rss(&dynamic_call).ok(),
         targets: Default::default(),
     };
     report.finish();

@@ -45,6 +45,9 @@ pub struct IdentityInfo {
     /// into a vfork child's `ru_maxrss` at exec.)
     #[serde(default)]
     pub peak_rss_kib: u64,
+    /// The executable (`/proc/self/exe`): which runner binary ran the command.
+    #[serde(default)]
+    pub exe: String,
 }
 
 /// Capability sets, each a bit mask.
@@ -62,13 +65,13 @@ pub struct Capabilities {
 ///
 /// Runs in the exec placement by default; call it with another placement to inspect that
 /// one (`Call::placement`).
-#[container_command(placement = exec)]
+#[container_command(placement = exec, no_liblxc)]
 pub fn identity(_ctx: &mut RunnerContext) -> Result<IdentityInfo, CommandError> {
     identity_of_self()
 }
 
 /// Echo the argument back: the cheapest command there is.
-#[container_command(placement = exec)]
+#[container_command(placement = exec, no_liblxc)]
 pub fn ping(_ctx: &mut RunnerContext, value: Value) -> Result<Value, CommandError> {
     Ok(value)
 }
@@ -169,6 +172,9 @@ pub fn identity_of_self() -> Result<IdentityInfo, CommandError> {
         sid: nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(-1),
         pdeathsig,
         peak_rss_kib,
+        exe: std::fs::read_link("/proc/self/exe")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     })
 }
 

@@ -164,6 +164,7 @@ mod tests {
         snake_name: "freeze",
         placement: Some(Placement::Exec),
         setuid_helpers: false,
+        no_liblxc: false,
         doc: " Freeze it.\n\n More text.",
     };
     static B: CommandSpec = CommandSpec {
@@ -171,6 +172,7 @@ mod tests {
         snake_name: "get_hostname",
         placement: Some(Placement::ForkAsRoot),
         setuid_helpers: false,
+        no_liblxc: false,
         doc: "",
     };
     static REG_A: Registration = Registration {

@@ -109,6 +109,7 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let setuid_helpers = cmd.options.setuid_helpers;
+    let no_liblxc = cmd.options.no_liblxc;
     let doc = doc_expr(&cmd.doc_parts);
 
     // The struct's docs: the function's, then where it came from.
@@ -350,6 +351,7 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
                 snake_name: #snake,
                 placement: #placement_tokens,
                 setuid_helpers: #setuid_helpers,
+                no_liblxc: #no_liblxc,
                 doc: #doc,
             };
             type Output = #output;

@@ -29,8 +29,9 @@ mod parse;
 ///
 /// Options: `placement = exec | fork | fork_as_root` or `frontend_only` (exactly one),
 /// `frontend = path` (a custom frontend), `name = "Pascal"` (default: the function's name
-/// in PascalCase), `setuid_helpers`. Parameters after the first are positional arguments,
-/// or named ones with `#[kwarg]` / `#[kwarg(default)]`. See `docs/expansion.md`.
+/// in PascalCase), `setuid_helpers`, `no_liblxc` (the runner half never uses liblxc: the
+/// statically linked runner may run it). Parameters after the first are positional
+/// arguments, or named ones with `#[kwarg]` / `#[kwarg(default)]`. See `docs/expansion.md`.
 #[proc_macro_attribute]
 pub fn container_command(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::container_command(args.into(), input.into()).into()

@@ -17,7 +17,8 @@ use syn::{
 use crate::case;
 
 const OPTIONS: &str = "`placement = exec | fork | fork_as_root`, `frontend_only`, \
-                       `frontend = path::to::fn`, `name = \"PascalName\"`, `setuid_helpers`";
+                       `frontend = path::to::fn`, `name = \"PascalName\"`, `setuid_helpers`, \
+                       `no_liblxc`";
 const PLACEMENTS: &str = "`exec`, `fork` or `fork_as_root`";
 
 /// Collects independent errors into one.
@@ -96,6 +97,7 @@ pub(crate) struct Options {
     pub(crate) mode: Mode,
     pub(crate) name: Option<LitStr>,
     pub(crate) setuid_helpers: bool,
+    pub(crate) no_liblxc: bool,
 }
 
 impl Options {
@@ -110,6 +112,7 @@ impl Options {
         let mut frontend: Option<(syn::Path, Span)> = None;
         let mut name: Option<LitStr> = None;
         let mut setuid_helpers: Option<Span> = None;
+        let mut no_liblxc: Option<Span> = None;
         let mut seen: Vec<String> = Vec::new();
 
         for meta in &metas {
@@ -144,6 +147,11 @@ impl Options {
                 "setuid_helpers" => {
                     if errors.push_result(flag(meta)).is_some() {
                         setuid_helpers = Some(key_span);
+                    }
+                }
+                "no_liblxc" => {
+                    if errors.push_result(flag(meta)).is_some() {
+                        no_liblxc = Some(key_span);
                     }
                 }
                 "frontend" => {
@@ -185,6 +193,13 @@ impl Options {
                      runner half, which a frontend-only command does not have",
                 ));
             }
+            if let Some(span) = no_liblxc {
+                errors.push(Error::new(
+                    span,
+                    "`no_liblxc` cannot be combined with `frontend_only`: it says which runner \
+                     binary may run the runner half, which a frontend-only command does not have",
+                ));
+            }
         } else if !placement_seen {
             errors.push(Error::new(
                 attr_span,
@@ -205,6 +220,7 @@ impl Options {
             mode,
             name,
             setuid_helpers: setuid_helpers.is_some(),
+            no_liblxc: no_liblxc.is_some(),
         })
     }
 }
@@ -822,8 +838,11 @@ mod tests {
                 ..
             }
         ));
-        assert!(o.setuid_helpers);
+        assert!(o.setuid_helpers && !o.no_liblxc);
         assert_eq!(o.name.unwrap().value(), "State");
+
+        let o = options(quote!(placement = exec, no_liblxc)).unwrap();
+        assert!(o.no_liblxc && !o.setuid_helpers);
 
         let o = options(quote!(placement = fork, frontend = self::front::state)).unwrap();
         match o.mode {
@@ -873,6 +892,12 @@ mod tests {
         assert_eq!(
             message(options(quote!(placement = exec, setuid_helpers = true))),
             ["`setuid_helpers` is a flag and takes no value"]
+        );
+        assert!(message(options(quote!(frontend_only, no_liblxc)))[0]
+            .starts_with("`no_liblxc` cannot be combined with `frontend_only`"));
+        assert_eq!(
+            message(options(quote!(placement = exec, no_liblxc(yes)))),
+            ["`no_liblxc` is a flag and takes no arguments"]
         );
         assert!(
             message(options(quote!(placement = exec, name = "get-hostname")))[0]

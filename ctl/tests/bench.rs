@@ -10,6 +10,7 @@ const CASES: &[&str] = &[
     "spawn_true",
     "cgroup_migrate",
     "exec_noop",
+    "exec_noop_dynamic",
     "fork_noop",
     "warm_noop",
     "exec_noop_1g",
@@ -33,6 +34,7 @@ const CASES: &[&str] = &[
 
 const RATIOS: &[&str] = &[
     "exec_noop_vs_floor",
+    "exec_noop_dynamic_vs_floor",
     "fork_noop_vs_spawn",
     "big_caller",
     "ruby_vs_exec",
@@ -87,6 +89,12 @@ fn bench_reports_every_case_and_cleans_up() {
         );
     }
     assert!(report["runner_peak_rss_kib"].as_u64().unwrap() > 0);
+    // scripts/test builds the static runner beside ctl-runner: the no-op cases use it.
+    let static_runner = report["static_runner"].as_str().expect("a static runner");
+    assert!(
+        static_runner.ends_with("/ctl-runner-static"),
+        "{static_runner}"
+    );
     // Nothing of the benchmark container is left.
     let name = report["container"]
         .as_str()

@@ -1,15 +1,59 @@
 //! Which runner binary the frontend starts.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 static CONFIGURED: RwLock<Option<PathBuf>> = RwLock::new(None);
+/// `None`: not configured (look beside the runner); `Some(None)`: configured off.
+static STATIC_CONFIGURED: RwLock<Option<Option<PathBuf>>> = RwLock::new(None);
 static MULTICALL: AtomicBool = AtomicBool::new(false);
 
 /// Environment variable that overrides the runner binary.
 pub const RUNNER_ENV: &str = "CTL_RUNNER";
+
+/// Environment variable that overrides the statically linked runner; empty: none.
+pub const STATIC_RUNNER_ENV: &str = "CTL_STATIC_RUNNER";
+
+/// File name of the statically linked runner, looked for beside the runner binary.
+pub const STATIC_RUNNER_NAME: &str = "ctl-runner-static";
+
+/// Sets the statically linked runner (`None`: none), started instead of the runner for
+/// commands declared `no_liblxc` when a call names no runner. `CTL_STATIC_RUNNER` still
+/// overrides it. It must come from the same build as the runner (a runner of another
+/// protocol version refuses every envelope).
+pub fn set_static_runner_path(path: Option<PathBuf>) {
+    *STATIC_CONFIGURED.write().unwrap_or_else(|e| e.into_inner()) = Some(path);
+}
+
+/// The statically linked runner to start for a `no_liblxc` command instead of `runner`:
+/// `CTL_STATIC_RUNNER` (empty: none), else what [`set_static_runner_path`] set, else
+/// [`STATIC_RUNNER_NAME`] beside `runner` if that file exists (never beside
+/// `/proc/self/exe`: a multi-call daemon is its own, dynamic, runner).
+pub fn static_runner_path(runner: &Path) -> Option<PathBuf> {
+    static FROM_ENV: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let from_env = FROM_ENV.get_or_init(|| std::env::var_os(STATIC_RUNNER_ENV).map(PathBuf::from));
+    if let Some(p) = from_env {
+        return (!p.as_os_str().is_empty()).then(|| p.clone());
+    }
+    if let Some(configured) = STATIC_CONFIGURED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    {
+        return configured;
+    }
+    static_sibling(runner)
+}
+
+fn static_sibling(runner: &Path) -> Option<PathBuf> {
+    if runner.starts_with("/proc") {
+        return None;
+    }
+    let sibling = runner.with_file_name(STATIC_RUNNER_NAME);
+    sibling.is_file().then_some(sibling)
+}
 
 /// Sets the runner binary for calls that do not name one. `CTL_RUNNER` still overrides it
 /// (operators can point a daemon at another runner without rebuilding it).
@@ -58,4 +102,23 @@ pub fn runner_path() -> io::Result<PathBuf> {
         "no runner binary found: set CTL_RUNNER, call ctl_core::set_runner_path, or make this \
          binary its own runner with ctl_core::runner::run_if_runner()",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_static_runner_is_found_beside_the_runner_only() {
+        let dir = std::env::temp_dir().join(format!("ctl-static-sibling-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let runner = dir.join("ctl-runner");
+        std::fs::write(&runner, b"").unwrap();
+        assert_eq!(static_sibling(&runner), None, "no static runner installed");
+        std::fs::write(dir.join(STATIC_RUNNER_NAME), b"").unwrap();
+        assert_eq!(static_sibling(&runner), Some(dir.join(STATIC_RUNNER_NAME)));
+        // A multi-call daemon is its own runner: nothing beside /proc/self/exe.
+        assert_eq!(static_sibling(Path::new("/proc/self/exe")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

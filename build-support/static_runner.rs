@@ -1,0 +1,16 @@
+// Shared by the build scripts of the runner binaries (`include!`d).
+//
+// A runner built with `-C target-feature=+crt-static` (`ctl-runner-static`, see
+// docs/design.md) links glibc statically and never loads liblxc. `lxc-sys`'s build script
+// still asks for `-llxc`; a dynamic link drops it (`--as-needed`, no symbol used), a static
+// one needs an archive to satisfy it: an empty one, since nothing from liblxc is linked.
+fn satisfy_lxc_sys_when_static() {
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if !features.split(',').any(|f| f == "crt-static") {
+        return;
+    }
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // An ar archive with no members is its 8-byte magic alone.
+    std::fs::write(out.join("liblxc.a"), b"!<arch>\n").expect("writing an empty liblxc.a");
+    println!("cargo:rustc-link-search=native={}", out.display());
+}
