@@ -303,7 +303,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "\n{:<22} {:>8}  {:<8} met",
+            "\n{:<26} {:>8}  {:<8} met",
             "ratio / target", "value", "want"
         );
         // Not a target: what the no-op costs in the dynamic runner, as every LXC command's
@@ -311,7 +311,7 @@ impl Report {
         if let Some(Some(v)) = self.ratios.get("exec_noop_dynamic_vs_floor") {
             let _ = writeln!(
                 out,
-                "{:<22} {:>8}  {:<8} (no target)",
+                "{:<26} {:>8}  {:<8} (no target)",
                 "exec_noop_dynamic_vs_floor",
                 format_ratio(*v),
                 "-"
@@ -320,7 +320,7 @@ impl Report {
         for (name, t) in &self.targets {
             let _ = writeln!(
                 out,
-                "{:<22} {:>8}  {:<8} {}",
+                "{:<26} {:>8}  {:<8} {}",
                 name,
                 t.value.map_or_else(|| "-".to_owned(), format_ratio),
                 t.want,
