@@ -29,8 +29,9 @@ pub fn set_static_runner_path(path: Option<PathBuf>) {
 
 /// The statically linked runner to start for a `no_liblxc` command instead of `runner`:
 /// `CTL_STATIC_RUNNER` (empty: none), else what [`set_static_runner_path`] set, else
-/// [`STATIC_RUNNER_NAME`] beside `runner` if that file exists (never beside
-/// `/proc/self/exe`: a multi-call daemon is its own, dynamic, runner).
+/// [`STATIC_RUNNER_NAME`] beside `runner` if that file exists (looked for once per runner
+/// path, not on every call; never beside `/proc/self/exe`: a multi-call daemon is its own,
+/// dynamic, runner).
 pub fn static_runner_path(runner: &Path) -> Option<PathBuf> {
     static FROM_ENV: OnceLock<Option<PathBuf>> = OnceLock::new();
     let from_env = FROM_ENV.get_or_init(|| std::env::var_os(STATIC_RUNNER_ENV).map(PathBuf::from));
@@ -44,7 +45,15 @@ pub fn static_runner_path(runner: &Path) -> Option<PathBuf> {
     {
         return configured;
     }
-    static_sibling(runner)
+    static LAST: RwLock<Option<(PathBuf, Option<PathBuf>)>> = RwLock::new(None);
+    if let Some((for_runner, found)) = &*LAST.read().unwrap_or_else(|e| e.into_inner()) {
+        if for_runner == runner {
+            return found.clone();
+        }
+    }
+    let found = static_sibling(runner);
+    *LAST.write().unwrap_or_else(|e| e.into_inner()) = Some((runner.to_owned(), found.clone()));
+    found
 }
 
 fn static_sibling(runner: &Path) -> Option<PathBuf> {
