@@ -248,6 +248,70 @@ pub(crate) fn attach_wait(
     wait_child_until(pid, deadline)
 }
 
+/// Attaches `program` to the running container and waits for it, with the attach done by a
+/// forked child of this (single-threaded) runner rather than by the runner itself.
+///
+/// liblxc's attach can end the process that calls it: with liblxc 5.0.2 a container
+/// stopping during the attach sometimes made it `_exit(1)` the caller, without a message
+/// (`docs/reliability.md`), which left the frontend with a dead runner and no reply. Here
+/// that child is what ends; the runner survives and says what happened. The attached
+/// process is the child's (liblxc clones it with `CLONE_PARENT` from its own helper), so
+/// the child waits for it and reports its status through a pipe. Costs one fork of the
+/// runner per attach.
+pub(crate) fn attach_and_wait_isolated(
+    ct: &ctl_lxc::Container,
+    opts: &ctl_lxc::AttachOptions,
+    program: &dyn Fn() -> i32,
+) -> Result<std::process::ExitStatus, CommandError> {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the runner is single-threaded (commands run after the placement, before any
+    // thread could exist), so the child may allocate; it never returns into the runner's
+    // code but ends with `_exit` after writing its one report.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            drop(reader);
+            // Ends with the runner: a deadline that kills the runner must not leave it.
+            // SAFETY: integer-only prctl.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+            let report = match ct
+                .attach(opts, AttachProgram::Function(program))
+                .and_then(ctl_lxc::wait_pid)
+            {
+                Ok(status) => format!("ok {}", status.into_raw()),
+                Err(e) => format!("err {e}"),
+            };
+            let _ = nix::unistd::write(&writer, report.as_bytes());
+            // SAFETY: ends this child only; nothing of the runner's runs here afterwards.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(writer);
+            let mut report = String::new();
+            let _ = File::from(reader)
+                .take(64 * 1024)
+                .read_to_string(&mut report);
+            let status = loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other?,
+                }
+            };
+            match report.split_once(' ') {
+                Some(("ok", raw)) => raw
+                    .parse()
+                    .map(std::process::ExitStatus::from_raw)
+                    .map_err(|_| CommandError::msg(format!("bad attach report {report:?}"))),
+                Some(("err", message)) => Err(CommandError::msg(message)),
+                _ => Err(CommandError::msg(format!(
+                    "liblxc ended the attaching process ({status:?}) before the attached \
+                     program started; the container may be stopping"
+                ))),
+            }
+        }
+    }
+}
+
 /// Runs `f` in a process attached to the running container (root inside, `/` as cwd,
 /// stdio on `/dev/null`) and waits for it. `f`'s error text comes back through a pipe.
 ///
