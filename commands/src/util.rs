@@ -265,15 +265,22 @@ pub(crate) fn attach_and_wait_isolated(
 ) -> Result<std::process::ExitStatus, CommandError> {
     use std::os::unix::process::ExitStatusExt;
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let runner = nix::unistd::getpid();
     // SAFETY: the runner is single-threaded (commands run after the placement, before any
     // thread could exist), so the child may allocate; it never returns into the runner's
     // code but ends with `_exit` after writing its one report.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => {
             drop(reader);
-            // Ends with the runner: a deadline that kills the runner must not leave it.
-            // SAFETY: integer-only prctl.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+            // Ends with the runner: a deadline that kills the runner must not leave it
+            // (and a runner already gone leaves nobody to report to).
+            // SAFETY: integer-only prctl; `_exit` ends this child only.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                if nix::unistd::getppid() != runner {
+                    libc::_exit(1);
+                }
+            }
             let report = match ct
                 .attach(opts, AttachProgram::Function(program))
                 .and_then(ctl_lxc::wait_pid)
@@ -304,8 +311,8 @@ pub(crate) fn attach_and_wait_isolated(
                     .map_err(|_| CommandError::msg(format!("bad attach report {report:?}"))),
                 Some(("err", message)) => Err(CommandError::msg(message)),
                 _ => Err(CommandError::msg(format!(
-                    "liblxc ended the attaching process ({status:?}) before the attached \
-                     program started; the container may be stopping"
+                    "liblxc ended the attaching process ({status:?}) before it could report \
+                     the program's exit status; the container may be stopping"
                 ))),
             }
         }
