@@ -366,3 +366,21 @@ pub fn host_mounts_under(dir: &Path) -> Vec<String> {
         .filter(|m| Path::new(m).starts_with(dir))
         .collect()
 }
+
+/// Asserts that `lines` (of `/proc/<pid>/cgroup`) name the entry cgroup `relative` in
+/// every hierarchy of the host.
+pub fn assert_in_entry_everywhere(lines: &[String], relative: &str) {
+    let expected = format!("/{}", relative.trim_matches('/'));
+    assert_eq!(
+        lines.len(),
+        ctl_core::cgroup::hierarchies().len(),
+        "{lines:?}"
+    );
+    for line in lines {
+        assert_eq!(
+            line.splitn(3, ':').nth(2),
+            Some(expected.as_str()),
+            "{lines:?}"
+        );
+    }
+}

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use ctl_core::cgroup;
 use ctl_core::diag::{Identity, IdentityInfo};
 use ctl_core::{Call, Stdio};
-use tests::fixtures::{output_with_stdin, serial, test_runner_path, TestUser};
+use tests::fixtures::{
+    assert_in_entry_everywhere, output_with_stdin, serial, test_runner_path, TestUser,
+};
 
 fn identity(user: &TestUser) -> IdentityInfo {
     let call = Call::new(user.container())
@@ -43,23 +45,6 @@ fn hierarchies_moved_in() -> usize {
         .count()
 }
 
-fn assert_in_entry_cgroup(info: &IdentityInfo, relative: &str) {
-    let expected = format!("/{relative}");
-    assert_eq!(
-        info.cgroups.len(),
-        cgroup::hierarchies().len(),
-        "{:?}",
-        info.cgroups
-    );
-    for line in &info.cgroups {
-        assert_eq!(
-            line.splitn(3, ':').nth(2),
-            Some(expected.as_str()),
-            "{line}"
-        );
-    }
-}
-
 #[test]
 fn kept_files_are_reused_and_never_reach_command_code() {
     let _serial = serial();
@@ -69,7 +54,7 @@ fn kept_files_are_reused_and_never_reach_command_code() {
 
     // First call: the entry cgroup does not exist yet; the runner creates it.
     let info = identity(&user);
-    assert_in_entry_cgroup(&info, &relative);
+    assert_in_entry_everywhere(&info.cgroups, &relative);
     assert!(
         kept_files_of(&relative).is_empty(),
         "nothing to keep before the cgroup exists"
@@ -77,7 +62,7 @@ fn kept_files_are_reused_and_never_reach_command_code() {
 
     // Second call: the files are opened and kept; the runner enters through them.
     let info = identity(&user);
-    assert_in_entry_cgroup(&info, &relative);
+    assert_in_entry_everywhere(&info.cgroups, &relative);
     assert_eq!(
         info.fds,
         vec![0, 1, 2, 3],
@@ -88,7 +73,7 @@ fn kept_files_are_reused_and_never_reach_command_code() {
 
     // Third call: the same files, no new ones.
     let info = identity(&user);
-    assert_in_entry_cgroup(&info, &relative);
+    assert_in_entry_everywhere(&info.cgroups, &relative);
     assert_eq!(info.fds, vec![0, 1, 2, 3]);
     assert_eq!(kept_files_of(&relative), kept);
 }
@@ -109,14 +94,14 @@ fn a_removed_entry_cgroup_is_entered_again_and_remove_entry_forgets() {
         std::fs::remove_dir(&dir).unwrap_or_else(|e| panic!("rmdir {}: {e}", dir.display()));
     }
     let info = identity(&user);
-    assert_in_entry_cgroup(&info, &relative);
+    assert_in_entry_everywhere(&info.cgroups, &relative);
     assert_eq!(info.fds, vec![0, 1, 2, 3]);
 
     // Removing it through the framework forgets the files.
     cgroup::remove_entry(&relative).unwrap();
     assert_eq!(kept_files_of(&relative), Vec::new());
     let info = identity(&user);
-    assert_in_entry_cgroup(&info, &relative);
+    assert_in_entry_everywhere(&info.cgroups, &relative);
 }
 
 /// Runs the real runner on `envelope` with `file` open for appending as fd 5.

@@ -25,7 +25,8 @@ use ctl_core::frontend::{set_spawn_into_cgroup, spawn_into_cgroup_available};
 use ctl_core::{Call, Container, Envelope, Error, Placement, Stdio};
 use serde_json::json;
 use tests::fixtures::{
-    lingering_zombies, open_fd_count, serial, test_runner_path, write_script, TestUser,
+    assert_in_entry_everywhere, lingering_zombies, open_fd_count, serial, test_runner_path,
+    write_script, TestUser,
 };
 
 /// Switches the cold path to `posix_spawn` + self-move until dropped (also on a panic).
@@ -225,19 +226,6 @@ fn identity_call(ct: &Container) -> Call<'_> {
         .stderr(Stdio::Null)
 }
 
-/// Asserts that `lines` (of `/proc/<pid>/cgroup`) name the entry cgroup in every hierarchy.
-fn assert_in_entry_everywhere(lines: &[String], ct: &Container) {
-    let expected = format!("/{}", ct.cgroup_path);
-    assert_eq!(lines.len(), cgroup::hierarchies().len(), "{lines:?}");
-    for line in lines {
-        assert_eq!(
-            line.splitn(3, ':').nth(2),
-            Some(expected.as_str()),
-            "{lines:?}"
-        );
-    }
-}
-
 #[test]
 fn runner_born_in_the_unified_entry_cgroup_is_in_every_hierarchy_and_moved_only_in_v1() {
     let _serial = serial();
@@ -256,7 +244,7 @@ fn runner_born_in_the_unified_entry_cgroup_is_in_every_hierarchy_and_moved_only_
     // still moves itself (opens and writes) in the v1 hierarchies.
     let watch = Watch::new(&watched);
     let info = Identity::run_with(&identity_call(ct)).unwrap();
-    assert_in_entry_everywhere(&info.cgroups, ct);
+    assert_in_entry_everywhere(&info.cgroups, &ct.cgroup_path);
     assert_eq!(info.uid, [ct.ugid; 3]);
     assert_eq!(info.fds, vec![0, 1, 2, 3]);
     let events = watch.events();
@@ -277,7 +265,7 @@ fn runner_born_in_the_unified_entry_cgroup_is_in_every_hierarchy_and_moved_only_
     let _old = PosixSpawnOnly::new();
     let watch = Watch::new(&watched);
     let info = Identity::run_with(&identity_call(ct)).unwrap();
-    assert_in_entry_everywhere(&info.cgroups, ct);
+    assert_in_entry_everywhere(&info.cgroups, &ct.cgroup_path);
     for (path, mask) in watch.events() {
         assert_eq!(mask & IN_MODIFY, IN_MODIFY, "no move in {path:?}");
     }
@@ -332,7 +320,7 @@ fn missing_entry_cgroup_falls_back_then_is_created_and_entered() {
 
     // The real runner creates it (owned by the user) and enters it everywhere.
     let info = Identity::run_with(&identity_call(ct)).unwrap();
-    assert_in_entry_everywhere(&info.cgroups, ct);
+    assert_in_entry_everywhere(&info.cgroups, &ct.cgroup_path);
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(unified().path_of(&ct.cgroup_path)).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (ct.ugid, ct.ugid));
@@ -342,7 +330,7 @@ fn missing_entry_cgroup_falls_back_then_is_created_and_entered() {
     assert_eq!(fake.born_in().len(), 1);
     assert_eq!(fake.cgroups()["unified"], format!("/{}", ct.cgroup_path));
     let info = Identity::run_with(&identity_call(ct)).unwrap();
-    assert_in_entry_everywhere(&info.cgroups, ct);
+    assert_in_entry_everywhere(&info.cgroups, &ct.cgroup_path);
 }
 
 extern "C" fn noop_handler(_: libc::c_int) {}
@@ -633,7 +621,7 @@ fn sixteen_threads_times_fifty_spawns_into_the_cgroup() {
         Vec::<i32>::new()
     );
     let info = Identity::run_with(&identity_call(ct)).unwrap();
-    assert_in_entry_everywhere(&info.cgroups, ct);
+    assert_in_entry_everywhere(&info.cgroups, &ct.cgroup_path);
 }
 
 #[test]

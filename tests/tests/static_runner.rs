@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use ctl_core::diag::{Identity, Ping};
 use ctl_core::{Call, Command, Placement, Stdio};
 use serde_json::json;
-use tests::fixtures::{ctl_runner_path, output_with_stdin, serial, TestContainer, TestUser};
+use tests::fixtures::{
+    assert_in_entry_everywhere, ctl_runner_path, output_with_stdin, serial, TestContainer, TestUser,
+};
 
 fn static_runner() -> PathBuf {
     let path = ctl_runner_path().with_file_name(ctl_core::frontend::STATIC_RUNNER_NAME);
@@ -70,14 +72,7 @@ fn no_liblxc_commands_run_in_it_placed_as_in_the_dynamic_runner() {
         assert_eq!(s.uid, [ct.ugid; 3]);
         assert_eq!(s.gid, [ct.ugid; 3]);
         assert_eq!(s.groups, vec![ct.ugid]);
-        let entry = format!("/{}", ct.cgroup_path);
-        assert!(
-            s.cgroups
-                .iter()
-                .all(|l| l.splitn(3, ':').nth(2) == Some(entry.as_str())),
-            "{:?}",
-            s.cgroups
-        );
+        assert_in_entry_everywhere(&s.cgroups, &ct.cgroup_path);
         // Everything the placement decides is the same as in the dynamic runner.
         assert_eq!(
             (&s.uid, &s.gid, &s.groups, &s.cgroups, &s.rlimits, &s.fds, &s.env),
