@@ -26,7 +26,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use ctl_core::{bail, container_command, Call, CommandError, Error, RunnerContext, Stdio};
-use ctl_lxc::{AttachOptions, EnvPolicy, ExecuteOptions, State, SYSTEM_PATH};
+use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, State, SYSTEM_PATH};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
@@ -444,7 +444,13 @@ fn exec_attached(
     }
     // Runs in the attached process, a fork of this single-threaded runner.
     let program = || exec_argv(&c_argv);
-    let status = util::attach_and_wait_isolated(ct, &attach_options(&stdio), &program)?;
+    let status = util::attach_isolated(
+        ct,
+        &attach_options(&stdio),
+        AttachProgram::Function(&program),
+        None,
+    )?
+    .ok_or_else(|| CommandError::msg("the attached program timed out"))?;
     drop(stdio);
     Ok(exit_code(status))
 }

@@ -160,11 +160,12 @@ pub(crate) fn attach_and_report(
         let _ = write_all(&writer, line.as_bytes());
         code
     };
-    let pid = ct.attach(&opts, ctl_lxc::AttachProgram::Function(&child))?;
+    let status =
+        crate::util::attach_isolated(ct, &opts, ctl_lxc::AttachProgram::Function(&child), None);
     drop(writer);
-    let text = read_all(reader);
-    let status = ctl_lxc::wait_pid(pid)?;
-    let text = text?;
+    let status =
+        status?.ok_or_else(|| CommandError::msg("the process in the container timed out"))?;
+    let text = read_all(reader)?;
     Ok(match text.split_once(':') {
         Some(("ok", text)) => Ok(text.to_owned()),
         Some(("error", message)) => Err(CommandError::msg(message)),

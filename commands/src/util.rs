@@ -244,12 +244,12 @@ pub(crate) fn attach_wait(
 ) -> Result<Option<ExitStatus>, CommandError> {
     let null = dev_null()?;
     let opts = quiet_attach_options(&null, stdout, stderr);
-    let pid = ct.attach(&opts, AttachProgram::Command(argv))?;
-    wait_child_until(pid, deadline)
+    attach_isolated(ct, &opts, AttachProgram::Command(argv), deadline)
 }
 
-/// Attaches `program` to the running container and waits for it, with the attach done by a
-/// forked child of this (single-threaded) runner rather than by the runner itself.
+/// Attaches `program` to the running container and waits for it until `deadline` (killing
+/// it then: `Ok(None)`), with the attach done by a forked child of this (single-threaded)
+/// runner rather than by the runner itself. Every attach of the commands goes through here.
 ///
 /// liblxc's attach can end the process that calls it: with liblxc 5.0.2 a container
 /// stopping during the attach sometimes made it `_exit(1)` the caller, without a message
@@ -257,12 +257,14 @@ pub(crate) fn attach_wait(
 /// that child is what ends; the runner survives and says what happened. The attached
 /// process is the child's (liblxc clones it with `CLONE_PARENT` from its own helper), so
 /// the child waits for it and reports its status through a pipe. Costs one fork of the
-/// runner per attach.
-pub(crate) fn attach_and_wait_isolated(
+/// runner per attach. A caller that gives `program` a pipe of its own reads it after this
+/// returns, so the program must write less than a pipe holds (64 KiB): short reports.
+pub(crate) fn attach_isolated(
     ct: &ctl_lxc::Container,
-    opts: &ctl_lxc::AttachOptions,
-    program: &dyn Fn() -> i32,
-) -> Result<std::process::ExitStatus, CommandError> {
+    opts: &AttachOptions,
+    program: AttachProgram<'_>,
+    deadline: Option<Instant>,
+) -> Result<Option<ExitStatus>, CommandError> {
     use std::os::unix::process::ExitStatusExt;
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let runner = nix::unistd::getpid();
@@ -282,11 +284,13 @@ pub(crate) fn attach_and_wait_isolated(
                 }
             }
             let report = match ct
-                .attach(opts, AttachProgram::Function(program))
-                .and_then(ctl_lxc::wait_pid)
+                .attach(opts, program)
+                .map_err(CommandError::from)
+                .and_then(|pid| wait_child_until(pid, deadline))
             {
-                Ok(status) => format!("ok {}", status.into_raw()),
-                Err(e) => format!("err {e}"),
+                Ok(Some(status)) => format!("ok {}", status.into_raw()),
+                Ok(None) => "timeout ".to_owned(),
+                Err(e) => format!("err {}", e.message()),
             };
             let _ = nix::unistd::write(&writer, report.as_bytes());
             // SAFETY: ends this child only; nothing of the runner's runs here afterwards.
@@ -307,8 +311,9 @@ pub(crate) fn attach_and_wait_isolated(
             match report.split_once(' ') {
                 Some(("ok", raw)) => raw
                     .parse()
-                    .map(std::process::ExitStatus::from_raw)
+                    .map(|raw| Some(ExitStatus::from_raw(raw)))
                     .map_err(|_| CommandError::msg(format!("bad attach report {report:?}"))),
+                Some(("timeout", _)) => Ok(None),
                 Some(("err", message)) => Err(CommandError::msg(message)),
                 _ => Err(CommandError::msg(format!(
                     "liblxc ended the attaching process ({status:?}) before it could report \
@@ -339,12 +344,11 @@ pub(crate) fn attach_function(
         }
     };
     let opts = quiet_attach_options(&null, None, None);
-    let pid = ct.attach(&opts, AttachProgram::Function(&run));
+    let status = attach_isolated(ct, &opts, AttachProgram::Function(&run), None);
     drop(writer);
-    let pid = pid?;
+    let status = status?.ok_or_else(|| CommandError::msg("the attached process timed out"))?;
     let mut message = Vec::new();
     let _ = File::from(reader).take(64 * 1024).read_to_end(&mut message);
-    let status = ctl_lxc::wait_pid(pid)?;
     if status.success() {
         return Ok(());
     }
