@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use ctl_core::terminal::{self, WindowSize};
 use ctl_core::{bail, container_command, Call, CommandError, Error, RunnerContext, Stdio};
 use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, State, SYSTEM_PATH};
 use nix::errno::Errno;
@@ -58,7 +59,7 @@ pub struct SyscmdOutput {
 /// Run a command inside the container with the call's stdin/stdout/stderr; returns its
 /// exit status. `run` starts a stopped container just for the command (lxc-execute
 /// style); `network` then sets up its configured network first.
-#[container_command(placement = exec, setuid_helpers)]
+#[container_command(placement = exec, setuid_helpers, frontend = exec_frontend)]
 pub fn exec(
     ctx: &mut RunnerContext,
     cmd: Vec<String>,
@@ -69,6 +70,57 @@ pub fn exec(
         bail!("empty command");
     }
     run_program(ctx, &cmd, run, network)
+}
+
+/// Run a command inside the container on a new terminal of the container's own (a pty
+/// of its devpts), for interactive use; returns its exit status. The runner's stdin must
+/// be a unix socket: the pty's master end is sent over it (`SCM_RIGHTS`) to the frontend,
+/// which relays between it and the caller's terminal (`ctl_core::terminal::PtyRelay`).
+/// [`Exec`]'s frontend uses this when the call's stdin is a terminal: the caller's
+/// terminal itself never reaches the container. With `run` on a stopped container the pty
+/// comes from the host's devpts (the container's does not exist before it starts); it is
+/// a fresh pty, not the caller's.
+#[container_command(placement = exec, setuid_helpers)]
+pub fn exec_terminal(
+    ctx: &mut RunnerContext,
+    cmd: Vec<String>,
+    #[kwarg(default)] run: bool,
+    #[kwarg(default)] network: bool,
+    #[kwarg(default)] term: Option<String>,
+    #[kwarg(default)] size: Option<WindowSize>,
+) -> Result<i32, CommandError> {
+    if cmd.is_empty() {
+        bail!("empty command");
+    }
+    let Some(channel) = ctx.stdin.take() else {
+        bail!("ExecTerminal needs the frontend's terminal socket as its stdin");
+    };
+    match nix::sys::socket::getsockopt(&channel, nix::sys::socket::sockopt::SockType) {
+        Ok(nix::sys::socket::SockType::SeqPacket | nix::sys::socket::SockType::Stream) => {}
+        _ => bail!("ExecTerminal's stdin is not a unix socket (the frontend's terminal channel)"),
+    }
+    let term = term
+        .filter(|t| !t.is_empty() && t.len() < 64 && !t.contains(['\0', '=']))
+        .unwrap_or_else(|| "xterm".to_owned());
+    let ct = util::open(ctx)?;
+    if !ct.is_defined()? {
+        bail!("container {} does not exist", ctx.ident());
+    }
+    match ct.state()? {
+        State::Running => terminal_attached(&ct, &cmd, &term, size, channel),
+        State::Stopped if run => terminal_started(ctx, &ct, &cmd, &term, size, network, channel),
+        State::Stopped => bail!(
+            "container {} is not running (set `run` to start it for the command)",
+            ctx.ident()
+        ),
+        state @ (State::Frozen | State::Freezing) => {
+            bail!("container {} is {state}; thaw it first", ctx.ident())
+        }
+        other => bail!(
+            "container {} is {other}; try again when it is running or stopped",
+            ctx.ident()
+        ),
+    }
 }
 
 /// Run a script inside the container; returns its exit status. The frontend copies the
@@ -163,6 +215,61 @@ fn read_output(memfd: OwnedFd) -> std::io::Result<String> {
         text.push_str("\n[output cut at 16 MiB]\n");
     }
     Ok(text)
+}
+
+// ---------------------------------------------------------------------------------------
+// Exec's frontend: a terminal on stdin means an interactive session
+
+/// With a terminal on the call's stdin, the program runs on a pty of the container's own
+/// ([`ExecTerminal`]) and this process relays between that pty and the terminal; the
+/// terminal is never handed to the runner or the container. Otherwise the runner gets the
+/// call's stdio as it is (a terminal on stdout or stderr only is relayed through pipes by
+/// `ctl_core::invoke`).
+fn exec_frontend(
+    call: &Call<'_>,
+    cmd: Vec<String>,
+    run: bool,
+    network: bool,
+) -> Result<i32, Error> {
+    let Some(stdin) = call.stdin_fd().filter(|fd| terminal::is_terminal(*fd)) else {
+        return Exec::runner(call, cmd, run, network);
+    };
+    let setup = |what: &'static str| {
+        move |source: std::io::Error| Error::Setup {
+            command: "Exec".to_owned(),
+            what,
+            source,
+        }
+    };
+    let (front, back) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| setup("creating the terminal socket")(e.into()))?;
+    // The session's output goes where the call's stdout goes (the same terminal, usually).
+    // SAFETY: fd 1 exists for the process's whole life; borrowed for this call only.
+    let stdout_fd = unsafe { BorrowedFd::borrow_raw(1) };
+    let output = match call.stdout_stdio() {
+        Stdio::Fd(fd) => fd,
+        Stdio::Inherit => stdout_fd,
+        Stdio::Null => stdin,
+    };
+    let size = terminal::window_size(stdin);
+    let term = std::env::var("TERM").ok();
+    let relay =
+        terminal::PtyRelay::start(stdin, output, front).map_err(setup("relaying the terminal"))?;
+    let runner_call = call
+        .clone()
+        .stdin(Some(back.as_fd()))
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null);
+    let result = ExecTerminal::runner(&runner_call, cmd, run, network, term, size);
+    drop(runner_call);
+    drop(back);
+    relay.finish();
+    result
 }
 
 // ---------------------------------------------------------------------------------------
@@ -435,13 +542,6 @@ fn exec_attached(
 ) -> Result<i32, CommandError> {
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::of(ctx)?;
-    if ctx
-        .stdin_fd()
-        .is_some_and(|fd| nix::unistd::isatty(fd).unwrap_or(false))
-    {
-        drop(stdio);
-        return exec_with_terminal(ctx, argv);
-    }
     // Runs in the attached process, a fork of this single-threaded runner.
     let program = || exec_argv(&c_argv);
     let status = util::attach_isolated(
@@ -455,45 +555,134 @@ fn exec_attached(
     Ok(exit_code(status))
 }
 
-/// An interactive exec (stdin is a terminal): liblxc's attach API fails here when handed
-/// the caller's terminal ("Failed to attach to container", also with
-/// `LXC_ATTACH_TERMINAL`), while `lxc-attach` itself handles it (it proxies a pty of the
-/// container's). So this one case runs LXC's own `lxc-attach`, already placed as the
-/// container's user in its cgroups like every exec runner, with the same environment
-/// policy.
-fn exec_with_terminal(ctx: &RunnerContext, argv: &[String]) -> Result<i32, CommandError> {
-    let stdio = |fd: Option<BorrowedFd<'_>>| -> Result<std::process::Stdio, CommandError> {
-        Ok(match fd {
-            Some(fd) => std::process::Stdio::from(fd.try_clone_to_owned()?),
-            None => std::process::Stdio::null(),
-        })
+/// [`ExecTerminal`] on a running container: the attached process (root inside, a fork of
+/// this runner) opens a pty of the container's devpts, sends the master end to the
+/// frontend, makes the slave its controlling terminal and stdio, and executes the program.
+fn terminal_attached(
+    ct: &ctl_lxc::Container,
+    argv: &[String],
+    term: &str,
+    size: Option<WindowSize>,
+    channel: OwnedFd,
+) -> Result<i32, CommandError> {
+    let c_argv = c_argv(argv)?;
+    let stdio = ProgramStdio::null()?;
+    let channel_fd = channel.as_raw_fd();
+    let program = || match pty_in_container(channel_fd, size) {
+        Ok(()) => exec_argv(&c_argv),
+        Err(message) => {
+            let _ = writeln!(std::io::stderr(), "ExecTerminal: {message}");
+            126
+        }
     };
-    let status = std::process::Command::new("lxc-attach")
-        .arg("-P")
-        .arg(&ctx.lxc_home)
-        .args(["-n", &ctx.id, "--clear-env", "--keep-var", "TERM"])
-        .args([
-            "--set-var",
-            &format!("PATH={SYSTEM_PATH}"),
-            "--set-var",
-            "HOME=/root",
-            "--set-var",
-            "USER=root",
-        ])
-        .arg("--")
-        .args(argv)
-        .env_clear()
-        .envs(std::env::vars_os())
-        .stdin(stdio(ctx.stdin_fd())?)
-        .stdout(stdio(ctx.stdout_fd())?)
-        .stderr(stdio(ctx.stderr_fd())?)
-        .status()
-        .map_err(|e| {
-            CommandError::msg(format!(
-                "cannot run lxc-attach for an interactive exec: {e}"
-            ))
-        })?;
+    let opts = AttachOptions {
+        env: EnvPolicy::clean().var("TERM", term),
+        ..attach_options(&stdio)
+    };
+    let status = util::attach_isolated(ct, &opts, AttachProgram::Function(&program), None)?
+        .ok_or_else(|| CommandError::msg("the attached program timed out"))?;
+    drop(channel);
     Ok(exit_code(status))
+}
+
+/// In the attached process (inside the container, before the exec): a new pty from the
+/// container's `/dev/ptmx`, its master sent over `channel` and closed here, the slave
+/// made the controlling terminal of a new session and the process's stdio.
+fn pty_in_container(channel: RawFd, size: Option<WindowSize>) -> Result<(), String> {
+    // The container's /dev/ptmx is the container root's to replace: never block on it
+    // (a FIFO), and accept only a real pty master.
+    let master = nix::fcntl::open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open the container's /dev/ptmx: {e}"))?;
+    if !terminal::is_pty_master(master.as_fd()) {
+        return Err("the container's /dev/ptmx is not a pty multiplexer".to_owned());
+    }
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer (0: unlock the slave).
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } != 0 {
+        return Err(format!(
+            "cannot unlock the pty (TIOCSPTLCK): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // The slave through the master (TIOCGPTPEER), not by a path the container controls.
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd (or -1).
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return Err(format!(
+            "cannot open the pty's slave (TIOCGPTPEER): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: the ioctl returned a new fd that nothing else owns.
+    let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
+    if let Some(size) = size {
+        let _ = terminal::set_window_size(slave.as_fd(), size);
+    }
+    // SAFETY: the channel is the runner's stdin socket, open in this fork of the runner
+    // until it is closed below; only borrowed to send the master.
+    let channel_fd = unsafe { BorrowedFd::borrow_raw(channel) };
+    terminal::send_fd(channel_fd, master.as_fd())
+        .map_err(|e| format!("cannot send the pty to the frontend: {e}"))?;
+    drop(master);
+    // Nothing of the runner's conversation survives into the program.
+    let _ = nix::unistd::close(channel);
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    // SAFETY: TIOCSCTTY with 0: become the controlling terminal of this new session.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(format!(
+            "cannot make the pty the controlling terminal: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    for target in 0..3 {
+        // SAFETY: dup2 onto the standard fds of this process, which is about to exec;
+        // nothing in it owns them as Rust objects any more (liblxc set them up).
+        if unsafe { libc::dup2(slave.as_raw_fd(), target) } < 0 {
+            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// [`ExecTerminal`] with `run` on a stopped container: a fresh pty of the host's devpts
+/// (the runner's, as the container's user), its master sent to the frontend, its slave the
+/// program's stdio.
+fn terminal_started(
+    ctx: &RunnerContext,
+    ct: &ctl_lxc::Container,
+    argv: &[String],
+    term: &str,
+    size: Option<WindowSize>,
+    network: bool,
+    channel: OwnedFd,
+) -> Result<i32, CommandError> {
+    let pty =
+        nix::pty::openpty(None, None).map_err(|e| CommandError::msg(format!("openpty: {e}")))?;
+    for fd in [&pty.master, &pty.slave] {
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    if let Some(size) = size {
+        let _ = terminal::set_window_size(pty.slave.as_fd(), size);
+    }
+    terminal::send_fd(channel.as_fd(), pty.master.as_fd())
+        .map_err(|e| CommandError::msg(format!("cannot send the pty to the frontend: {e}")))?;
+    drop(pty.master);
+    drop(channel);
+    let slave = pty.slave.as_raw_fd();
+    started_with_stdio(ctx, ct, argv, network, [slave, slave, slave], Some(term))
 }
 
 /// `execvp` with the shell's exit statuses when it fails (127: not found, 126: cannot be
@@ -532,6 +721,18 @@ fn exec_started(
     argv: &[String],
     network: bool,
 ) -> Result<i32, CommandError> {
+    let stdio = ProgramStdio::of(ctx)?;
+    started_with_stdio(ctx, ct, argv, network, stdio.fds, None)
+}
+
+fn started_with_stdio(
+    _ctx: &RunnerContext,
+    ct: &ctl_lxc::Container,
+    argv: &[String],
+    network: bool,
+    fds: [RawFd; 3],
+    term: Option<&str>,
+) -> Result<i32, CommandError> {
     if !network {
         // No networking: a network namespace with only the loopback device (in memory,
         // for this start only).
@@ -539,16 +740,19 @@ fn exec_started(
         ct.set_config_item("lxc.net.0.type", "empty")?;
         ct.set_config_item("lxc.net.0.flags", "up")?;
     }
-    let stdio = ProgramStdio::of(ctx)?;
+    let mut env = vec![
+        ("PATH".to_owned(), SYSTEM_PATH.to_owned()),
+        ("HOME".to_owned(), "/root".to_owned()),
+        ("USER".to_owned(), "root".to_owned()),
+    ];
+    if let Some(term) = term {
+        env.push(("TERM".to_owned(), term.to_owned()));
+    }
     let opts = ExecuteOptions {
-        stdin: Some(stdio.fds[0]),
-        stdout: Some(stdio.fds[1]),
-        stderr: Some(stdio.fds[2]),
-        env: vec![
-            ("PATH".to_owned(), SYSTEM_PATH.to_owned()),
-            ("HOME".to_owned(), "/root".to_owned()),
-            ("USER".to_owned(), "root".to_owned()),
-        ],
+        stdin: Some(fds[0]),
+        stdout: Some(fds[1]),
+        stderr: Some(fds[2]),
+        env,
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     // The program inherits the runner's signal dispositions through init.lxc's exec.

@@ -283,6 +283,21 @@ pub(crate) fn attach_isolated(
                     libc::_exit(1);
                 }
             }
+            // Nothing entering the container may be caught on the way in. liblxc's
+            // processes that join the container's namespaces (the transient one, then the
+            // attached one) are forks of this child, and until the attached one switches
+            // to the container's root they run as the container's user inside the
+            // container's user namespace, where the container's root holds
+            // CAP_SYS_PTRACE: a dumpable one can be ptraced and its fds copied out
+            // (pidfd_getfd). Non-dumpable, the kernel also asks for CAP_SYS_PTRACE in the
+            // namespace of its memory (the host's), which the container's root lacks.
+            // The program's exec makes it dumpable again, as a process of the container.
+            if let Err(e) = seal_for_attach() {
+                let report = format!("err cannot prepare the attach: {e}");
+                let _ = nix::unistd::write(&writer, report.as_bytes());
+                // SAFETY: ends this child only.
+                unsafe { libc::_exit(0) }
+            }
             let report = match ct
                 .attach(opts, program)
                 .map_err(CommandError::from)
@@ -322,6 +337,23 @@ pub(crate) fn attach_isolated(
             }
         }
     }
+}
+
+/// What [`attach_isolated`]'s child does before it calls liblxc: non-dumpable (checked),
+/// the runner's conversation closed, every other fd close-on-exec.
+fn seal_for_attach() -> std::io::Result<()> {
+    // SAFETY: integer-only prctl calls.
+    unsafe {
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_GET_DUMPABLE) != 0 {
+            return Err(std::io::Error::other(
+                "still dumpable after PR_SET_DUMPABLE 0",
+            ));
+        }
+    }
+    ctl_core::runner::seal_fds_for_attach()
 }
 
 /// Runs `f` in a process attached to the running container (root inside, `/` as cwd,

@@ -75,6 +75,12 @@ impl<'a> Call<'a> {
         self.stdin
     }
 
+    /// Where the command's output goes, as set with [`Call::stdout`]; for frontends that
+    /// relay it themselves (an interactive Exec).
+    pub fn stdout_stdio(&self) -> Stdio<'a> {
+        self.stdout
+    }
+
     /// The command's input.
     pub fn stdin(mut self, fd: Option<BorrowedFd<'a>>) -> Self {
         self.stdin = fd;
@@ -124,10 +130,11 @@ impl<'a> Call<'a> {
         self
     }
 
-    /// With a deadline, the runner leads a process group of its own (the default), so that
-    /// the deadline kills everything it started. Turn off to keep it in the caller's group,
-    /// e.g. when it reads from the caller's terminal (a background group reading a tty is
-    /// stopped). Without a deadline the runner always stays in the caller's group.
+    /// Kept for compatibility; has no effect. Every runner leads a session and a process
+    /// group of its own, with no controlling terminal (a runner sharing the caller's
+    /// terminal would let the container's root type into it), and a deadline kills that
+    /// whole group. A terminal among the call's stdio is relayed by the frontend instead
+    /// of being handed to the runner.
     pub fn own_process_group(mut self, own: bool) -> Self {
         self.own_process_group = own;
         self

@@ -17,7 +17,7 @@ use crate::container::Rlimit;
 
 /// Version of our envelope extension and reply conventions. Bumped on any incompatible
 /// change; a runner refuses an envelope of another version with a reply naming both.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Largest envelope a runner accepts, in bytes. Arguments are small; anything bigger is a
 /// bug or an attack.
@@ -226,9 +226,9 @@ pub struct PlacementSpec {
     /// commands that start a container or attach to one.
     #[serde(default)]
     pub setuid_helpers: bool,
-    /// Move into a process group of its own first (so that a deadline can kill everything
-    /// the runner started). Done by the runner rather than by `posix_spawn`'s
-    /// `POSIX_SPAWN_SETPGROUP`, which measured about 45 µs slower per call here.
+    /// Informational since protocol 7: every runner starts a session (and so a process
+    /// group) of its own before it reads the envelope, whatever this says, so that nothing
+    /// it starts has a controlling terminal; the frontend kills that group on a deadline.
     #[serde(default)]
     pub own_process_group: bool,
 }

@@ -32,6 +32,7 @@ pub mod frontend;
 pub mod registry;
 pub mod reply;
 pub mod runner;
+pub mod terminal;
 
 pub use args::{Args, ArgsEncoder};
 pub use call::{Call, Stdio};

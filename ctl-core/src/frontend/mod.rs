@@ -85,10 +85,26 @@ fn decode_output<T: DeserializeOwned>(
 /// dispatch by name (e.g. a generic RPC) can call it directly.
 pub fn invoke(call: &Call<'_>, spec: &'static CommandSpec, args: Args) -> Result<Value, Error> {
     let prepared = Prepared::new(call, spec)?;
-    match call.warm {
+    // A terminal among the call's stdio never reaches the runner: pipes instead, relayed
+    // by threads of this process for the duration of the call.
+    let relay = crate::terminal::StdioRelay::start(call)
+        .map_err(prepared.setup("relaying the caller's terminal"))?;
+    let relayed;
+    let call = match &relay {
+        Some(relay) => {
+            relayed = relay.apply(call);
+            &relayed
+        }
+        None => call,
+    };
+    let result = match call.warm {
         Some(pool) => warm::invoke(pool, call, &prepared, args),
         None => invoke_cold(call, &prepared, args),
+    };
+    if let Some(relay) = relay {
+        relay.finish();
     }
+    result
 }
 
 /// What every runner start of one call needs, computed once.
@@ -271,11 +287,10 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
     ];
     fds.extend(stdio.fds.iter().copied());
     let mut placement = prepared.spec.clone();
-    // Only a deadline kills the runner's whole process group; without one, leading a group
-    // of its own costs every call about 40 µs here (process-group exit bookkeeping) for
-    // nothing.
-    let own_group = call.own_process_group && call.deadline.is_some();
-    placement.own_process_group = own_group;
+    // Every runner leads a session (and so a process group) of its own, whatever the call
+    // says: it must have no controlling terminal (`runner::session`). A deadline or an
+    // early return kills that whole group.
+    placement.own_process_group = true;
 
     // Born in the cgroup v2 entry cgroup when it exists and the kernel can (clone3), else
     // posix_spawn; the envelope then tells the runner where it need not move itself.
@@ -345,8 +360,8 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
     });
     let envelope = envelope.to_vec();
     drop((env_child, reply_w, stderr_w));
-    let mut child = ChildGuard::watch(pid, own_group)
-        .map_err(prepared.setup("opening a pidfd for the runner"))?;
+    let mut child =
+        ChildGuard::watch(pid, true).map_err(prepared.setup("opening a pidfd for the runner"))?;
     let channels = Channels {
         envelope: Some(env_parent),
         reply: reply_r,

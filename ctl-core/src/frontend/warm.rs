@@ -83,7 +83,9 @@ fn spawner_thread(jobs: mpsc::Receiver<SpawnJob>) {
             argv0: &job.argv0,
             env: &job.env,
             fds: &fds,
-            own_process_group: true,
+            // The runner starts a session of its own (setsid), which a process group
+            // leader could not.
+            own_process_group: false,
         });
         let _ = job.answer.send(result);
     }

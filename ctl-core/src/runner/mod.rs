@@ -7,11 +7,12 @@
 
 mod fds;
 mod placement;
+mod session;
 mod warm;
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::args::Args;
@@ -74,6 +75,49 @@ pub struct WarmUp {
 }
 
 inventory::collect!(WarmUp);
+
+/// The fd of the reply pipe of the command this runner process serves (-1: none yet).
+static REPLY_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// For a child forked from a runner that is about to enter a container (an attach): closes
+/// this process's copies of the runner's conversation with its frontend — the reply pipe
+/// and the envelope socket (fd 0) — and marks every other fd above 2 close-on-exec, so
+/// that whatever the container runs inherits nothing of the runner but the standard fds
+/// the attach sets up. Call it in the child only (the runner itself still needs them).
+/// Fds the child needs until it executes the program (its own report pipe, the fds it
+/// hands to liblxc, liblxc's log) stay usable until then.
+pub fn seal_fds_for_attach() -> std::io::Result<()> {
+    let reply = REPLY_FD.load(std::sync::atomic::Ordering::SeqCst);
+    if reply > 2 {
+        let _ = nix::unistd::close(reply);
+    }
+    // The envelope socket: replaced by /dev/null, so that fd 0 stays taken (liblxc and the
+    // program's stdio setup expect 0, 1 and 2 to exist).
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    // SAFETY: dup2 onto fd 0, which no Rust object in the runner owns (std's stdin handle
+    // only refers to the number).
+    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    drop(null);
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags; no fd is closed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// Exit status for a runner that could not even reply (bad envelope, bad return fd).
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -169,6 +213,11 @@ fn list(json: bool) -> ! {
 
 /// Reads the envelope from stdin, runs it and exits.
 pub fn serve_stdin() -> ! {
+    // First of all: nothing this process starts may reach the caller's terminal.
+    if let Err(e) = session::leave_terminal() {
+        eprintln!("ctl-runner: {e}");
+        std::process::exit(EXIT_BAD_INPUT);
+    }
     let mut input = Vec::with_capacity(4096);
     let read = read_envelope_bytes(&mut input);
     if let Err(e) = read {
@@ -223,6 +272,7 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
+    REPLY_FD.store(return_fd.as_raw_fd(), std::sync::atomic::Ordering::SeqCst);
     let reply = |reply: Reply| -> i32 {
         match write_all(&return_fd, &reply.to_line()) {
             Ok(()) => 0,

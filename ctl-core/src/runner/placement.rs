@@ -1,7 +1,7 @@
 //! Applying the placement to the runner itself, while it is still root and before any
 //! command code runs. Each step is a few syscalls; the order matters:
 //!
-//! 0. a process group of its own, when asked (so that a deadline kills all it starts),
+//! 0. (before this module: a session and process group of its own, see `super::session`),
 //! 1. rlimits (raising a hard limit needs root),
 //! 2. cgroups: write `0` to each `cgroup.procs` (moves this very process), except in the
 //!    hierarchies the frontend already started it in (`born_in`: cgroup v2 through
@@ -82,10 +82,8 @@ pub(super) fn apply(
     parent_pid: Option<i32>,
     mut procs_files: Vec<Option<OwnedFd>>,
 ) -> Result<(), String> {
-    if spec.own_process_group {
-        nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
-            .map_err(|e| format!("setpgid: {e}"))?;
-    }
+    // `own_process_group` needs no step: every runner leads a session, and so a process
+    // group, of its own (`session::leave_terminal`, before the envelope was read).
     for (name, limit) in &spec.rlimits {
         let resource = rlimit_resource(name).ok_or_else(|| format!("unknown rlimit {name:?}"))?;
         let value = libc::rlimit {

@@ -1,0 +1,69 @@
+//! The runner leaves the caller's terminal before anything else.
+//!
+//! A runner, and everything it starts (liblxc's attached processes, `lxc.hook.*`, the
+//! program of an Exec), must never be able to reach a terminal of the host. A process
+//! that shares the caller's session has the caller's controlling terminal: inside a
+//! container, `open("/dev/tty")` then returns the operator's terminal (LXC bind-mounts the
+//! host's `/dev/tty` node into containers), and `ioctl(TIOCSTI)` on it types commands into
+//! the operator's root shell. So every runner starts a session of its own, which has no
+//! controlling terminal, and checks that `/dev/tty` is gone for it; a runner that cannot
+//! get rid of the terminal refuses to run at all.
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+/// Starts a new session (no controlling terminal, a process group of its own), or, when
+/// that is impossible because this process already leads a process group (a shell started
+/// it as a job), detaches from the controlling terminal with `TIOCNOTTY`. Then checks that
+/// the process has no controlling terminal.
+pub(crate) fn leave_terminal() -> Result<(), String> {
+    match nix::unistd::setsid() {
+        Ok(_) => {}
+        // Already a process group leader (or session leader): detach instead.
+        Err(Errno::EPERM) => detach_controlling_terminal()?,
+        Err(e) => return Err(format!("setsid: {e}")),
+    }
+    match open_controlling_terminal() {
+        Err(Errno::ENXIO) => Ok(()),
+        Ok(_) => Err(
+            "the runner still has a controlling terminal after setsid/TIOCNOTTY; \
+                      refusing to run anything that could reach it"
+                .to_owned(),
+        ),
+        Err(e) => Err(format!(
+            "cannot check for a controlling terminal (/dev/tty): {e}"
+        )),
+    }
+}
+
+/// `/dev/tty` is the calling process's controlling terminal; `ENXIO` when it has none.
+fn open_controlling_terminal() -> nix::Result<std::os::fd::OwnedFd> {
+    nix::fcntl::open(
+        "/dev/tty",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn detach_controlling_terminal() -> Result<(), String> {
+    let tty = match open_controlling_terminal() {
+        Ok(tty) => tty,
+        Err(Errno::ENXIO) => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "cannot open the controlling terminal to leave it: {e}"
+            ))
+        }
+    };
+    // SAFETY: TIOCNOTTY takes no argument; on a process that does not lead its session it
+    // only clears this process's controlling terminal.
+    let rc = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&tty), libc::TIOCNOTTY) };
+    if rc != 0 {
+        return Err(format!(
+            "cannot leave the controlling terminal (TIOCNOTTY): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
