@@ -195,8 +195,9 @@ fn runscript_frontend(
             (content, call.clone().stdin(None))
         }
     };
-    let config = read_lxc_config(&ct.lxc_home, &ct.id).map_err(|e| refuse(e.to_string()))?;
-    let rootfs = open_rootfs(&config).map_err(|e| refuse(e.to_string()))?;
+    let config =
+        read_lxc_config(&ct.lxc_home, &ct.id, ct.ugid).map_err(|e| refuse(e.to_string()))?;
+    let rootfs = open_rootfs(&config, &ct.home).map_err(|e| refuse(e.to_string()))?;
     let placed = PlacedScript::create(rootfs, config.root_uid, config.root_gid, &content)
         .map_err(|e| refuse(e.to_string()))?;
     let inside = PathBuf::from(placed.path_inside());
