@@ -208,13 +208,21 @@ fn runscript_frontend(
     result
 }
 
+/// Reads the script the caller named. It may lie in a tree someone else controls (a
+/// container user's home): the daemon's thread must not block on a FIFO or read a
+/// terminal, so it is opened without blocking and only a regular file is read.
 fn read_script_file(path: &Path) -> Result<Vec<u8>, String> {
-    let file =
-        File::open(path).map_err(|e| format!("cannot read the script {}: {e}", path.display()))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(format!("the script {} is a directory", path.display()));
-    }
-    read_bounded(file).map_err(|e| format!("cannot read the script {}: {e}", path.display()))
+    let cannot =
+        |e: &dyn std::fmt::Display| format!("cannot read the script {}: {e}", path.display());
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| cannot(&e.desc()))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| cannot(&e.desc()))?;
+    crate::tasks::require_regular(format!("the script {}", path.display()), st.st_mode)?;
+    read_bounded(File::from(fd)).map_err(|e| cannot(&e))
 }
 
 fn read_script_stdin(stdin: BorrowedFd<'_>) -> Result<Vec<u8>, String> {

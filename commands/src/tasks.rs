@@ -622,8 +622,8 @@ pub fn open_rootfs(config: &LxcConfig, user_home: &Path) -> Result<OwnedFd, Conf
         let Ok(rest) = path.strip_prefix(anchor) else {
             continue;
         };
-        let base = open_dir_nofollow(anchor)
-            .map_err(|e| cannot(&format!("{}: {e}", anchor.display())))?;
+        let base =
+            open_dir_nofollow(anchor).map_err(|e| cannot(&format!("{}: {e}", anchor.display())))?;
         let st = nix::sys::stat::fstat(&base).map_err(|e| cannot(&e))?;
         // The user's home counts only where it is the user's: a home of `/` is not a tree
         // the user controls, and its paths may pass through the host's own symlinks.
@@ -666,12 +666,16 @@ pub fn open_rootfs(config: &LxcConfig, user_home: &Path) -> Result<OwnedFd, Conf
 
 /// Checks the container's config against the container's user (`Container::ugid`, which
 /// the runner is not told) before the runner starts.
-fn check_config_in_frontend(call: &ctl_core::Call<'_>, command: &str) -> Result<(), ctl_core::Error> {
+fn check_config_in_frontend(
+    call: &ctl_core::Call<'_>,
+    command: &str,
+) -> Result<(), ctl_core::Error> {
     let ct = call.container();
     let config = read_lxc_config(&ct.lxc_home, &ct.id, ct.ugid)
         .map_err(|e| ctl_core::Error::command(command, e.to_string()))?;
     if command == "WithRootfs" {
-        open_rootfs(&config, &ct.home).map_err(|e| ctl_core::Error::command(command, e.to_string()))?;
+        open_rootfs(&config, &ct.home)
+            .map_err(|e| ctl_core::Error::command(command, e.to_string()))?;
     }
     Ok(())
 }

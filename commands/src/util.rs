@@ -93,10 +93,9 @@ fn open_log(log_file: &Path) -> Result<File, String> {
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| match e {
-        nix::errno::Errno::ELOOP => format!(
-            "{} is a symlink; refusing to follow it",
-            log_file.display()
-        ),
+        nix::errno::Errno::ELOOP => {
+            format!("{} is a symlink; refusing to follow it", log_file.display())
+        }
         e => format!("cannot read {}: {}", log_file.display(), e.desc()),
     })?;
     let st = nix::sys::stat::fstat(&fd)
@@ -568,13 +567,21 @@ mod tests {
         let log = dir.join("ok.log");
         std::fs::write(&log, "a\nx ERROR y\nb\n").unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let paths = [fifo.clone(), link.clone(), PathBuf::from("/dev/null"), log.clone()];
+        let paths = [
+            fifo.clone(),
+            link.clone(),
+            PathBuf::from("/dev/null"),
+            log.clone(),
+        ];
         std::thread::spawn(move || {
             for p in paths {
                 let _ = tx.send((log_tail_since(&p, 0, 8), log_offset(Some(&p))));
             }
         });
-        let mut next = || rx.recv_timeout(Duration::from_secs(5)).expect("a log read hung");
+        let next = || {
+            rx.recv_timeout(Duration::from_secs(5))
+                .expect("a log read hung")
+        };
         let (tail, offset) = next();
         let e = tail.unwrap_err();
         assert!(e.contains("fifo.log") && e.contains("a FIFO"), "{e}");
@@ -582,7 +589,10 @@ mod tests {
         let e = next().0.unwrap_err();
         assert!(e.contains("link.log") && e.contains("symlink"), "{e}");
         let e = next().0.unwrap_err();
-        assert!(e.contains("/dev/null") && e.contains("character device"), "{e}");
+        assert!(
+            e.contains("/dev/null") && e.contains("character device"),
+            "{e}"
+        );
         let (tail, offset) = next();
         assert_eq!(tail.unwrap(), vec!["x ERROR y".to_owned()]);
         assert_eq!(offset, 14);

@@ -300,14 +300,18 @@ fn a_config_owned_by_another_user_is_refused() {
         WithRootfs::run_with(&call(b), "read_file".into(), json!("/etc/passwd")),
     );
     assert!(
-        message.contains(&config_b.display().to_string())
-            && message.contains(&a.ugid.to_string()),
+        message.contains(&config_b.display().to_string()) && message.contains(&a.ugid.to_string()),
         "{message}"
     );
     let script = tempfile_script("#!/bin/sh\ntrue\n");
     let message = refusal(
         "Runscript on B with A's config",
-        Runscript::run_with(&call(b), ScriptSource::File(script.path.clone()), false, false),
+        Runscript::run_with(
+            &call(b),
+            ScriptSource::File(script.path.clone()),
+            false,
+            false,
+        ),
     );
     assert!(message.contains(&a.ugid.to_string()), "{message}");
     std::fs::write(&config_b, &original).unwrap();
@@ -338,7 +342,10 @@ fn a_rootfs_reached_through_a_symlink_in_the_lxc_home_is_refused() {
         &format!("lxc.rootfs.path = dir:{}", rootfs(b).display()),
         &format!("lxc.rootfs.path = dir:{}", via.join("rootfs").display()),
     );
-    assert_ne!(edited, original, "the config names no dir: rootfs:\n{original}");
+    assert_ne!(
+        edited, original,
+        "the config names no dir: rootfs:\n{original}"
+    );
     std::fs::write(&config_b, &edited).unwrap();
     let message = refusal(
         "WithRootfs on B, rootfs via a symlink",
