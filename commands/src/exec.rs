@@ -302,8 +302,9 @@ fn runscript_frontend(
             (content, call.clone().stdin(None))
         }
     };
-    let config = read_lxc_config(&ct.lxc_home, &ct.id).map_err(|e| refuse(e.to_string()))?;
-    let rootfs = open_rootfs(&config).map_err(|e| refuse(e.to_string()))?;
+    let config =
+        read_lxc_config(&ct.lxc_home, &ct.id, ct.ugid).map_err(|e| refuse(e.to_string()))?;
+    let rootfs = open_rootfs(&config, &ct.home).map_err(|e| refuse(e.to_string()))?;
     let placed = PlacedScript::create(rootfs, config.root_uid, config.root_gid, &content)
         .map_err(|e| refuse(e.to_string()))?;
     let inside = PathBuf::from(placed.path_inside());
@@ -314,13 +315,21 @@ fn runscript_frontend(
     result
 }
 
+/// Reads the script the caller named. It may lie in a tree someone else controls (a
+/// container user's home): the daemon's thread must not block on a FIFO or read a
+/// terminal, so it is opened without blocking and only a regular file is read.
 fn read_script_file(path: &Path) -> Result<Vec<u8>, String> {
-    let file =
-        File::open(path).map_err(|e| format!("cannot read the script {}: {e}", path.display()))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(format!("the script {} is a directory", path.display()));
-    }
-    read_bounded(file).map_err(|e| format!("cannot read the script {}: {e}", path.display()))
+    let cannot =
+        |e: &dyn std::fmt::Display| format!("cannot read the script {}: {e}", path.display());
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| cannot(&e.desc()))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| cannot(&e.desc()))?;
+    crate::tasks::require_regular(format!("the script {}", path.display()), st.st_mode)?;
+    read_bounded(File::from(fd)).map_err(|e| cannot(&e))
 }
 
 fn read_script_stdin(stdin: BorrowedFd<'_>) -> Result<Vec<u8>, String> {

@@ -27,11 +27,11 @@ use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ctl_core::{bail, container_command, CommandError, RunnerContext};
-use nix::fcntl::OFlag;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
@@ -90,7 +90,7 @@ pub fn find_task(name: &str) -> Result<&'static RootfsTask, CommandError> {
 
 /// Run the registered task `task` chrooted into the container's rootfs, as the
 /// container's root host uid/gid.
-#[container_command(placement = fork_as_root)]
+#[container_command(placement = fork_as_root, frontend = with_rootfs_frontend)]
 pub fn with_rootfs(
     ctx: &mut RunnerContext,
     task: String,
@@ -98,8 +98,9 @@ pub fn with_rootfs(
 ) -> Result<Value, CommandError> {
     let task = find_task(&task)?;
     require_root()?;
-    let config = read_lxc_config(&ctx.lxc_home, &ctx.id)?;
-    let rootfs = open_rootfs(&config)?;
+    let owner = container_user_uid(&ctx.lxc_home, &ctx.user_home)?;
+    let config = read_lxc_config(&ctx.lxc_home, &ctx.id, owner)?;
+    let rootfs = open_rootfs(&config, &ctx.user_home)?;
     nix::unistd::fchdir(&rootfs)
         .map_err(|e| CommandError::msg(format!("fchdir into the rootfs: {e}")))?;
     nix::unistd::chroot(".")
@@ -124,7 +125,8 @@ pub fn with_mountns(
 ) -> Result<Value, CommandError> {
     let task = find_task(&task)?;
     require_root()?;
-    let config = read_lxc_config(&ctx.lxc_home, &ctx.id)?;
+    let owner = container_user_uid(&ctx.lxc_home, &ctx.user_home)?;
+    let config = read_lxc_config(&ctx.lxc_home, &ctx.id, owner)?;
     let pid = match pid {
         Some(pid) if pid > 0 => pid,
         Some(pid) => bail!("bad pid {pid}"),
@@ -177,7 +179,10 @@ fn become_container_root(config: &LxcConfig) -> Result<(), CommandError> {
 const MAX_READ_FILE: u64 = 2 << 20;
 
 /// `read_file`: the content of the file `args` names (`"path"` or `{"path": "..."}`), as
-/// text.
+/// text. Only a regular file is read: the path is the container's (its root controls what
+/// is there), and a FIFO would block the runner until its deadline while a terminal or
+/// another device (`/dev/tty` in the container's mount namespace is the host's, the
+/// runner's controlling terminal is its daemon's) is not the container's data.
 pub fn read_file(args: Value) -> Result<Value, CommandError> {
     let path = match &args {
         Value::String(path) => path.as_str(),
@@ -187,7 +192,7 @@ pub fn read_file(args: Value) -> Result<Value, CommandError> {
         },
         _ => bail!("read_file: the arguments must be a path or {{\"path\": ...}}"),
     };
-    let file = File::open(path).map_err(|e| CommandError::msg(format!("{path}: {e}")))?;
+    let file = open_regular_in_root(path)?;
     let mut bytes = Vec::new();
     file.take(MAX_READ_FILE + 1)
         .read_to_end(&mut bytes)
@@ -203,6 +208,75 @@ pub fn read_file(args: Value) -> Result<Value, CommandError> {
 
 crate::rootfs_task!("read_file", read_file);
 
+/// Opens `path` (resolved in the process's root: after `chroot` or `setns` the container's)
+/// for reading, if it is a regular file.
+///
+/// First an `O_PATH` handle says what the path is: opening a device or a FIFO for reading
+/// can act (a terminal) or block (a FIFO without a writer), a path handle does neither.
+/// The second open (`O_NONBLOCK`, `O_NOCTTY`) must find the same regular file, or the
+/// container swapped it meanwhile. Symlinks are followed, inside the root only
+/// (`RESOLVE_IN_ROOT`: `..` and absolute targets stay below it); `/proc` magic links
+/// (`/proc/<pid>/root`, `fd/<n>`) are not followed at all.
+fn open_regular_in_root(path: &str) -> Result<File, CommandError> {
+    let fail = |e: &dyn fmt::Display| CommandError::msg(format!("{path}: {e}"));
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| fail(&format!("cannot open the root directory: {e}")))?;
+    let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    let probe = nix::fcntl::openat2(
+        &root,
+        path,
+        OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(resolve),
+    )
+    .map_err(|e| fail(&e.desc()))?;
+    let seen = nix::sys::stat::fstat(&probe).map_err(|e| fail(&e.desc()))?;
+    require_regular(path, seen.st_mode).map_err(CommandError::msg)?;
+    let fd = nix::fcntl::openat2(
+        &root,
+        path,
+        OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .resolve(resolve),
+    )
+    .map_err(|e| fail(&e.desc()))?;
+    let now = nix::sys::stat::fstat(&fd).map_err(|e| fail(&e.desc()))?;
+    require_regular(path, now.st_mode).map_err(CommandError::msg)?;
+    if (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino) {
+        bail!("{path} was replaced while it was being opened; refusing it");
+    }
+    Ok(File::from(fd))
+}
+
+/// What a file of mode `mode` is, with its article: "a FIFO", "a character device"...
+pub(crate) fn file_kind(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFLNK => "a symlink",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFSOCK => "a socket",
+        _ => "of an unknown type",
+    }
+}
+
+/// `Ok` for a regular file, else the one-line refusal naming `path` and what it is.
+pub(crate) fn require_regular(path: impl fmt::Display, mode: u32) -> Result<(), String> {
+    if mode & libc::S_IFMT == libc::S_IFREG {
+        return Ok(());
+    }
+    Err(format!(
+        "{path} is {}, not a regular file; refusing to read it",
+        file_kind(mode)
+    ))
+}
+
 // ---------------------------------------------------------------------------------------
 // The container's LXC config, read without liblxc
 
@@ -216,6 +290,10 @@ pub struct LxcConfig {
     /// The host uid and gid of the container's root (0 without an id map).
     pub root_uid: u32,
     pub root_gid: u32,
+    /// The LXC home the config was read from (empty from [`parse_lxc_config`]).
+    pub lxc_home: PathBuf,
+    /// The config file's owner, the container's user (0 from [`parse_lxc_config`]).
+    pub owner: u32,
 }
 
 /// Why a config is not usable.
@@ -235,7 +313,15 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Reads `<lxc_home>/<id>/config`: the rootfs path and the root host ids. `lxc.include`
 /// is not followed (the keys must be in the file itself).
-pub fn read_lxc_config(lxc_home: &Path, id: &str) -> Result<LxcConfig, ConfigError> {
+///
+/// The container's user owns the container directory and the config, and could replace
+/// either with a symlink to another container's (whose config passes every check, being
+/// that container's own): so nothing below `lxc_home` is reached through a symlink
+/// (`openat2` from an fd of `lxc_home`, `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), and the
+/// file must belong to `owner`, the container's user (`Container::ugid`; runners, which
+/// are not told it, pass [`container_user_uid`]). No FIFO either (root would wait forever
+/// for a writer): only a regular file is read.
+pub fn read_lxc_config(lxc_home: &Path, id: &str, owner: u32) -> Result<LxcConfig, ConfigError> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." {
         return Err(ConfigError(format!("bad container name {id:?}")));
     }
@@ -246,26 +332,128 @@ pub fn read_lxc_config(lxc_home: &Path, id: &str) -> Result<LxcConfig, ConfigErr
             file.display()
         ))
     };
-    // The container's user owns this file and its directory: no symlink, no FIFO (root
-    // would wait forever for a writer), only a regular file.
-    let fd = nix::fcntl::open(
-        &file,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| cannot(&e))?;
-    let f = File::from(fd);
-    let meta = f.metadata().map_err(|e| cannot(&e))?;
-    if !meta.is_file() {
-        return Err(cannot(&"not a regular file"));
+    let home = open_dir_nofollow(lxc_home).map_err(|e| cannot(&e))?;
+    let how = OpenHow::new()
+        .flags(
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+        )
+        .resolve(NO_SYMLINKS_BENEATH);
+    let fd = nix::fcntl::openat2(&home, Path::new(id).join("config").as_path(), how)
+        .map_err(|e| cannot(&describe_open_error(&home, lxc_home, &[id, "config"], e)))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| cannot(&e))?;
+    require_regular(file.display(), st.st_mode).map_err(|e| cannot(&e))?;
+    if st.st_uid != owner {
+        return Err(ConfigError(format!(
+            "the LXC config {} is owned by {}, not by the container's user ({}); refusing it",
+            file.display(),
+            user_label(st.st_uid),
+            user_label(owner)
+        )));
     }
     let mut text = String::new();
-    f.take(MAX_CONFIG_BYTES)
+    File::from(fd)
+        .take(MAX_CONFIG_BYTES)
         .read_to_string(&mut text)
         .map_err(|e| cannot(&e))?;
-    let config = parse_lxc_config(&text, file)?;
-    check_delegated(&config, meta.uid())?;
+    let mut config = parse_lxc_config(&text, file)?;
+    config.lxc_home = lxc_home.to_owned();
+    config.owner = owner;
+    check_delegated(&config, owner)?;
     Ok(config)
+}
+
+/// The container's user as a runner that stays root can tell it (the envelope names no
+/// uid for the fork-as-root placement): the owner of the LXC home, or, where root owns
+/// that, of the user's home. Only root can give a directory away, so the container's user
+/// cannot change either. The frontends check the config against `Container::ugid`
+/// itself before the runner starts; this is the runner's own check.
+pub fn container_user_uid(lxc_home: &Path, user_home: &Path) -> Result<u32, ConfigError> {
+    for dir in [lxc_home, user_home] {
+        let fd = open_dir_nofollow(dir).map_err(|e| {
+            ConfigError(format!(
+                "cannot tell the container's user: {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let st = nix::sys::stat::fstat(&fd).map_err(|e| {
+            ConfigError(format!(
+                "cannot tell the container's user: {}: {e}",
+                dir.display()
+            ))
+        })?;
+        if st.st_uid != 0 {
+            return Ok(st.st_uid);
+        }
+    }
+    Err(ConfigError(format!(
+        "cannot tell the container's user: root owns both {} and {}",
+        lxc_home.display(),
+        user_home.display()
+    )))
+}
+
+/// Resolution inside a tree the container's user controls: no symlink at all, nothing
+/// outside the starting directory.
+const NO_SYMLINKS_BENEATH: ResolveFlag = ResolveFlag::RESOLVE_BENEATH
+    .union(ResolveFlag::RESOLVE_NO_SYMLINKS)
+    .union(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+
+/// Opens the directory `dir` (given by root: the daemon's record) as a path handle,
+/// refusing a symlink as its last component.
+fn open_dir_nofollow(dir: &Path) -> Result<OwnedFd, String> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ENOTDIR | Errno::ELOOP if is_symlink_at(None, dir) => {
+            "it is a symlink; refusing to follow it".to_owned()
+        }
+        e => e.desc().to_owned(),
+    })
+}
+
+/// Whether `path` (relative to `dir`, or as is) is a symlink.
+fn is_symlink_at(dir: Option<&OwnedFd>, path: &Path) -> bool {
+    let st = match dir {
+        Some(dir) => nix::sys::stat::fstatat(dir, path, AtFlags::AT_SYMLINK_NOFOLLOW),
+        None => nix::sys::stat::lstat(path),
+    };
+    st.is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+}
+
+/// Why opening `parts` below `base` (`base_path` on the host) failed, naming the symlink
+/// when that was the reason (`RESOLVE_NO_SYMLINKS` says only `ELOOP`).
+fn describe_open_error(base: &OwnedFd, base_path: &Path, parts: &[&str], e: Errno) -> String {
+    if matches!(e, Errno::ELOOP | Errno::EXDEV | Errno::ENOTDIR) {
+        let mut rel = PathBuf::new();
+        for part in parts {
+            rel.push(part);
+            if is_symlink_at(Some(base), &rel) {
+                return format!(
+                    "{} is a symlink; refusing to follow it",
+                    base_path.join(&rel).display()
+                );
+            }
+        }
+        if e == Errno::EXDEV {
+            return format!("it leads out of {}; refusing it", base_path.display());
+        }
+    }
+    e.desc().to_owned()
+}
+
+/// "uid N (name)" or "uid N".
+fn user_label(uid: u32) -> String {
+    match nix::unistd::User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!("uid {uid} ({})", user.name),
+        _ => format!("uid {uid}"),
+    }
 }
 
 /// A config its owner could edit must map the container's root to ids delegated to that
@@ -393,36 +581,117 @@ pub fn parse_lxc_config(text: &str, file: PathBuf) -> Result<LxcConfig, ConfigEr
         root_uid: root_of('u')?,
         root_gid: root_of('g')?,
         file,
+        lxc_home: PathBuf::new(),
+        owner: 0,
     })
 }
 
 /// Opens the rootfs directory, refusing a symlink and a directory the container's root
 /// does not own (a container user who can edit its config must not be able to point root
 /// at a host directory).
-pub fn open_rootfs(config: &LxcConfig) -> Result<OwnedFd, ConfigError> {
+///
+/// A rootfs inside the container user's trees (its LXC home, or `user_home` where the
+/// user owns it) is reached from that directory without following any symlink: the user
+/// could otherwise put one on the way to another container's rootfs. Elsewhere only the
+/// last component must not be a symlink. A path with `..` is refused everywhere.
+pub fn open_rootfs(config: &LxcConfig, user_home: &Path) -> Result<OwnedFd, ConfigError> {
     let path = &config.rootfs;
-    let fd = nix::fcntl::open(
-        path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| ConfigError(format!("cannot open the rootfs {}: {e}", path.display())))?;
-    let file = File::from(fd);
-    let meta = file
-        .metadata()
-        .map_err(|e| ConfigError(format!("cannot stat the rootfs {}: {e}", path.display())))?;
-    if meta.uid() != config.root_uid {
+    let cannot = |e: &dyn fmt::Display| {
+        ConfigError(format!(
+            "cannot open the rootfs {} (named by {}): {e}",
+            path.display(),
+            config.file.display()
+        ))
+    };
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(cannot(&"it contains \"..\"; refusing it"));
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut anchors: Vec<&Path> = Vec::new();
+    if !user_home.as_os_str().is_empty() {
+        anchors.push(user_home);
+    }
+    if !config.lxc_home.as_os_str().is_empty() {
+        anchors.push(&config.lxc_home);
+    }
+    let mut opened = None;
+    for anchor in anchors {
+        let Ok(rest) = path.strip_prefix(anchor) else {
+            continue;
+        };
+        let base =
+            open_dir_nofollow(anchor).map_err(|e| cannot(&format!("{}: {e}", anchor.display())))?;
+        let st = nix::sys::stat::fstat(&base).map_err(|e| cannot(&e))?;
+        // The user's home counts only where it is the user's: a home of `/` is not a tree
+        // the user controls, and its paths may pass through the host's own symlinks.
+        if anchor == user_home && anchor != config.lxc_home && st.st_uid != config.owner {
+            continue;
+        }
+        let target = if rest.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rest
+        };
+        let how = OpenHow::new().flags(flags).resolve(NO_SYMLINKS_BENEATH);
+        let fd = nix::fcntl::openat2(&base, target, how).map_err(|e| {
+            let parts: Vec<&str> = rest.iter().filter_map(|p| p.to_str()).collect();
+            cannot(&describe_open_error(&base, anchor, &parts, e))
+        })?;
+        opened = Some(fd);
+        break;
+    }
+    let fd = match opened {
+        Some(fd) => fd,
+        None => nix::fcntl::open(path, flags, Mode::empty()).map_err(|e| match e {
+            Errno::ENOTDIR | Errno::ELOOP if is_symlink_at(None, path) => {
+                cannot(&"it is a symlink; refusing to follow it")
+            }
+            e => cannot(&e.desc()),
+        })?,
+    };
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| cannot(&e))?;
+    if st.st_uid != config.root_uid {
         return Err(ConfigError(format!(
             "the rootfs {} is owned by uid {}, not by the container's root (uid {}); refusing it",
             path.display(),
-            meta.uid(),
+            st.st_uid,
             config.root_uid
         )));
     }
-    Ok(OwnedFd::from(file))
+    Ok(fd)
 }
 
-/// Fills in the init pid (from `State`, see `util::init_pid`) when no pid is given.
+/// Checks the container's config against the container's user (`Container::ugid`, which
+/// the runner is not told) before the runner starts.
+fn check_config_in_frontend(
+    call: &ctl_core::Call<'_>,
+    command: &str,
+) -> Result<(), ctl_core::Error> {
+    let ct = call.container();
+    let config = read_lxc_config(&ct.lxc_home, &ct.id, ct.ugid)
+        .map_err(|e| ctl_core::Error::command(command, e.to_string()))?;
+    if command == "WithRootfs" {
+        open_rootfs(&config, &ct.home)
+            .map_err(|e| ctl_core::Error::command(command, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Checks the config (see `check_config_in_frontend`), then runs the runner.
+fn with_rootfs_frontend(
+    call: &ctl_core::Call<'_>,
+    task: String,
+    args: Value,
+) -> Result<Value, ctl_core::Error> {
+    check_config_in_frontend(call, "WithRootfs")?;
+    WithRootfs::runner(call, task, args)
+}
+
+/// Checks the config (see `check_config_in_frontend`) and fills in the init pid (from
+/// `State`, see `util::init_pid`) when no pid is given.
 fn with_mountns_frontend(
     call: &ctl_core::Call<'_>,
     task: String,
@@ -430,6 +699,7 @@ fn with_mountns_frontend(
     pid: Option<i32>,
     chroot: Option<String>,
 ) -> Result<Value, ctl_core::Error> {
+    check_config_in_frontend(call, "WithMountns")?;
     let pid = match pid {
         Some(pid) => pid,
         None => crate::util::init_pid(call, "WithMountns")?,

@@ -31,6 +31,10 @@ pub enum ProvisionError {
     /// The host already has something in the way that we did not create.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Something in a tree the container's user or root controls is not what root may
+    /// act on (a symlink where a file or directory belongs, a FIFO, a hard link).
+    #[error("{0}")]
+    Refused(String),
     /// Every id of a range is taken.
     #[error("no free {0} left")]
     Exhausted(&'static str),

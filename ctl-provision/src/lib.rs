@@ -23,6 +23,7 @@ mod names;
 pub mod oracle;
 mod provisioner;
 mod rootfs;
+mod safefs;
 
 pub use config::Net;
 pub use error::ProvisionError;

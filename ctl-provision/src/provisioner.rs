@@ -17,6 +17,7 @@ use crate::host::{self, HostLock, ID_RANGE};
 use crate::names;
 use crate::oracle;
 use crate::rootfs;
+use crate::safefs::Dir;
 
 /// The host bridge that veth containers join.
 pub const BRIDGE: &str = "ctlbr0";
@@ -136,7 +137,7 @@ impl Provisioner {
             pool: opts.pool.clone(),
             id: name.to_owned(),
             home: self.state_dir.join("homes").join(&user),
-            log_file: lxc_home.join(name).join(format!("{name}.log")),
+            log_file: lxc_home.join(name).join(log_file_name(name)),
             lxc_home,
             user,
             ugid,
@@ -177,18 +178,21 @@ impl Provisioner {
             (ugid, base)
         };
         let ct = self.layout(name, ugid, opts);
-        let ct_dir = ct.lxc_home.join(name);
-        let rootfs = ct_dir.join("rootfs");
-        mkdir(&ct.home, 0o755, Some(ugid))?;
-        for sub in [".cache", ".cache/lxc", ".cache/lxc/run"] {
-            mkdir(&ct.home.join(sub), 0o755, Some(ugid))?;
-        }
-        mkdir(&ct.lxc_home, 0o755, Some(ugid))?;
-        mkdir(&ct_dir, 0o755, Some(ugid))?;
-        if !ct_dir.join(ROOTFS_DONE).exists() {
-            rootfs::build(&rootfs, base)?;
-            fs::write(ct_dir.join(ROOTFS_DONE), b"")
-                .context(|| format!("mark {}", ct_dir.display()))?;
+        // The user owns its home, its LXC home and the container directory (and the
+        // container's root the rootfs): below the state directory's own `homes` and `lxc`
+        // every step goes through directory handles and follows no symlink (`safefs`).
+        let home =
+            Dir::open(&self.state_dir.join("homes"))?.ensure_dir(&user, 0o755, Some(ugid))?;
+        let cache = home.ensure_dir(".cache", 0o755, Some(ugid))?;
+        let cache_lxc = cache.ensure_dir("lxc", 0o755, Some(ugid))?;
+        cache_lxc.ensure_dir("run", 0o755, Some(ugid))?;
+        let lxc_home =
+            Dir::open(&self.state_dir.join("lxc"))?.ensure_dir(&user, 0o755, Some(ugid))?;
+        let ct_dir = lxc_home.ensure_dir(name, 0o755, Some(ugid))?;
+        let rootfs = ct_dir.path_of("rootfs");
+        if ct_dir.stat(ROOTFS_DONE)?.is_none() {
+            rootfs::build(&ct_dir, "rootfs", base)?;
+            ct_dir.write_file(ROOTFS_DONE, b"", 0o644, None)?;
         }
         let shared = self.shared_dir(name);
         mkdir(&self.state_dir.join("shared"), 0o755, None)?;
@@ -203,13 +207,9 @@ impl Provisioner {
             ID_RANGE,
             opts.net,
         );
-        let config_path = ct_dir.join("config");
-        host::write_atomic(&config_path, config.as_bytes(), 0o644)?;
-        chown(&config_path, ugid)?;
-        if !ct.log_file.exists() {
-            fs::write(&ct.log_file, b"").context(|| format!("create {}", ct.log_file.display()))?;
-        }
-        chown(&ct.log_file, ugid)?;
+        ct_dir.write_file("config", config.as_bytes(), 0o644, Some(ugid))?;
+        ct_dir.ensure_file(&log_file_name(name), 0o644, ugid)?;
+        ct_dir.sync()?;
         let json = serde_json::to_vec_pretty(&ct).expect("a Container always serializes");
         host::write_atomic(&self.record_path(name), &json, 0o644)?;
         Ok(ct)
@@ -313,6 +313,11 @@ impl Provisioner {
             _ => Ok(()),
         }
     }
+}
+
+/// The log file's name in the container directory.
+fn log_file_name(name: &str) -> String {
+    format!("{name}.log")
 }
 
 fn ensure_root() -> Result<(), ProvisionError> {

@@ -1,13 +1,10 @@
 //! A tiny busybox root file system, owned by the container's mapped ids.
 
-use std::fs;
-use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
 use std::process::Command;
 
 use crate::error::{IoContext, ProvisionError};
 use crate::host;
+use crate::safefs::Dir;
 
 /// The statically linked busybox of Debian's `busybox-static`: a static one needs no host
 /// `/lib` bind mounts in the container.
@@ -53,70 +50,45 @@ const FILES: &[(&str, u32, &str)] = &[
     ),
 ];
 
-/// Builds the rootfs at `rootfs` (idempotent: existing entries are kept) and shifts
-/// ownership of everything to `base` (root inside = `base` outside).
-pub fn build(rootfs: &Path, base: u32) -> Result<(), ProvisionError> {
-    let ctx = |what: &str, p: &Path| format!("{what} {}", p.display());
-    mkdir_mode(rootfs, 0o755)?;
+/// Builds the rootfs `name` in the container directory `parent` (idempotent: existing
+/// entries are kept, the template's files rewritten) and gives everything it makes to
+/// `base` (root inside = `base` outside).
+///
+/// The container's user owns `parent` and the container's root the rootfs: nothing here
+/// follows a symlink (see `safefs`), a symlink where a directory is expected is refused,
+/// and files are replaced, not written through. Only what the template makes is chowned:
+/// whatever else is in the tree is the container's already.
+pub fn build(parent: &Dir, name: &str, base: u32) -> Result<(), ProvisionError> {
+    let root = parent.ensure_dir(name, 0o755, Some(base))?;
     for (dir, mode) in DIRS {
-        mkdir_mode(&rootfs.join(dir), *mode)?;
+        let (up, leaf) = split(dir);
+        in_dir(&root, up)?.ensure_dir(leaf, *mode, Some(base))?;
     }
     for (file, mode, content) in FILES {
-        let path = rootfs.join(file);
-        fs::write(&path, content).context(|| ctx("write", &path))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(*mode))
-            .context(|| ctx("chmod", &path))?;
+        let (up, leaf) = split(file);
+        in_dir(&root, up)?.write_file(leaf, content.as_bytes(), *mode, Some(base))?;
     }
-    let busybox = rootfs.join("bin/busybox");
-    fs::copy(BUSYBOX, &busybox).context(|| format!("copy {BUSYBOX} to {}", busybox.display()))?;
-    fs::set_permissions(&busybox, fs::Permissions::from_mode(0o755))
-        .context(|| ctx("chmod", &busybox))?;
+    let bin = root.dir_at("bin")?;
+    let busybox = std::fs::read(BUSYBOX).context(|| format!("read {BUSYBOX}"))?;
+    bin.write_file("busybox", &busybox, 0o755, Some(base))?;
     let list = host::run(Command::new(BUSYBOX).arg("--list"))?;
     for applet in list
         .lines()
         .map(str::trim)
-        .filter(|a| !a.is_empty() && *a != "busybox")
+        .filter(|a| !a.is_empty() && *a != "busybox" && !a.contains('/'))
     {
-        let link = rootfs.join("bin").join(applet);
-        match symlink("busybox", &link) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                return Err(ProvisionError::io(ctx("symlink", &link), e))
-            }
-            _ => {}
-        }
+        bin.ensure_symlink("busybox", applet, base)?;
     }
-    let init = rootfs.join("sbin/init");
-    match fs::hard_link(&busybox, &init) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-            return Err(ProvisionError::io(ctx("link", &init), e))
-        }
-        _ => {}
-    }
-    shift_owner(rootfs, base)
+    bin.ensure_hard_link("busybox", &root.dir_at("sbin")?, "init")?;
+    root.sync()
 }
 
-fn mkdir_mode(dir: &Path, mode: u32) -> Result<(), ProvisionError> {
-    match fs::create_dir(dir) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-            return Err(ProvisionError::io(format!("mkdir {}", dir.display()), e))
-        }
-        _ => {}
-    }
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-        .context(|| format!("chmod {}", dir.display()))
+/// `("a/b", "c")` for `"a/b/c"`, `("", "c")` for `"c"`.
+fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
 }
 
-/// `chown -h -R` to `base:base`: every file was created by root (0:0), so shifting by
-/// `base` means setting exactly `base`.
-fn shift_owner(path: &Path, base: u32) -> Result<(), ProvisionError> {
-    std::os::unix::fs::lchown(path, Some(base), Some(base))
-        .context(|| format!("chown {}", path.display()))?;
-    let meta = fs::symlink_metadata(path).context(|| format!("stat {}", path.display()))?;
-    if meta.is_dir() {
-        for entry in fs::read_dir(path).context(|| format!("read {}", path.display()))? {
-            let entry = entry.context(|| format!("read {}", path.display()))?;
-            shift_owner(&entry.path(), base)?;
-        }
-    }
-    Ok(())
+/// `dir` itself for `""`, else its subdirectory `rel`.
+fn in_dir(dir: &Dir, rel: &str) -> Result<Dir, ProvisionError> {
+    dir.dir_at(if rel.is_empty() { "." } else { rel })
 }

@@ -120,6 +120,7 @@ impl From<ctl_provision::ProvisionError> for CliError {
             P::Io { .. } => "io",
             P::Command { .. } => "helper_failed",
             P::Conflict(_) => "conflict",
+            P::Refused(_) => "refused",
             P::Exhausted(_) => "exhausted",
             P::NotFound(_) => "not_found",
             P::Record { .. } => "bad_record",
