@@ -69,6 +69,10 @@ fn run(cli: Cli, out: Output) -> Result<Outcome, CliError> {
     match cli.command {
         Command::Ct(cmd) => {
             require_root("ctl ct")?;
+            // Runners do not share ctl's terminal: a Ctrl-C must be passed on to them.
+            crate::signals::forward_to_runners().map_err(|e| {
+                CliError::new("setup", format!("cannot install the signal handlers: {e}"))
+            })?;
             let ctx = Ctx::open(&cli.state_dir, cli.deadline, out)?;
             ct::run(&ctx, cmd)
         }

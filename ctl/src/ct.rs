@@ -2,7 +2,6 @@
 //! subcommand per container command.
 
 use std::fs;
-use std::io::IsTerminal;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -223,16 +222,15 @@ fn to_value<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("command outputs always serialize")
 }
 
-/// A call whose command uses ctl's own stdin, stdout and stderr. On a terminal the runner
-/// stays in ctl's (foreground) process group: a background group reading the tty would
-/// be stopped, and Ctrl-C should reach the command.
+/// A call whose command uses ctl's own stdin, stdout and stderr. A terminal among them is
+/// never handed to the runner: the frontend relays it (pipes, or for an interactive exec a
+/// pty of the container's own), see `docs/security.md`.
 fn interactive_call<'a>(ctx: &Ctx, ct: &'a Container) -> Call<'a> {
     Call::new(ct)
         .deadline(ctx.deadline)
         .stdin(Some(stdin_fd()))
         .stdout(Stdio::Fd(stdout_fd()))
         .stderr(Stdio::Fd(stderr_fd()))
-        .own_process_group(!std::io::stdin().is_terminal())
 }
 
 /// exec/runscript: the command's status becomes ctl's.

@@ -48,3 +48,99 @@ pub fn received() -> Option<Signal> {
         n => Signal::try_from(n).ok(),
     }
 }
+
+/// The write end of the pipe through which [`forward_to_runners`]'s handler wakes its
+/// thread (-1: not installed).
+static FORWARD_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_forwarded_signal(signal: libc::c_int) {
+    let fd = FORWARD_PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let byte = signal as u8;
+        // SAFETY: write(2) is async-signal-safe; one byte from the stack.
+        unsafe {
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// For `ctl ct …`: SIGINT, SIGTERM and SIGHUP are passed on to the runners, then end ctl
+/// as they would have.
+///
+/// Runners lead sessions and process groups of their own (they must not share ctl's
+/// controlling terminal, see `docs/security.md`), so a Ctrl-C on the terminal reaches ctl
+/// only. A thread woken by the handler sends the signal to the process group of every
+/// runner ctl started — the runner, its attaching helper and the program attached in the
+/// container, as when they shared ctl's terminal — and then lets it end ctl with the
+/// default action. An interactive `ctl ct exec` puts the terminal in raw mode, so there a
+/// Ctrl-C is a byte for the container's own terminal instead.
+pub fn forward_to_runners() -> std::io::Result<()> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let thread_read = read;
+    std::thread::Builder::new()
+        .name("ctl-signals".to_owned())
+        .spawn(move || {
+            let mut byte = [0u8; 1];
+            loop {
+                match nix::unistd::read(&thread_read, &mut byte) {
+                    Ok(1) => break,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    _ => return,
+                }
+            }
+            let Ok(signal) = Signal::try_from(byte[0] as libc::c_int) else {
+                return;
+            };
+            for group in runner_groups() {
+                let _ = nix::sys::signal::killpg(group, signal);
+            }
+            // Then as if ctl had not caught it.
+            // SAFETY: restores the default action; raise ends the process (these
+            // signals' default action is to terminate).
+            unsafe {
+                let _ = sigaction(
+                    signal,
+                    &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
+                );
+            }
+            let _ = nix::sys::signal::raise(signal);
+        })?;
+    use std::os::fd::IntoRawFd;
+    FORWARD_PIPE.store(write.into_raw_fd(), Ordering::SeqCst);
+    let action = SigAction::new(
+        SigHandler::Handler(on_forwarded_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only writes one byte to a pipe.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(())
+}
+
+/// The process groups led by children of this process: its runners (every runner leads
+/// its own; other children, such as `useradd`, stay in ctl's group and are left alone).
+fn runner_groups() -> Vec<nix::unistd::Pid> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command name in parentheses: state ppid pgrp …
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.get(1).and_then(|f| f.parse::<i32>().ok()) == Some(me)
+                && fields.get(2).and_then(|f| f.parse::<i32>().ok()) == Some(pid)
+        })
+        .map(nix::unistd::Pid::from_raw)
+        .collect()
+}
