@@ -280,3 +280,22 @@ fn a_hostname_with_terminal_escapes_is_printed_escaped() {
     let doc = state.ctl(&["--json", "ct", "hostname", &ct.name]).json();
     assert_eq!(doc["result"], "a\x1b[2J\x1b]0;pwned\x07b");
 }
+
+#[test]
+fn error_lines_from_inside_the_container_are_printed_escaped() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "sberr");
+    // The message of this error is written by the helper inside the container and names
+    // the path it did not find, escape sequences and all.
+    let run = ct.ctl(&["mount", "/run/ctl-shared", "x\x1b[2J\u{9b}31m", "/mnt/x"]);
+    let message = run.fails(1);
+    assert!(
+        !run.stderr.contains('\x1b') && !run.stderr.contains('\u{9b}'),
+        "raw control characters in {:?}",
+        run.stderr
+    );
+    assert!(
+        message.contains(r"source not found at /run/ctl-shared/x\x1b[2J\u{9b}31m"),
+        "{message}"
+    );
+}
