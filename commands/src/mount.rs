@@ -15,6 +15,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path};
+use std::time::{Duration, Instant};
 
 use ctl_core::{bail, container_command, CommandError, RunnerContext};
 use ctl_lxc::State;
@@ -23,6 +24,14 @@ use nix::mount::{MntFlags, MsFlags};
 
 use crate::exec::{attach_options, exit_code, ProgramStdio};
 use crate::util;
+
+/// How long the process that Mount or Unmount attaches into the container may take before
+/// it is killed and the command fails. It makes a few mount system calls, which take
+/// milliseconds; but it lives in the container's pid namespace, where the container's root
+/// can SIGSTOP it (or a hung file system can block an unmount), and nothing else would end
+/// the command then: no caller deadline is required. 10 s is generous for a loaded machine
+/// and still short enough for an operator waiting on the command.
+pub const MOUNT_HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Move the mount `shared_dir/src` (propagated into the container) onto `dst` inside
 /// (created with its parents if missing). `shared_dir` and `dst` are absolute paths in the
@@ -45,7 +54,8 @@ pub fn mount(
     }
     let ct = running(ctx)?;
     let source = Path::new(&shared_dir).join(&src);
-    let report = attach_and_report(&ct, &|| {
+    let deadline = Instant::now() + MOUNT_HELPER_TIMEOUT;
+    let report = attach_and_report(&ct, "the mount helper", deadline, &|| {
         move_mount(Path::new(&shared_dir), &source, Path::new(&dst)).map(|()| String::new())
     })?;
     report.map(|_| true)
@@ -56,7 +66,8 @@ pub fn mount(
 pub fn unmount(ctx: &mut RunnerContext, mountpoint: String) -> Result<bool, CommandError> {
     check_absolute("mountpoint", &mountpoint)?;
     let ct = running(ctx)?;
-    let report = attach_and_report(&ct, &|| {
+    let deadline = Instant::now() + MOUNT_HELPER_TIMEOUT;
+    let report = attach_and_report(&ct, "the unmount helper", deadline, &|| {
         unmount_inside(Path::new(&mountpoint)).map(|()| String::new())
     })?;
     report.map(|_| true)
@@ -143,10 +154,17 @@ fn unmount_inside(mountpoint: &Path) -> Result<(), String> {
 /// Runs `work` in a process attached to the container (root inside, no stdio but the
 /// runner's stderr) and returns what it reported: its result (osctld's `ok:<text>` /
 /// `error:<message>` line on a pipe), or an error when it ended without a report.
+///
+/// The process lives in the container's pid namespace, so the container's root can stop
+/// it: at `deadline` it is killed and reaped, and the error says that `what` (e.g. "wall")
+/// did not finish.
 pub(crate) fn attach_and_report(
     ct: &ctl_lxc::Container,
+    what: &str,
+    deadline: Instant,
     work: &dyn Fn() -> Result<String, String>,
 ) -> Result<Result<String, CommandError>, CommandError> {
+    let started = Instant::now();
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let stdio = ProgramStdio::null()?;
     let mut opts = attach_options(&stdio);
@@ -160,11 +178,15 @@ pub(crate) fn attach_and_report(
         let _ = write_all(&writer, line.as_bytes());
         code
     };
-    let status =
-        crate::util::attach_isolated(ct, &opts, ctl_lxc::AttachProgram::Function(&child), None);
+    let status = crate::util::attach_isolated(
+        ct,
+        &opts,
+        ctl_lxc::AttachProgram::Function(&child),
+        Some(deadline),
+    );
     drop(writer);
-    let status =
-        status?.ok_or_else(|| CommandError::msg("the process in the container timed out"))?;
+    let status = status?
+        .ok_or_else(|| util::helper_timed_out(what, deadline.saturating_duration_since(started)))?;
     let text = read_all(reader)?;
     Ok(match text.split_once(':') {
         Some(("ok", text)) => Ok(text.to_owned()),

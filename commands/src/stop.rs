@@ -59,12 +59,28 @@ impl std::str::FromStr for StopMode {
 /// How long a kill may take before `Stop` reports the container as stuck.
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
+/// How long StopByHalt waits for `halt` inside before it kills it and fails. A halt only
+/// tells init to shut down and returns (busybox: a signal; systemd: a queued job), but it
+/// runs in the container's pid namespace, where the container's root can stop it or
+/// replace it with something that never returns; StopByHalt has no timeout argument of
+/// its own (osctld's neither), so this bound is what ends it. 30 s leaves a slow
+/// `systemctl halt` on a loaded machine time to queue its job.
+pub const HALT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long StopRunit's process inside may take before it is killed and the command fails:
+/// it creates and chmods two files (milliseconds), but the container's root can stop it.
+/// 10 s, as for the mount helpers.
+pub const RUNIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Stop the container: clean shutdown (halt from inside, bounded by the timeout), falling
 /// back to kill in `stop` mode; optional wall message first.
 ///
-/// `timeout` is in seconds and bounds the clean part: in mode `stop` the container is
-/// killed when it passes, in mode `shutdown` the command fails (the container keeps
-/// running). A frozen container is thawed first. The frontend refuses a stopped container,
+/// `timeout` is in seconds and bounds everything that depends on processes inside the
+/// container, the message included (each helper attached inside is killed at the latest
+/// when it passes, so a container cannot delay its own kill): in mode `stop` the container
+/// is killed when it passes, in mode `shutdown` the command fails (the container keeps
+/// running), in mode `kill` the message gets at most that long (and at most Wall's own
+/// bound) before the kill. A frozen container is thawed first. The frontend refuses a stopped container,
 /// and runs the runner in the exec placement when it has to attach (clean shutdown, a
 /// message to show) or thaw, else in the fork placement. `setuid_helpers`: LXC 5 moves an
 /// attached process into an unprivileged container's cgroups through `newuidmap`.
@@ -87,7 +103,7 @@ pub fn stop(
         }
     }
     if let Some(message) = message {
-        wall_best_effort(ctx, message);
+        wall_best_effort(ctx, &ct, &message, Some(deadline));
     }
     match mode {
         StopMode::Kill => kill_and_wait(&ct)?,
@@ -153,6 +169,7 @@ fn clean_shutdown(
         // A zero timeout leaves no time for a clean shutdown.
         return util::wait_stopped(ct, deadline);
     }
+    let started = Instant::now();
     match util::attach_wait(ct, &["halt"], None, ctx.stderr_fd(), Some(deadline)) {
         Ok(Some(status)) if !status.success() => {
             eprintln!(
@@ -163,8 +180,9 @@ fn clean_shutdown(
         }
         Ok(Some(_)) => {}
         Ok(None) => eprintln!(
-            "stop {}: halt inside did not finish in time and was killed",
-            ctx.ident()
+            "stop {}: {}",
+            ctx.ident(),
+            util::helper_timed_out("halt", deadline.saturating_duration_since(started))
         ),
         Err(e) => eprintln!("stop {}: cannot run halt inside: {e}", ctx.ident()),
     }
@@ -196,13 +214,26 @@ fn kill_and_wait(ct: &ctl_lxc::Container) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Shows `message` to the users inside with the `Wall` command's runner half (in this
-/// process: it attaches, which the exec placement and `setuid_helpers` allow), with
-/// Wall's banner naming the host. A failure does not stop the stop; it is reported on the
-/// runner's stderr.
-fn wall_best_effort(ctx: &mut RunnerContext, message: String) {
+/// Shows `message` to the users inside as the `Wall` command does (in this process: it
+/// attaches, which the exec placement and `setuid_helpers` allow), with Wall's banner
+/// naming the host, bounded by Wall's own bound and by `limit` (the stop's deadline: the
+/// helper inside can be stopped by the container's root, and must not delay the stop).
+/// A failure does not stop the stop; it is reported on the runner's stderr.
+fn wall_best_effort(
+    ctx: &RunnerContext,
+    ct: &ctl_lxc::Container,
+    message: &str,
+    limit: Option<Instant>,
+) {
+    if limit.is_some_and(|limit| Instant::now() >= limit) {
+        eprintln!(
+            "stop {}: no time left to show the message inside (timeout 0)",
+            ctx.ident()
+        );
+        return;
+    }
     let banner = crate::wall::default_banner();
-    if let Err(e) = crate::wall::wall(ctx, message, Some(banner)) {
+    if let Err(e) = crate::wall::wall_inside(ct, message, Some(&banner), limit) {
         eprintln!("stop {}: cannot show the message inside: {e}", ctx.ident());
     }
 }
@@ -211,7 +242,9 @@ fn wall_best_effort(ctx: &mut RunnerContext, message: String) {
 ///
 /// Returns once `halt` ran (the container then shuts down by itself); fails with halt's
 /// exit status (a halt killed by SIGTERM or SIGKILL counts as done: the shutdown it started
-/// kills every process inside). Refuses a stopped or frozen container.
+/// kills every process inside). Refuses a stopped or frozen container. The message is
+/// bounded as Wall is, and `halt` by [`HALT_TIMEOUT`]: a halt still running then is killed
+/// and the command fails saying so.
 #[container_command(placement = exec, setuid_helpers)]
 pub fn stop_by_halt(
     ctx: &mut RunnerContext,
@@ -220,10 +253,19 @@ pub fn stop_by_halt(
     let ct = util::open_defined(ctx)?;
     util::require_running_thawed(&ct)?;
     if let Some(message) = message {
-        wall_best_effort(ctx, message);
+        wall_best_effort(ctx, &ct, &message, None);
     }
-    let status = util::attach_wait(&ct, &["halt"], ctx.stdout_fd(), ctx.stderr_fd(), None)?
-        .expect("waits without a deadline");
+    let deadline = Instant::now() + HALT_TIMEOUT;
+    let Some(status) = util::attach_wait(
+        &ct,
+        &["halt"],
+        ctx.stdout_fd(),
+        ctx.stderr_fd(),
+        Some(deadline),
+    )?
+    else {
+        return Err(util::helper_timed_out("halt", HALT_TIMEOUT));
+    };
     // The shutdown halt starts ends with init sending SIGTERM, then SIGKILL, to every
     // process inside, and a halt that has not exited yet is among them.
     if matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL)) {
@@ -243,12 +285,14 @@ pub fn stop_by_halt(
 /// `/etc/runit/reboot` mode 0).
 ///
 /// Does nothing (and succeeds) when `/etc/runit` does not exist inside; creates the two
-/// files when missing, as osctld does. Refuses a stopped or frozen container.
+/// files when missing, as osctld does. Refuses a stopped or frozen container. The process
+/// doing it inside is killed after [`RUNIT_TIMEOUT`] and the command then fails.
 #[container_command(placement = exec, setuid_helpers)]
 pub fn stop_runit(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     let ct = util::open_defined(ctx)?;
     util::require_running_thawed(&ct)?;
-    util::attach_function(&ct, &prepare_runit)?;
+    let deadline = Instant::now() + RUNIT_TIMEOUT;
+    util::attach_function(&ct, "the runit preparation", deadline, &prepare_runit)?;
     Ok(true)
 }
 

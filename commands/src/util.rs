@@ -266,6 +266,33 @@ pub(crate) fn wait_child_until(
     }
 }
 
+/// The error for a helper attached into the container that was killed at its bound:
+/// `<what> inside the container did not finish within <bound>; killed`.
+pub(crate) fn helper_timed_out(what: &str, bound: Duration) -> CommandError {
+    CommandError::msg(format!(
+        "{what} inside the container did not finish within {}; killed",
+        seconds(bound)
+    ))
+}
+
+/// `5 s`, `0.3 s`: a bound for messages, to a tenth of a second (a deadline taken a few
+/// microseconds before the start still reads `5 s`).
+pub(crate) fn seconds(d: Duration) -> String {
+    let tenths = (d.as_secs_f64() * 10.0).round() as u64;
+    if tenths % 10 == 0 {
+        format!("{} s", tenths / 10)
+    } else {
+        format!("{}.{} s", tenths / 10, tenths % 10)
+    }
+}
+
+/// The earlier of `now + bound` and `limit`: the deadline of one helper inside a command
+/// that has a deadline of its own (Stop's `--timeout`).
+pub(crate) fn bounded_by(bound: Duration, limit: Option<Instant>) -> Instant {
+    let own = Instant::now() + bound;
+    limit.map_or(own, |limit| limit.min(own))
+}
+
 /// Runs `argv` inside the running container (root, clean environment, `/` as cwd) with
 /// the given output fds (else `/dev/null`), and waits for it until `deadline` (killing it
 /// then: `Ok(None)`). Needs the exec placement (attach enters the container's cgroups).
@@ -391,15 +418,20 @@ fn seal_for_attach() -> std::io::Result<()> {
 }
 
 /// Runs `f` in a process attached to the running container (root inside, `/` as cwd,
-/// stdio on `/dev/null`) and waits for it. `f`'s error text comes back through a pipe.
+/// stdio on `/dev/null`) and waits for it until `deadline`. `f`'s error text comes back
+/// through a pipe. Past the deadline the process is killed (the container's root can stop
+/// or slow it: it lives in the container's pid namespace) and the error names `what`.
 ///
 /// The attached process is a fork of this (single-threaded) runner, so `f` may allocate
 /// and use `std::fs`; it runs with the container's view of the file system and its
 /// user namespace, so paths resolve inside the container. Needs the exec placement.
 pub(crate) fn attach_function(
     ct: &ctl_lxc::Container,
+    what: &str,
+    deadline: Instant,
     f: &dyn Fn() -> Result<(), String>,
 ) -> Result<(), CommandError> {
+    let started = Instant::now();
     let null = dev_null()?;
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let run = || match f() {
@@ -410,9 +442,10 @@ pub(crate) fn attach_function(
         }
     };
     let opts = quiet_attach_options(&null, None, None);
-    let status = attach_isolated(ct, &opts, AttachProgram::Function(&run), None);
+    let status = attach_isolated(ct, &opts, AttachProgram::Function(&run), Some(deadline));
     drop(writer);
-    let status = status?.ok_or_else(|| CommandError::msg("the attached process timed out"))?;
+    let status = status?
+        .ok_or_else(|| helper_timed_out(what, deadline.saturating_duration_since(started)))?;
     let mut message = Vec::new();
     let _ = File::from(reader).take(64 * 1024).read_to_end(&mut message);
     if status.success() {

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::mem::{offset_of, size_of};
+use std::time::{Duration, Instant};
 
 use ctl_core::{container_command, Call, CommandError, Error, RunnerContext};
 use nix::errno::Errno;
@@ -10,13 +11,23 @@ use nix::sys::stat::Mode;
 
 use crate::mount::{attach_and_report, running};
 
+/// How long the process that Wall attaches into the container may take before it is
+/// killed and the command fails. It reads at most 1024 utmp records and writes to each
+/// terminal without blocking: milliseconds. But it lives in the container's pid namespace,
+/// where the container's root can SIGSTOP it, and without a bound of its own a Wall without
+/// a caller deadline would wait forever (and Stop's message would delay its kill). 5 s is
+/// a hundred times what it takes on a loaded machine, and short next to a stop's timeout.
+pub const WALL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Write a message to every user tty inside the container, with a banner naming the host
 /// and the time (`Message from host machine <host> (<time>):`; the frontend builds it
 /// unless `banner` is given, and `Some("")` means no banner).
 ///
 /// The ttys are the `USER_PROCESS` entries of the container's utmp (`/run/utmp`,
 /// `/var/run/utmp`); only `/dev/pts/<n>` and `/dev/tty<name>` are written, opened without
-/// following symlinks and without blocking (a stuck terminal loses the message).
+/// following symlinks and without blocking (a stuck terminal loses the message). The
+/// process doing that inside is killed after [`WALL_TIMEOUT`] (the container's root can
+/// stop it), and the command then fails saying so.
 #[container_command(placement = exec, setuid_helpers, frontend = wall_frontend)]
 pub fn wall(
     ctx: &mut RunnerContext,
@@ -24,11 +35,27 @@ pub fn wall(
     #[kwarg(default)] banner: Option<String>,
 ) -> Result<bool, CommandError> {
     let ct = running(ctx)?;
-    let text = compose(&message, banner.as_deref());
-    let report = attach_and_report(&ct, &|| Ok(write_to_user_ttys(text.as_bytes()).to_string()))?;
+    wall_inside(&ct, &message, banner.as_deref(), None)?;
+    Ok(true)
+}
+
+/// Writes `message` (with `banner`) to the user ttys of the running container `ct`,
+/// from a process attached into it that is killed after [`WALL_TIMEOUT`], or at `limit`
+/// if that comes first (Stop's deadline). Returns how many ttys got it.
+pub(crate) fn wall_inside(
+    ct: &ctl_lxc::Container,
+    message: &str,
+    banner: Option<&str>,
+    limit: Option<Instant>,
+) -> Result<usize, CommandError> {
+    let text = compose(message, banner);
+    let deadline = crate::util::bounded_by(WALL_TIMEOUT, limit);
+    let report = attach_and_report(ct, "wall", deadline, &|| {
+        Ok(write_to_user_ttys(text.as_bytes()).to_string())
+    })?;
     let written = report?;
     tracing::debug!(ttys = %written, "wall");
-    Ok(true)
+    Ok(written.parse().unwrap_or(0))
 }
 
 fn wall_frontend(call: &Call<'_>, message: String, banner: Option<String>) -> Result<bool, Error> {

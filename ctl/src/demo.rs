@@ -84,7 +84,9 @@ impl Demo<'_> {
                     let mut line = format!("{:>9}", human_duration(took));
                     if !detail.is_empty() {
                         line.push_str("  ");
-                        line.push_str(&indent_after_first(&detail, DETAIL_COLUMN));
+                        // Details come from the container (uname, its hostname...).
+                        let shown = crate::output::escape_controls(&detail, true);
+                        line.push_str(&indent_after_first(&shown, DETAIL_COLUMN));
                     }
                     print_stdout(&format!("{line}\n"));
                 }

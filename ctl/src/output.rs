@@ -143,7 +143,7 @@ impl Output {
                 if self.json {
                     print_stdout(&json_document(&Ok(&outcome)));
                 } else if !outcome.human.is_empty() {
-                    let mut text = outcome.human;
+                    let mut text = escape_controls(&outcome.human, true).into_owned();
                     if !text.ends_with('\n') {
                         text.push('\n');
                     }
@@ -187,10 +187,42 @@ pub fn json_document(result: &Result<&Outcome, &CliError>) -> String {
     format!("{{\"ok\":{ok},\"{key}\":{body}}}\n")
 }
 
-/// `error: <message>` on stderr, on one line.
+/// `error: <message>` on stderr, on one line, control characters escaped (messages carry
+/// runner messages, stderr and log tails, i.e. text a container can control).
 pub fn print_error(message: &str) {
     let line = one_line(message);
+    let line = escape_controls(&line, false);
     let _ = writeln!(std::io::stderr().lock(), "error: {line}");
+}
+
+/// `text` with every control character in a visible escaped form, for a terminal: C0
+/// controls (`\x1b` for ESC, `\x07`, `\x09` for a tab...; newlines too unless
+/// `keep_newlines`), DEL (`\x7f`) and the C1 controls U+0080–U+009F (`\u{9b}`, the
+/// one-character CSI that some terminals obey).
+///
+/// Why: much of what ctl prints comes from a container or a runner (a hostname set by the
+/// container's root, command error messages, stderr and log tails), and raw escape
+/// sequences in it could clear the operator's screen, retitle the terminal, hide text or,
+/// on some terminals, answer back with input. Every human rendering goes through this
+/// one function ([`Output::finish`], [`print_error`], the demo's lines); `--json` escapes
+/// in its own way, and `ct exec` output is the user's program's and stays untouched.
+pub fn escape_controls(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write as _;
+    let needs = |c: char| c.is_control() && !(keep_newlines && c == '\n');
+    if !text.chars().any(needs) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if !needs(c) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A message folded onto one line.
@@ -353,6 +385,29 @@ mod tests {
         assert_eq!(e.kind, "command");
         assert_eq!(e.message, "Exec: container is not running");
         assert_eq!(e.extra["command"], "Exec");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        // A hostname that clears the screen and retitles the terminal.
+        assert_eq!(
+            escape_controls("a\x1b[2J\x1b]0;pwned\x07b", false),
+            "a\\x1b[2J\\x1b]0;pwned\\x07b"
+        );
+        // Lone ESC, DEL, C1 (CSI U+009B, NEL U+0085, U+0080, U+009F), NUL, CR, tab.
+        assert_eq!(
+            escape_controls("\x1b\x7f\u{9b}\u{85}\u{80}\u{9f}\0\r\t", false),
+            "\\x1b\\x7f\\u{9b}\\u{85}\\u{80}\\u{9f}\\x00\\x0d\\x09"
+        );
+        // Newlines stay where multi-line text is meant, else they are escaped too.
+        assert_eq!(escape_controls("a\nb\x1b", true), "a\nb\\x1b");
+        assert_eq!(escape_controls("a\nb", false), "a\\x0ab");
+        // Plain text, non-ASCII and characters just outside C1 are left alone (borrowed).
+        let plain = "web-1 läuft \u{a0}ü €";
+        assert!(matches!(
+            escape_controls(plain, false),
+            std::borrow::Cow::Borrowed(p) if p == plain
+        ));
     }
 
     #[test]
