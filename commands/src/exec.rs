@@ -764,10 +764,26 @@ fn started_with_stdio(
         env,
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    // The program inherits the runner's signal dispositions through init.lxc's exec.
-    default_sigpipe();
-    let status = ct.execute(&argv, &opts)?;
-    Ok(exit_code(status))
+    // liblxc's execute needs a dumpable caller; the runner is not one (see
+    // `util::in_dumpable_worker`).
+    util::in_dumpable_worker("container start for the command", &|| {
+        if let Some(tty) = term.and(Some(fds[0])) {
+            // A terminal session: the fresh pty becomes the worker's controlling terminal,
+            // which liblxc proxies as the container's console (without one, the console
+            // would go nowhere). Never the caller's terminal: that stays with the frontend.
+            nix::unistd::setsid().map_err(|e| CommandError::msg(format!("setsid: {e}")))?;
+            // SAFETY: TIOCSCTTY with 0 on our own new pty, in a new session.
+            if unsafe { libc::ioctl(tty, libc::TIOCSCTTY, 0) } != 0 {
+                return Err(CommandError::msg(format!(
+                    "cannot make the pty the controlling terminal: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
+        // The program inherits the worker's signal dispositions through init.lxc's exec.
+        default_sigpipe();
+        Ok(exit_code(ct.execute(&argv, &opts)?))
+    })
 }
 
 /// The runner ignores SIGPIPE (a reply to a vanished frontend must fail with EPIPE, not

@@ -48,8 +48,15 @@ pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     }
     let log = util::log_file_of(ctx, &ct);
     let offset = util::log_offset(log.as_deref());
-    if let Err(e) = ct.start(false, &[]) {
-        return Err(util::with_log_tail(e, log.as_deref(), offset));
+    // liblxc's start needs a dumpable caller; the runner is not one (see
+    // `util::in_dumpable_worker`).
+    let started = util::in_dumpable_worker("container start", &|| {
+        ct.start(false, &[])
+            .map(|_| 0)
+            .map_err(|e| CommandError::msg(e.to_string()))
+    });
+    if let Err(e) = started {
+        return Err(util::with_log_tail(e.message(), log.as_deref(), offset));
     }
     // liblxc reports success once the monitor saw RUNNING; an init that dies at once is
     // stopped again by now.

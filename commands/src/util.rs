@@ -374,10 +374,18 @@ pub(crate) fn attach_isolated(
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(writer);
-            let mut report = String::new();
-            let _ = File::from(reader)
-                .take(64 * 1024)
-                .read_to_string(&mut report);
+            // The child enforces `deadline` on the program once liblxc's attach returned;
+            // a process of the container's stopped *during* the attach (liblxc's handshake
+            // waits for it) keeps the child inside liblxc, so the report is waited for
+            // only until shortly after the deadline.
+            let report = match read_report(reader, deadline.map(|d| d + ATTACH_GRACE)) {
+                Some(report) => report,
+                None => {
+                    kill_attach(child);
+                    let _ = nix::sys::wait::waitpid(child, None);
+                    return Ok(None);
+                }
+            };
             let status = loop {
                 match nix::sys::wait::waitpid(child, None) {
                     Err(nix::errno::Errno::EINTR) => continue,
@@ -398,6 +406,155 @@ pub(crate) fn attach_isolated(
             }
         }
     }
+}
+
+/// Runs `f` in a forked worker of this (single-threaded) runner that is *dumpable* and holds
+/// nothing of the runner's conversation with its frontend, and returns what `f` returned
+/// (an exit status, or 0 for "done").
+///
+/// Runners are not dumpable (a runner runs as the container's user, who must not be able
+/// to ptrace it: it holds the reply pipe to the root frontend and the call's stdio). But
+/// liblxc's start and execute need a dumpable caller: the LXC monitor they fork opens
+/// `/proc/<init>/ns/*` of the container's first process, a fork of the caller, which a
+/// non-dumpable caller would leave owned by root ("Failed to preserve user namespace").
+/// So those run here: the worker closes the reply pipe and the envelope socket and marks
+/// every other fd close-on-exec before it becomes dumpable; what the container's user can
+/// take from it then is what the container gets anyway (the program's stdio).
+pub(crate) fn in_dumpable_worker(
+    what: &str,
+    f: &dyn Fn() -> Result<i32, CommandError>,
+) -> Result<i32, CommandError> {
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let runner = nix::unistd::getpid();
+    // SAFETY: the runner is single-threaded, so the child may allocate; it never returns
+    // into the runner's code but ends with `_exit` after writing its one report.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            drop(reader);
+            // SAFETY: integer-only prctl calls; `_exit` ends this child only.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                if nix::unistd::getppid() != runner {
+                    libc::_exit(1);
+                }
+            }
+            let report = match ctl_core::runner::seal_fds_for_attach()
+                .map_err(|e| CommandError::msg(format!("cannot prepare the {what}: {e}")))
+                .and_then(|()| {
+                    // SAFETY: integer-only prctl.
+                    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong) } != 0 {
+                        return Err(CommandError::msg(format!(
+                            "PR_SET_DUMPABLE: {}",
+                            std::io::Error::last_os_error()
+                        )));
+                    }
+                    f()
+                }) {
+                Ok(value) => format!("ok {value}"),
+                Err(e) => format!("err {}", e.message()),
+            };
+            let _ = nix::unistd::write(&writer, report.as_bytes());
+            // SAFETY: ends this child only; nothing of the runner's runs here afterwards.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(writer);
+            let mut report = String::new();
+            let _ = File::from(reader)
+                .take(64 * 1024)
+                .read_to_string(&mut report);
+            let status = loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other?,
+                }
+            };
+            match report.split_once(' ') {
+                Some(("ok", value)) => value
+                    .parse()
+                    .map_err(|_| CommandError::msg(format!("bad {what} report {report:?}"))),
+                Some(("err", message)) => Err(CommandError::msg(message)),
+                _ => Err(CommandError::msg(format!(
+                    "the process running the {what} ended ({status:?}) before it could report"
+                ))),
+            }
+        }
+    }
+}
+
+/// How long after its deadline an attach may still take to report before it is killed
+/// from outside (the attaching child itself kills the program at the deadline and needs a
+/// moment to reap it and report).
+const ATTACH_GRACE: Duration = Duration::from_secs(2);
+
+/// Reads the attaching child's report until EOF; `None` when `until` passes first.
+fn read_report(reader: std::os::fd::OwnedFd, until: Option<Instant>) -> Option<String> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let timeout = match until {
+            None => PollTimeout::NONE,
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(
+            std::os::fd::AsFd::as_fd(&reader),
+            PollFlags::POLLIN,
+        )];
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        match nix::unistd::read(&reader, &mut buf) {
+            Ok(0) => break,
+            Ok(n) if bytes.len() < 64 * 1024 => bytes.extend_from_slice(&buf[..n]),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            Err(_) => break,
+        }
+    }
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Kills an attaching child stuck in liblxc, and the processes liblxc made for it (its
+/// children: the transient process and the attached one, which it clones with
+/// `CLONE_PARENT`). The child is the owner of the container's user namespace, so it may
+/// signal them also after they became the container's root.
+fn kill_attach(child: nix::unistd::Pid) {
+    use nix::sys::signal::{kill, Signal};
+    let _ = kill(child, Signal::SIGSTOP);
+    for pid in children_of(child.as_raw()) {
+        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = kill(child, Signal::SIGKILL);
+}
+
+/// The pids whose parent is `parent` (from `/proc/<pid>/stat`).
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.rsplit_once(')')?;
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
 }
 
 /// What [`attach_isolated`]'s child does before it calls liblxc: non-dumpable (checked),

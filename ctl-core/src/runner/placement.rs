@@ -10,8 +10,9 @@
 //!    there is one, else by path. The handed-over files are closed before step 3,
 //! 3. `setgroups([ugid])`, `setresgid`, `setresuid` — the kernel clears the permitted and
 //!    effective capabilities on this transition (and we clear ambient and inheritable),
-//! 4. dumpable again (a uid change makes the process non-dumpable, which makes its
-//!    `/proc/<pid>` root's; LXC's helpers such as `newuidmap` check that owner),
+//! 4. not dumpable (a uid change makes a process so; checked): the container's user must
+//!    not be able to ptrace its runner (liblxc's start and execute, which need a dumpable
+//!    caller, run in a forked worker, `commands::util::in_dumpable_worker`),
 //! 5. `no_new_privs` (unless setuid helpers are needed); the capability bounding set is
 //!    left alone (see `apply` for why),
 //! 6. the parent-death signal, armed *after* the switch (the kernel clears it on a
@@ -169,7 +170,13 @@ pub(super) fn apply(
         setresuid(Uid::from_raw(id), Uid::from_raw(id), Uid::from_raw(id))
             .map_err(|e| format!("setresuid({id}): {e}"))?;
         clear_inheritable()?;
-        prctl(libc::PR_SET_DUMPABLE, 1, "PR_SET_DUMPABLE")?;
+        // Left non-dumpable (the uid change made it so): the runner runs as the container's
+        // user, who must not be able to ptrace it and take the reply pipe or the call's
+        // stdio. liblxc's start and execute, which need a dumpable caller, run in a worker
+        // forked for them (`commands::util::in_dumpable_worker`).
+        if prctl_get(libc::PR_GET_DUMPABLE) != 0 {
+            prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
+        }
     }
     if !spec.setuid_helpers {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")?;
@@ -208,6 +215,11 @@ fn cgroup_fs_kind(fd: BorrowedFd<'_>) -> std::io::Result<bool> {
     #[allow(clippy::unnecessary_cast)]
     let kind = st.f_type as libc::c_long;
     Ok(kind == CGROUP_SUPER_MAGIC || kind == CGROUP2_SUPER_MAGIC)
+}
+
+fn prctl_get(option: libc::c_int) -> libc::c_int {
+    // SAFETY: a PR_GET_* option without arguments.
+    unsafe { libc::prctl(option, 0, 0, 0, 0) }
 }
 
 fn prctl(option: libc::c_int, arg: libc::c_ulong, name: &str) -> Result<(), String> {
