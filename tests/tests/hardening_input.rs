@@ -388,3 +388,24 @@ fn hostile_fds_with_a_real_placement() {
     }));
     assert_refused(&run_runner(&e, &[(&dir, 30)]), "stdin fd 30 is not");
 }
+
+/// A terminal among the stdio of one of our envelopes is refused: our frontends relay
+/// terminals (`ctl_core::terminal`), so one arriving here is a bug or a forged envelope,
+/// and it must not reach command code (a program in the container would get the terminal:
+/// read what is typed, write escape sequences to it). An osctld envelope (no extension)
+/// is served as it comes.
+#[test]
+fn a_terminal_among_the_stdio_of_our_envelope_is_refused() {
+    let _serial = serial();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let ours = json!({"ctl": {"version": ctl_core::PROTOCOL_VERSION}});
+    for what in ["stdin", "stdout", "stderr"] {
+        let mut patch = ours.clone();
+        patch[what] = json!(30);
+        let out = run_runner(&envelope(patch), &[(&pty.slave, 30)]);
+        assert_refused(&out, &format!("the {what} fd is a terminal"));
+    }
+    let out = run_runner(&envelope(json!({"stdout": 30})), &[(&pty.slave, 30)]);
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["status"], true, "{reply}");
+}

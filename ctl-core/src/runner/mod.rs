@@ -322,6 +322,22 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
         Ok(s) => s,
         Err(e) => return reply(refuse(ProtocolRefusal::Envelope { detail: e.clone() }, e)),
     };
+    // Our frontends relay terminals and never hand one over (`crate::terminal`): a
+    // terminal here is a frontend's bug or a forged envelope, and must not reach the
+    // container. (osctld's envelopes, without our extension, are taken as they come.)
+    if envelope.ctl.is_some() {
+        let named = [("stdin", &stdin), ("stdout", &stdout), ("stderr", &stderr)];
+        if let Some((what, _)) = named.iter().find(|(_, fd)| {
+            fd.as_ref()
+                .is_some_and(|fd| crate::terminal::is_terminal(fd.as_fd()))
+        }) {
+            let e = format!(
+                "the {what} fd is a terminal; a terminal is relayed by the frontend, never \
+                 handed to a runner"
+            );
+            return reply(refuse(ProtocolRefusal::Envelope { detail: e.clone() }, e));
+        }
+    }
 
     let mut user = None;
     if let Some(ext) = &envelope.ctl {
