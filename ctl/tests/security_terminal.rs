@@ -34,17 +34,22 @@ fn redteam_binary(name: &str) -> PathBuf {
         dir
     });
     let out = dir.path().join(name);
+    // Tests run in parallel: one build at a time, so that none plants a half-written file.
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     if !out.exists() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/redteam")
             .join(format!("{name}.c"));
+        let partial = out.with_extension("partial");
         let status = Command::new("cc")
             .args(["-static", "-O2", "-o"])
-            .arg(&out)
+            .arg(&partial)
             .arg(&src)
             .status()
-            .expect("cc (a C compiler with static glibc: build-essential) is needed");
+            .expect("cc (a C compiler with static glibc: gcc, libc6-dev) is needed");
         assert!(status.success(), "building {}", src.display());
+        std::fs::rename(&partial, &out).unwrap();
     }
     out
 }

@@ -45,6 +45,8 @@ int main(int argc, char **argv) {
     FILE *out = fopen(result, "w");
     if (!out)
         return 1;
+    setvbuf(out, NULL, _IONBF, 0);
+    fprintf(out, "started\n");
     int tty = open("/dev/tty", O_RDWR | O_NOCTTY);
     if (tty < 0) {
         fprintf(out, "/dev/tty: open failed: %s\n", strerror(errno));
