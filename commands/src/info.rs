@@ -1,7 +1,5 @@
 //! GetHostname, VethName.
 
-use std::fs::File;
-
 use std::os::fd::AsFd;
 
 use ctl_core::{bail, container_command, Call, Command, CommandError, Error, RunnerContext};
@@ -11,8 +9,9 @@ use crate::util;
 
 /// The container's hostname, read in its UTS namespace.
 ///
-/// The frontend asks `State` for the init pid (see `util::init_pid`) and opens
-/// `/proc/<init pid>/ns/uts` itself; the runner, root outside the container's cgroups,
+/// The frontend asks `State` for the init pid (see `util::init_pid`: checked as the
+/// container's) and opens its UTS namespace itself (only one owned by the container's
+/// user namespace); the runner, root outside the container's cgroups,
 /// gets that namespace as its stdin, enters it and calls `gethostname`. Root never loads
 /// the container's LXC config through liblxc: the container's user can edit that file,
 /// and liblxc acts on some of its keys while loading it (`lxc.log.file` is opened for
@@ -34,10 +33,10 @@ pub fn get_hostname(ctx: &mut RunnerContext) -> Result<String, CommandError> {
 }
 
 fn get_hostname_frontend(call: &Call<'_>) -> Result<String, Error> {
-    let pid = util::init_pid(call, GetHostname::SPEC.name)?;
-    let path = format!("/proc/{pid}/ns/uts");
-    let ns = File::open(&path)
-        .map_err(|e| Error::command(GetHostname::SPEC.name, format!("cannot open {path}: {e}")))?;
+    let init = util::init_pid(call, GetHostname::SPEC.name)?;
+    let ns = init
+        .open_ns("uts")
+        .map_err(|e| Error::command(GetHostname::SPEC.name, e))?;
     GetHostname::runner(&call.clone().stdin(Some(ns.as_fd())))
 }
 

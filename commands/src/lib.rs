@@ -5,6 +5,7 @@
 pub mod exec;
 mod freezer;
 pub mod info;
+pub(crate) mod initpid;
 pub mod lifecycle;
 pub mod mount;
 pub mod stop;

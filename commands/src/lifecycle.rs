@@ -8,6 +8,7 @@ use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
 
 use crate::freezer::{self, Outcome};
+use crate::initpid::{InitError, ValidatedInit};
 use crate::util;
 
 /// What `State` returns (osctld's `{id, state, init_pid}`).
@@ -164,12 +165,15 @@ fn freeze_directly_in_frontend(
 ///   hierarchy: LXC removes it when the container stops (osctld's short-cut);
 /// - otherwise from the container's LXC monitor, asked in-process over LXC's command socket
 ///   ([`ctl_lxc::command_socket`]), the very answer liblxc's `state()` and `init_pid()` read
-///   from it. The monitor must run as the container's user (or root), and the init pid it
-///   names must be inside the container's entry cgroup, or the call fails.
+///   from it. The monitor must run as the container's user (or root).
 ///
 /// Only when the socket gives no usable answer (an unexpected reply, the monitor hanging up
 /// mid-way) does it fall back to the runner, which asks through liblxc as the container's
-/// user. The runner half is the whole command for callers that invoke it by name.
+/// user. Either way the frontend checks the init pid before answering (the container's
+/// user may serve the monitor's socket itself, and its runner answers what liblxc read
+/// from it): inside the entry cgroup, in a user namespace owned by the container's user
+/// that maps 0 to the container's root ids, else the call fails (see `initpid.rs`). The
+/// runner half is the whole command for callers that invoke it by name, unchecked.
 #[container_command(placement = fork, frontend = state_frontend)]
 pub fn state(ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
     let ct = util::open(ctx)?;
@@ -187,6 +191,33 @@ pub fn state(ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
 }
 
 fn state_frontend(call: &Call<'_>) -> Result<StateInfo, Error> {
+    Ok(state_and_init(call)?.0)
+}
+
+/// `State`'s answer and its init pid checked as the container's (see
+/// [`ValidatedInit`]), on every path: the monitor's answer and the runner fallback's. An
+/// init that is gone by the time it is checked is asked for once more.
+pub(crate) fn state_and_init(call: &Call<'_>) -> Result<(StateInfo, Option<ValidatedInit>), Error> {
+    let ct = call.container();
+    let mut asked = 0;
+    loop {
+        let info = unchecked_state(call)?;
+        asked += 1;
+        let Some(pid) = info.init_pid else {
+            return Ok((info, None));
+        };
+        match ValidatedInit::new(ct, pid) {
+            Ok(init) => return Ok((info, Some(init))),
+            Err(InitError::Gone(why)) if asked < 2 => {
+                tracing::debug!("State of {}: {why}; asking again", ct.ident());
+            }
+            Err(e) => return Err(Error::command(State::SPEC.name, e)),
+        }
+    }
+}
+
+/// The monitor's answer, else the runner's; the init pid not checked yet.
+fn unchecked_state(call: &Call<'_>) -> Result<StateInfo, Error> {
     let ct = call.container();
     let stopped = || StateInfo {
         id: ct.id.clone(),
@@ -216,17 +247,6 @@ fn state_frontend(call: &Call<'_>) -> Result<StateInfo, Error> {
             return State::runner(call);
         }
     };
-    if let Some(pid) = monitor.init_pid {
-        if !util::process_in_entry_cgroup(ct, pid) {
-            return Err(Error::command(
-                State::SPEC.name,
-                format!(
-                    "the LXC monitor of container {} names init pid {pid}, which is not in the container's cgroup {}",
-                    ct.id, ct.cgroup_path
-                ),
-            ));
-        }
-    }
     Ok(StateInfo {
         id: ct.id.clone(),
         state: monitor.state.as_str().to_owned(),

@@ -127,22 +127,23 @@ pub fn with_mountns(
     require_root()?;
     let owner = container_user_uid(&ctx.lxc_home, &ctx.user_home)?;
     let config = read_lxc_config(&ctx.lxc_home, &ctx.id, owner)?;
-    let pid = match pid {
-        Some(pid) if pid > 0 => pid,
+    match pid {
+        Some(pid) if pid > 0 => {}
         Some(pid) => bail!("bad pid {pid}"),
-        // The frontend fills it in (see `with_mountns_frontend`): root does not load the
-        // user-editable LXC config through liblxc.
         None => bail!("WithMountns needs a pid (its frontend passes the init pid)"),
+    }
+    // The frontend opens the namespace from a checked pid (see `with_mountns_frontend`):
+    // root does not load the user-editable LXC config through liblxc, nor enter a
+    // namespace by a path a reused or forged pid could name.
+    let Some(ns) = ctx.stdin.take() else {
+        bail!("WithMountns needs the mount namespace as its stdin (its frontend opens it)");
     };
-    let ns_path = format!("/proc/{pid}/ns/mnt");
-    let ns = nix::fcntl::open(
-        ns_path.as_str(),
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| CommandError::msg(format!("cannot open {ns_path}: {e}")))?;
-    nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS)
-        .map_err(|e| CommandError::msg(format!("setns into {ns_path}: {e}")))?;
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS).map_err(|e| {
+        CommandError::msg(format!(
+            "cannot enter the mount namespace of pid {}: {e}",
+            pid.unwrap_or_default()
+        ))
+    })?;
     drop(ns);
     if let Some(dir) = &chroot {
         nix::unistd::chroot(dir.as_str())
@@ -690,8 +691,10 @@ fn with_rootfs_frontend(
     WithRootfs::runner(call, task, args)
 }
 
-/// Checks the config (see `check_config_in_frontend`) and fills in the init pid (from
-/// `State`, see `util::init_pid`) when no pid is given.
+/// Checks the config (see `check_config_in_frontend`), fills in the init pid (from
+/// `State`, see `util::init_pid`) when no pid is given, checks the pid as one of the
+/// container's (`initpid::ValidatedInit`: an explicit one too) and hands the runner its
+/// mount namespace, opened here, as its stdin.
 fn with_mountns_frontend(
     call: &ctl_core::Call<'_>,
     task: String,
@@ -700,11 +703,19 @@ fn with_mountns_frontend(
     chroot: Option<String>,
 ) -> Result<Value, ctl_core::Error> {
     check_config_in_frontend(call, "WithMountns")?;
-    let pid = match pid {
-        Some(pid) => pid,
+    let fail = |e: crate::initpid::InitError| ctl_core::Error::command("WithMountns", e);
+    let init = match pid {
+        Some(pid) => crate::initpid::ValidatedInit::new(call.container(), pid).map_err(fail)?,
         None => crate::util::init_pid(call, "WithMountns")?,
     };
-    WithMountns::runner(call, task, args, Some(pid), chroot)
+    let ns = init.open_ns("mnt").map_err(fail)?;
+    WithMountns::runner(
+        &call.clone().stdin(Some(std::os::fd::AsFd::as_fd(&ns))),
+        task,
+        args,
+        Some(init.pid()),
+        chroot,
+    )
 }
 
 #[cfg(test)]

@@ -751,18 +751,24 @@ pub(crate) fn thaw_tree(ct: &ctl_core::Container) -> std::io::Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-/// The container's init pid, from `State`: its frontend asks the container's monitor over
-/// LXC's command socket and checks that the pid is inside the container's entry cgroup;
-/// its fallback runner asks liblxc as the container's user (fork placement). Root-side
-/// code uses this instead of loading the user-editable LXC config with liblxc as root.
-pub(crate) fn init_pid(call: &ctl_core::Call<'_>, command: &str) -> Result<i32, ctl_core::Error> {
-    let state = crate::lifecycle::State::run_with(
-        &call
-            .clone()
-            .stdin(None)
-            .placement(ctl_core::Placement::Fork),
-    )?;
-    state.init_pid.filter(|pid| *pid > 0).ok_or_else(|| {
+/// The container's init pid, from `State` (its frontend asks the container's monitor over
+/// LXC's command socket, its fallback runner asks liblxc as the container's user), checked
+/// as the container's on either path ([`crate::initpid::ValidatedInit`]): root-side code
+/// opens the namespaces it enters through it. Root-side code uses this instead of loading
+/// the user-editable LXC config with liblxc as root.
+pub(crate) fn init_pid(
+    call: &ctl_core::Call<'_>,
+    command: &str,
+) -> Result<crate::initpid::ValidatedInit, ctl_core::Error> {
+    let call = call
+        .clone()
+        .stdin(None)
+        .placement(ctl_core::Placement::Fork);
+    let (state, init) = crate::lifecycle::state_and_init(&call).map_err(|e| match e {
+        ctl_core::Error::Command { message, .. } => ctl_core::Error::command(command, message),
+        e => e,
+    })?;
+    init.ok_or_else(|| {
         ctl_core::Error::command(
             command,
             format!("container {} is not running (it has no init pid)", state.id),

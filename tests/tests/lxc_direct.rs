@@ -166,7 +166,8 @@ fn an_init_pid_outside_the_container_is_refused() {
     ctl_core::cgroup::remove_entry(&payload).unwrap();
     let message = command_error(result);
     assert!(
-        message.contains("init pid 1,") && message.contains("not in the container's cgroup"),
+        message.contains(&format!("init pid 1 of container {}", ct.id))
+            && message.contains("not in the container's cgroup"),
         "{message}"
     );
 }
