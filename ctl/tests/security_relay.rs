@@ -192,6 +192,10 @@ fn session(
 const AFTER_EXIT: usize = 200 * 1024;
 
 fn assert_prompt(what: &str, s: &Session) {
+    eprintln!(
+        "{what}: exit after {:?}, {} bytes after, {} typed",
+        s.exit_after_marker, s.bytes_after_marker, s.typed
+    );
     match s.exit_after_marker {
         Some(t) => assert!(
             t < PROMPT,
