@@ -748,7 +748,7 @@ fn pty_relay(
             }
         }
         if !out.is_empty() && (output_ready || output_at.is_none()) {
-            match nix::unistd::write(&output, &out_buf[out.clone()]) {
+            match nix::unistd::write(output, &out_buf[out.clone()]) {
                 Ok(0) => return,
                 Ok(n) => out.start += n,
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
@@ -757,7 +757,7 @@ fn pty_relay(
         }
         // Input.
         if input_open && inp.is_empty() && input_ready {
-            match nix::unistd::read(&input, &mut in_buf) {
+            match nix::unistd::read(input, &mut in_buf) {
                 Ok(0) => input_open = false,
                 Ok(n) => inp = 0..n,
                 Err(Errno::EINTR | Errno::EAGAIN) => {}

@@ -92,10 +92,7 @@ impl Terminal {
 
     /// Types `bytes` (as many as the terminal takes now); how many were taken.
     fn type_some(&self, bytes: &[u8]) -> usize {
-        match nix::unistd::write(&self.master, bytes) {
-            Ok(n) => n,
-            Err(_) => 0,
-        }
+        nix::unistd::write(&self.master, bytes).unwrap_or_default()
     }
 }
 
