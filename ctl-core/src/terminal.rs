@@ -18,11 +18,12 @@
 //!   own terminal in raw mode and relays between the two, with the window size following.
 
 use std::io;
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -73,12 +74,46 @@ pub fn set_window_size(fd: BorrowedFd<'_>, size: WindowSize) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether `fd` is the master end of a pseudo-terminal (`TIOCGPTN` answers only there).
+/// Whether `fd` is the master end of a pseudo-terminal.
+///
+/// The fd may come from someone else (a runner, over a socket): before any `ioctl` it must
+/// be the pty multiplexer's character device (`/dev/ptmx` or a devpts `ptmx`, 5:2), not,
+/// say, a file of a FUSE daemon that never answers. Its type is read with
+/// `AT_STATX_DONT_SYNC` (a FUSE file system is not asked); only then does `TIOCGPTN`
+/// confirm a master (a master's inode is the `ptmx` node it was opened through).
 pub fn is_pty_master(fd: BorrowedFd<'_>) -> bool {
+    if !is_ptmx_device(fd) {
+        return false;
+    }
     let mut n: libc::c_uint = 0;
     // SAFETY: TIOCGPTN writes one unsigned int through the pointer.
     unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGPTN, &mut n) == 0 }
 }
+
+/// Whether `fd` is the character device 5:2 (`ptmx`), judged from cached attributes.
+fn is_ptmx_device(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: `statx` is plain data, filled by the kernel.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: an empty path with AT_EMPTY_PATH names the fd itself; the kernel writes one
+    // `statx` through the pointer.
+    let rc = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+            libc::STATX_TYPE,
+            &mut stx,
+        )
+    };
+    rc == 0
+        && u32::from(stx.stx_mode) & libc::S_IFMT == libc::S_IFCHR
+        && stx.stx_rdev_major == PTMX_MAJOR
+        && stx.stx_rdev_minor == PTMX_MINOR
+}
+
+/// `ptmx`'s device number (`TTYAUX_MAJOR`, minor 2).
+const PTMX_MAJOR: u32 = 5;
+const PTMX_MINOR: u32 = 2;
 
 /// Sends `fd` over the unix socket `sock` (`SCM_RIGHTS`, one byte of payload).
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -154,35 +189,116 @@ impl StopSignal {
     }
 }
 
-fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR) => {}
-            // A destination in non-blocking mode (a terminal someone else set so): wait.
-            Err(Errno::EAGAIN) => {
-                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-                let _ = poll(&mut fds, PollTimeout::from(1000u16));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+/// How long the final copy of a relay may take once the call ended.
+const FINAL_COPY_TIME: Duration = Duration::from_millis(200);
+/// The most the final copy passes on (for a pipe: no more than it held when the call
+/// ended either).
+const FINAL_COPY_BYTES: usize = 64 * 1024;
+/// How much a relay reads at a time (and holds while its destination is not ready).
+const RELAY_BUFFER: usize = 16 * 1024;
+/// How long `finish` waits for the relay threads once told to stop: the final copy and
+/// some slack. Every read and write of a relay is non-blocking and every wait polls the
+/// stop signal or has a deadline, so a thread still running after this is not waited for.
+const JOIN_LIMIT: Duration = Duration::from_millis(1200);
+
+/// What a wait ended with.
+#[derive(PartialEq, Eq)]
+enum Ready {
+    Yes,
+    Stopped,
+    TimedOut,
 }
 
-/// Reads what `src` has now (it must be non-blocking) and writes it to `dst`, until
-/// `src` has nothing more, ends, or fails.
-fn drain(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, buf: &mut [u8]) {
+/// Waits until `fd` reports `events` (or an error or hang-up), `stop` fires, or
+/// `deadline` passes.
+fn wait_for(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    stop: Option<BorrowedFd<'_>>,
+    deadline: Option<Instant>,
+) -> Ready {
     loop {
-        match nix::unistd::read(src, buf) {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ready::TimedOut;
+                }
+                PollTimeout::from(left.as_millis().clamp(1, 10_000) as u16)
+            }
+        };
+        let mut fds = vec![PollFd::new(fd, events)];
+        if let Some(stop) = stop {
+            fds.push(PollFd::new(stop, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return Ready::Stopped,
+        }
+        if fds.get(1).is_some_and(|f| f.any().unwrap_or(true)) {
+            return Ready::Stopped;
+        }
+        if fds[0].any().unwrap_or(true) {
+            return Ready::Yes;
+        }
+    }
+}
+
+/// Bytes waiting to be read from `fd` (`FIONREAD`).
+fn buffered(fd: BorrowedFd<'_>) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } != 0 {
+        return 0;
+    }
+    usize::try_from(n).unwrap_or(0)
+}
+
+/// The relay's last copy once the call ended: `pending` (read, not yet written) and then
+/// at most `budget` more bytes from `src` (non-blocking), all within `FINAL_COPY_TIME` and
+/// `FINAL_COPY_BYTES`. A process left behind that keeps writing gets no more than that
+/// through: the caller closes `src` next (the writer then gets `EPIPE` or `EIO`).
+fn final_copy(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    buf: &mut [u8],
+    mut pending: Range<usize>,
+    budget: usize,
+) {
+    let deadline = Instant::now() + FINAL_COPY_TIME;
+    let mut budget = budget.min(FINAL_COPY_BYTES.saturating_sub(pending.len()));
+    loop {
+        if pending.is_empty() {
+            if budget == 0 {
+                return;
+            }
+            let want = budget.min(buf.len());
+            match nix::unistd::read(src, &mut buf[..want]) {
+                Ok(0) => return,
+                Ok(n) => {
+                    budget -= n;
+                    pending = 0..n;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => {
+                    if wait_for(src, PollFlags::POLLIN, None, Some(deadline)) != Ready::Yes {
+                        return;
+                    }
+                    continue;
+                }
+                Err(_) => return,
+            }
+        }
+        match nix::unistd::write(dst, &buf[pending.clone()]) {
             Ok(0) => return,
-            Ok(n) => {
-                if write_all(dst, &buf[..n]).is_err() {
+            Ok(n) => pending.start += n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                if wait_for(dst, PollFlags::POLLOUT, None, Some(deadline)) != Ready::Yes {
                     return;
                 }
             }
-            Err(Errno::EINTR) => {}
             Err(_) => return,
         }
     }
@@ -192,6 +308,47 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
+}
+
+/// The caller's terminal `fd` for a relay thread: opened anew (an open file description
+/// of the relay's own, non-blocking, so a terminal nobody reads cannot block the thread
+/// and the caller's fd keeps its flags), or, when that is not possible or does not give
+/// the same terminal, a duplicate of `fd`.
+fn own_terminal(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let reopened = (|| {
+        let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).ok()?);
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let new = nix::fcntl::open(
+            path.as_str(),
+            (flags & OFlag::O_ACCMODE) | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        // The same device (a pty master's path would open a new pty: not that).
+        let a = nix::sys::stat::fstat(fd).ok()?;
+        let b = nix::sys::stat::fstat(&new).ok()?;
+        (a.st_mode & libc::S_IFMT == libc::S_IFCHR && a.st_rdev == b.st_rdev).then_some(new)
+    })();
+    match reopened {
+        Some(fd) => Ok(fd),
+        None => fd.try_clone_to_owned(),
+    }
+}
+
+/// Waits up to `limit` for `threads` to end and joins those that did; the others are left
+/// to end on their own (see `JOIN_LIMIT`).
+fn join_bounded(threads: impl IntoIterator<Item = JoinHandle<()>>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    for t in threads {
+        while !t.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        } else {
+            tracing::warn!("a terminal relay thread did not stop in time; not waiting for it");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -275,20 +432,29 @@ impl StdioRelay {
     }
 
     fn spawn(&mut self, direction: Direction, terminal: RawFd, pipe: OwnedFd) -> io::Result<()> {
-        // The thread gets its own copies: it may outlive the caller's borrow of the
-        // terminal by the time it takes to notice the stop signal.
+        // The thread gets its own fds: it may outlive the caller's borrow of the terminal
+        // by the time it takes to notice the stop signal. Every fd it uses is non-blocking.
         // SAFETY: the terminal fd belongs to the call and is open during this call.
-        let terminal = unsafe { BorrowedFd::borrow_raw(terminal) }.try_clone_to_owned()?;
+        let terminal = own_terminal(unsafe { BorrowedFd::borrow_raw(terminal) })?;
+        set_nonblocking(pipe.as_fd())?;
         let stop = self.stop.read.try_clone()?;
         let handle = std::thread::Builder::new()
             .name("ctl-tty-relay".to_owned())
             .spawn(move || match direction {
-                Direction::In => copy_until_stopped(terminal.as_fd(), pipe.as_fd(), &stop),
+                Direction::In => {
+                    relay_until_stopped(terminal.as_fd(), pipe.as_fd(), &stop);
+                }
                 Direction::Out => {
-                    let _ = set_nonblocking(pipe.as_fd());
-                    copy_until_stopped(pipe.as_fd(), terminal.as_fd(), &stop);
-                    let mut buf = vec![0u8; 64 * 1024];
-                    drain(pipe.as_fd(), terminal.as_fd(), &mut buf);
+                    let mut buf = vec![0u8; RELAY_BUFFER];
+                    if let Some(pending) =
+                        relay_until_stopped_with(pipe.as_fd(), terminal.as_fd(), &stop, &mut buf)
+                    {
+                        // Only what the pipe holds now: not what a process left behind
+                        // writes from here on.
+                        let held = buffered(pipe.as_fd());
+                        final_copy(pipe.as_fd(), terminal.as_fd(), &mut buf, pending, held);
+                    }
+                    // `pipe` is closed here: a writer left behind gets EPIPE.
                 }
             })?;
         self.threads.push(handle);
@@ -313,16 +479,15 @@ impl StdioRelay {
         call
     }
 
-    /// Copies the output still in the pipes and stops every relay thread.
+    /// Copies the output still in the pipes (bounded: what they hold now, at most 64 KiB
+    /// each, within 200 ms) and stops every relay thread.
     pub fn finish(mut self) {
         self.stop_threads();
     }
 
     fn stop_threads(&mut self) {
         self.stop.fire();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        join_bounded(self.threads.drain(..), JOIN_LIMIT);
     }
 }
 
@@ -344,34 +509,46 @@ fn same_file(a: RawFd, b: RawFd) -> bool {
     }
 }
 
-/// Copies `src` to `dst` until `src` ends or fails, `dst` fails, or `stop` fires.
-fn copy_until_stopped(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, stop: &OwnedFd) {
-    let mut buf = vec![0u8; 64 * 1024];
+/// Copies `src` to `dst` (both non-blocking) until `src` ends or fails, `dst` fails, or
+/// `stop` fires.
+fn relay_until_stopped(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, stop: &OwnedFd) {
+    let mut buf = vec![0u8; RELAY_BUFFER];
+    let _ = relay_until_stopped_with(src, dst, stop, &mut buf);
+}
+
+/// [`relay_until_stopped`] with the caller's buffer: `Some(what is read, not yet written)`
+/// when `stop` fired, `None` when the copy ended on its own.
+fn relay_until_stopped_with(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    stop: &OwnedFd,
+    buf: &mut [u8],
+) -> Option<Range<usize>> {
+    let mut pending = 0..0;
     loop {
-        let mut fds = [
-            PollFd::new(src, PollFlags::POLLIN),
-            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(Errno::EINTR) => continue,
-            Err(_) => return,
+        if pending.is_empty() {
+            match wait_for(src, PollFlags::POLLIN, Some(stop.as_fd()), None) {
+                Ready::Yes => {}
+                _ => return Some(pending),
+            }
+            match nix::unistd::read(src, buf) {
+                Ok(0) => return None,
+                Ok(n) => pending = 0..n,
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
+                Err(_) => return None,
+            }
         }
-        if fds[1].any().unwrap_or(true) {
-            return;
-        }
-        if !fds[0].any().unwrap_or(false) {
-            continue;
-        }
-        match nix::unistd::read(src, &mut buf) {
-            Ok(0) => return,
-            Ok(n) => {
-                if write_all(dst, &buf[..n]).is_err() {
-                    return;
+        match nix::unistd::write(dst, &buf[pending.clone()]) {
+            Ok(0) => return None,
+            Ok(n) => pending.start += n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                match wait_for(dst, PollFlags::POLLOUT, Some(stop.as_fd()), None) {
+                    Ready::Yes => {}
+                    _ => return Some(pending),
                 }
             }
-            Err(Errno::EINTR | Errno::EAGAIN) => {}
-            Err(_) => return,
+            Err(_) => return None,
         }
     }
 }
@@ -402,17 +579,19 @@ impl PtyRelay {
         channel: OwnedFd,
     ) -> io::Result<PtyRelay> {
         let stop = StopSignal::new()?;
-        let input = input.try_clone_to_owned()?;
-        let output = output.try_clone_to_owned()?;
-        let saved = match termios::tcgetattr(&input) {
+        // The relay thread's own, non-blocking fds (see `own_terminal`).
+        let output = own_terminal(output)?;
+        let owned_input = own_terminal(input)?;
+        let saved = match termios::tcgetattr(input) {
             Ok(original) => {
                 let mut raw = original.clone();
                 termios::cfmakeraw(&mut raw);
-                termios::tcsetattr(&input, SetArg::TCSANOW, &raw)?;
-                Some((input.try_clone()?, original))
+                termios::tcsetattr(input, SetArg::TCSANOW, &raw)?;
+                Some((input.try_clone_to_owned()?, original))
             }
             Err(_) => None,
         };
+        let input = owned_input;
         let stop_read = stop.read.try_clone()?;
         let received = Arc::new(AtomicBool::new(false));
         let got = received.clone();
@@ -432,18 +611,20 @@ impl PtyRelay {
         self.received.load(Ordering::SeqCst)
     }
 
-    /// Copies the session's remaining output, stops the relay and restores the terminal.
+    /// Copies the session's remaining output (bounded: at most 64 KiB within 200 ms), stops
+    /// the relay, closes the pty master (a process left behind on the pty gets `EIO`) and
+    /// restores the terminal.
     pub fn finish(mut self) {
         self.stop_and_restore();
     }
 
     fn stop_and_restore(&mut self) {
         self.stop.fire();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        join_bounded(self.thread.take(), JOIN_LIMIT);
+        // TCSANOW: TCSADRAIN would wait for a terminal nobody reads. What is already in
+        // the terminal's buffer was processed when written.
         if let Some((fd, original)) = self.saved.take() {
-            let _ = termios::tcsetattr(&fd, SetArg::TCSADRAIN, &original);
+            let _ = termios::tcsetattr(&fd, SetArg::TCSANOW, &original);
         }
     }
 }
@@ -496,60 +677,101 @@ fn pty_relay(
         return;
     }
     received.store(true, Ordering::SeqCst);
-    let _ = set_nonblocking(master.as_fd());
+    if set_nonblocking(master.as_fd()).is_err() {
+        return;
+    }
     let mut size = window_size(input.as_fd());
     if let Some(size) = size {
         let _ = set_window_size(master.as_fd(), size);
     }
-    let mut buf = vec![0u8; 64 * 1024];
+    // Output: master → `out_buf[out]` → output. Input: input → `in_buf[inp]` → master.
+    // Nothing is read on a side while what was read there is not written yet, and every
+    // fd is non-blocking: a side that does not move stalls only itself.
+    let mut out_buf = vec![0u8; RELAY_BUFFER];
+    let mut out = 0..0;
+    let mut in_buf = vec![0u8; RELAY_BUFFER];
+    let mut inp = 0..0;
     let mut input_open = true;
     loop {
-        let mut fds = [
-            PollFd::new(master.as_fd(), PollFlags::POLLIN),
-            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-            PollFd::new(
-                input.as_fd(),
-                if input_open {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                },
-            ),
-        ];
+        // Only the fds with something to wait for (a hung-up fd would report POLLHUP
+        // however it is asked).
+        let mut fds = vec![PollFd::new(stop.as_fd(), PollFlags::POLLIN)];
+        let mut master_events = PollFlags::empty();
+        if out.is_empty() {
+            master_events |= PollFlags::POLLIN;
+        }
+        if !inp.is_empty() {
+            master_events |= PollFlags::POLLOUT;
+        }
+        let master_at = (!master_events.is_empty()).then(|| {
+            fds.push(PollFd::new(master.as_fd(), master_events));
+            fds.len() - 1
+        });
+        let output_at = (!out.is_empty()).then(|| {
+            fds.push(PollFd::new(output.as_fd(), PollFlags::POLLOUT));
+            fds.len() - 1
+        });
+        let input_at = (input_open && inp.is_empty()).then(|| {
+            fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
         match poll(&mut fds, PollTimeout::from(WINDOW_POLL.as_millis() as u16)) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => return,
         }
-        if fds[1].any().unwrap_or(true) {
-            drain(master.as_fd(), output.as_fd(), &mut buf);
+        let revents = |at: Option<usize>| {
+            at.and_then(|i| fds[i].revents())
+                .unwrap_or(PollFlags::empty())
+        };
+        if fds[0].any().unwrap_or(true) {
+            final_copy(
+                master.as_fd(),
+                output.as_fd(),
+                &mut out_buf,
+                out,
+                FINAL_COPY_BYTES,
+            );
+            // `master` is closed on return.
             return;
         }
-        let master_events = fds[0].revents().unwrap_or(PollFlags::empty());
-        if master_events.intersects(PollFlags::POLLIN) {
-            match nix::unistd::read(&master, &mut buf) {
+        let master_ready = revents(master_at);
+        let output_ready = !revents(output_at).is_empty();
+        let input_ready = !revents(input_at).is_empty();
+        // Output.
+        if out.is_empty() && !master_ready.is_empty() {
+            match nix::unistd::read(&master, &mut out_buf) {
+                // Every slave fd is closed: the session is over.
                 Ok(0) | Err(Errno::EIO) => return,
-                Ok(n) => {
-                    if write_all(output.as_fd(), &buf[..n]).is_err() {
-                        return;
-                    }
-                }
+                Ok(n) => out = 0..n,
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
                 Err(_) => return,
             }
-        } else if master_events.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
-            // Every slave fd is closed: the session is over.
-            return;
         }
-        if input_open && fds[2].any().unwrap_or(false) {
-            match nix::unistd::read(input, &mut buf) {
+        if !out.is_empty() && (output_ready || output_at.is_none()) {
+            match nix::unistd::write(output, &out_buf[out.clone()]) {
+                Ok(0) => return,
+                Ok(n) => out.start += n,
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Err(_) => return,
+            }
+        }
+        // Input.
+        if input_open && inp.is_empty() && input_ready {
+            match nix::unistd::read(input, &mut in_buf) {
                 Ok(0) => input_open = false,
-                Ok(n) => {
-                    if write_all(master.as_fd(), &buf[..n]).is_err() {
-                        input_open = false;
-                    }
-                }
+                Ok(n) => inp = 0..n,
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
                 Err(_) => input_open = false,
+            }
+        }
+        if !inp.is_empty() {
+            match nix::unistd::write(&master, &in_buf[inp.clone()]) {
+                Ok(n) if n > 0 => inp.start += n,
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Ok(_) | Err(_) => {
+                    inp = 0..0;
+                    input_open = false;
+                }
             }
         }
         let now = window_size(input.as_fd());

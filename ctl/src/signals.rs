@@ -73,10 +73,13 @@ extern "C" fn on_forwarded_signal(signal: libc::c_int) {
 /// runner ctl started — the runner, its attaching helper and the program attached in the
 /// container, as when they shared ctl's terminal — and then lets it end ctl with the
 /// default action. An interactive `ctl ct exec` puts the terminal in raw mode, so there a
-/// Ctrl-C is a byte for the container's own terminal instead.
+/// Ctrl-C is a byte for the container's own terminal instead; a SIGTERM or SIGHUP ending
+/// ctl in the middle of it must not leave the operator's terminal raw: the mode stdin's
+/// terminal had here is put back before the signal ends ctl.
 pub fn forward_to_runners() -> std::io::Result<()> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let thread_read = read;
+    let terminal = saved_terminal();
     std::thread::Builder::new()
         .name("ctl-signals".to_owned())
         .spawn(move || {
@@ -93,6 +96,9 @@ pub fn forward_to_runners() -> std::io::Result<()> {
             };
             for group in runner_groups() {
                 let _ = nix::sys::signal::killpg(group, signal);
+            }
+            if let Some((fd, mode)) = &terminal {
+                restore_terminal(fd, mode);
             }
             // Then as if ctl had not caught it.
             // SAFETY: restores the default action; raise ends the process (these
@@ -143,4 +149,34 @@ fn runner_groups() -> Vec<nix::unistd::Pid> {
         })
         .map(nix::unistd::Pid::from_raw)
         .collect()
+}
+
+/// Stdin's terminal (an fd of its own) and its mode now, if stdin is a terminal.
+fn saved_terminal() -> Option<(std::os::fd::OwnedFd, nix::sys::termios::Termios)> {
+    let stdin = std::io::stdin();
+    let fd = std::os::fd::AsFd::as_fd(&stdin);
+    let mode = nix::sys::termios::tcgetattr(fd).ok()?;
+    Some((fd.try_clone_to_owned().ok()?, mode))
+}
+
+/// Puts `mode` back on the terminal `fd` if it was changed (by an interactive session's
+/// raw mode). SIGTTOU is blocked in this thread: a ctl moved to the background meanwhile
+/// must not be stopped by it on its way out.
+fn restore_terminal(fd: &std::os::fd::OwnedFd, mode: &nix::sys::termios::Termios) {
+    use nix::sys::termios::{tcgetattr, tcsetattr, SetArg};
+    let Ok(now) = tcgetattr(fd) else {
+        return;
+    };
+    let same = now.input_flags == mode.input_flags
+        && now.output_flags == mode.output_flags
+        && now.control_flags == mode.control_flags
+        && now.local_flags == mode.local_flags
+        && now.control_chars == mode.control_chars;
+    if same {
+        return;
+    }
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let _ = ttou.thread_block();
+    let _ = tcsetattr(fd, SetArg::TCSANOW, mode);
 }
