@@ -82,19 +82,21 @@ fn exec_placement_is_the_container_user_in_its_cgroups() {
     assert!(info.no_new_privs);
     assert_eq!(info.pdeathsig, libc::SIGKILL);
 
-    // The process title; without a deadline it stays in the caller's process group.
+    // The process title; a session and process group of its own (no controlling
+    // terminal of the caller's: docs/security.md), with or without a deadline.
     assert_eq!(info.title, format!("ctl: test:{} runner:identity", ct.id));
     assert_eq!(info.comm, "runner:identity");
-    assert_eq!(info.pgid, nix::unistd::getpgrp().as_raw());
+    assert_eq!((info.pgid, info.sid), (info.pid, info.pid));
+    assert_ne!(info.sid, nix::unistd::getsid(None).unwrap().as_raw());
 
-    // With a deadline it leads a group of its own, which the deadline kills as a whole.
+    // With a deadline too; the deadline kills that group as a whole.
     let call = Call::new(ct)
         .runner(test_runner_path())
         .stdout(Stdio::Null)
         .stderr(Stdio::Null)
         .deadline(std::time::Duration::from_secs(30));
     let info = Identity::run_with(&call).unwrap();
-    assert_eq!(info.pgid, info.pid);
+    assert_eq!((info.pgid, info.sid), (info.pid, info.pid));
 }
 
 #[test]
