@@ -139,13 +139,12 @@ fn stop_frontend(
             format!("container {} is not running", ct.id),
         ));
     }
-    if info.is_frozen() {
-        // osctld thaws the whole cgroup tree before a kill (a frozen task does not die
-        // until thawed); a clean shutdown needs it too. The runner then unfreezes through
-        // liblxc as well, which needs the exec placement.
-        if let Err(e) = util::thaw_tree(ct) {
-            tracing::warn!(container = %ct.ident(), "thawing before stop: {e}");
-        }
+    // Thawed as root whatever the monitor says: osctld thaws the whole cgroup tree before
+    // a kill (a frozen task does not die until thawed), a clean shutdown needs it too, and
+    // the container's root can freeze its own processes in a freezer cgroup of its own
+    // below the payload, where neither the monitor's state nor liblxc's unfreeze looks.
+    if let Err(e) = util::thaw_tree(ct) {
+        tracing::warn!(container = %ct.ident(), "thawing before stop: {e}");
     }
     // Attaching (halt inside, the wall message) and liblxc's unfreeze need the container's
     // cgroups; a plain kill does not.
@@ -155,8 +154,49 @@ fn stop_frontend(
     } else {
         Placement::Fork
     };
-    Stop::runner(&call.clone().placement(placement), mode, timeout, message)
+    // liblxc's stop waits until the container is gone, which a container that keeps
+    // re-freezing its init can put off for ever: the runner gets a bound (the caller's
+    // deadline if shorter), and where the container must die, root kills what is left in
+    // its cgroups once the runner is done or was killed.
+    let bound = Duration::from_secs(timeout) + KILL_GRACE + RUNNER_SLACK;
+    let deadline = call.deadline_value().map_or(bound, |d| d.min(bound));
+    let result = Stop::runner(
+        &call.clone().placement(placement).deadline(deadline),
+        mode,
+        timeout,
+        message,
+    );
+    let must_die = matches!(mode, StopMode::Stop | StopMode::Kill);
+    match result {
+        Err(e)
+            if must_die
+                && matches!(
+                    e,
+                    Error::Timeout { .. } | Error::RunnerFailed { .. } | Error::Command { .. }
+                ) =>
+        {
+            match util::kill_payload_tree(ct, HARD_KILL_LIMIT) {
+                Ok(true) => {
+                    tracing::warn!(container = %ct.ident(), error = %e, "stop: the container did not stop through LXC; killed through its cgroups");
+                    Ok(true)
+                }
+                Ok(false) => Err(e),
+                Err(kill) => Err(Error::command(
+                    "Stop",
+                    format!("{e}; killing its cgroups failed too: {kill}"),
+                )),
+            }
+        }
+        other => other,
+    }
 }
+
+/// How much longer than `timeout` + [`KILL_GRACE`] the runner of `Stop` may take (attach,
+/// liblxc's own steps) before the frontend kills it and the container's cgroups.
+const RUNNER_SLACK: Duration = Duration::from_secs(10);
+
+/// How long the frontend keeps killing what is left in a container's cgroups.
+const HARD_KILL_LIMIT: Duration = Duration::from_secs(10);
 
 /// Runs `halt` inside (bounded by `deadline`), sends LXC's halt signal for inits that
 /// ignore the former, then waits for the container to stop until `deadline`.
@@ -170,7 +210,7 @@ fn clean_shutdown(
         return util::wait_stopped(ct, deadline);
     }
     let started = Instant::now();
-    match util::attach_wait(ct, &["halt"], None, ctx.stderr_fd(), Some(deadline)) {
+    match util::attach_wait(ct, &["halt"], Some(deadline)) {
         Ok(Some(status)) if !status.success() => {
             eprintln!(
                 "stop {}: halt inside {}",
@@ -256,14 +296,7 @@ pub fn stop_by_halt(
         wall_best_effort(ctx, &ct, &message, None);
     }
     let deadline = Instant::now() + HALT_TIMEOUT;
-    let Some(status) = util::attach_wait(
-        &ct,
-        &["halt"],
-        ctx.stdout_fd(),
-        ctx.stderr_fd(),
-        Some(deadline),
-    )?
-    else {
+    let Some(status) = util::attach_wait(&ct, &["halt"], Some(deadline))? else {
         return Err(util::helper_timed_out("halt", HALT_TIMEOUT));
     };
     // The shutdown halt starts ends with init sending SIGTERM, then SIGKILL, to every

@@ -293,18 +293,21 @@ pub(crate) fn bounded_by(bound: Duration, limit: Option<Instant>) -> Instant {
     limit.map_or(own, |limit| limit.min(own))
 }
 
-/// Runs `argv` inside the running container (root, clean environment, `/` as cwd) with
-/// the given output fds (else `/dev/null`), and waits for it until `deadline` (killing it
-/// then: `Ok(None)`). Needs the exec placement (attach enters the container's cgroups).
+/// Runs `argv` inside the running container (root, clean environment, `/` as cwd, stdio on
+/// `/dev/null`), and waits for it until `deadline` (killing it then: `Ok(None)`). Needs the
+/// exec placement (attach enters the container's cgroups).
+///
+/// The helper never gets the call's stdio: it is the container's program (its root can
+/// replace `halt`), and the call's fds are the caller's files (a daemon's log, its journal
+/// stream) that it could truncate or write into. Only Exec and Runscript hand the call's
+/// stdio to what they run: that program is what the caller asked for.
 pub(crate) fn attach_wait(
     ct: &ctl_lxc::Container,
     argv: &[&str],
-    stdout: Option<std::os::fd::BorrowedFd<'_>>,
-    stderr: Option<std::os::fd::BorrowedFd<'_>>,
     deadline: Option<Instant>,
 ) -> Result<Option<ExitStatus>, CommandError> {
     let null = dev_null()?;
-    let opts = quiet_attach_options(&null, stdout, stderr);
+    let opts = quiet_attach_options(&null, None, None);
     attach_isolated(ct, &opts, AttachProgram::Command(argv), deadline)
 }
 
@@ -378,7 +381,7 @@ pub(crate) fn attach_isolated(
             // a process of the container's stopped *during* the attach (liblxc's handshake
             // waits for it) keeps the child inside liblxc, so the report is waited for
             // only until shortly after the deadline.
-            let report = match read_report(reader, deadline.map(|d| d + ATTACH_GRACE)) {
+            let report = match read_report(reader, child, deadline.map(|d| d + ATTACH_GRACE)) {
                 Some(report) => report,
                 None => {
                     kill_attach(child);
@@ -459,10 +462,7 @@ pub(crate) fn in_dumpable_worker(
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(writer);
-            let mut report = String::new();
-            let _ = File::from(reader)
-                .take(64 * 1024)
-                .read_to_string(&mut report);
+            let report = read_report(reader, child, None).unwrap_or_default();
             let status = loop {
                 match nix::sys::wait::waitpid(child, None) {
                     Err(nix::errno::Errno::EINTR) => continue,
@@ -487,41 +487,71 @@ pub(crate) fn in_dumpable_worker(
 /// moment to reap it and report).
 const ATTACH_GRACE: Duration = Duration::from_secs(2);
 
-/// Reads the attaching child's report until EOF; `None` when `until` passes first.
-fn read_report(reader: std::os::fd::OwnedFd, until: Option<Instant>) -> Option<String> {
+/// Reads a forked child's one report: until EOF, or until the child has exited and what it
+/// wrote is read (another process may hold the pipe's write end open: the container's user
+/// can copy it out of a dumpable worker, and must not make the runner wait forever).
+/// `None` when `until` passes first.
+fn read_report(
+    reader: std::os::fd::OwnedFd,
+    child: nix::unistd::Pid,
+    until: Option<Instant>,
+) -> Option<String> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    /// How often the child's exit is looked at while its pipe stays silent.
+    const TICK: Duration = Duration::from_millis(100);
     let mut bytes = Vec::new();
     let mut buf = [0u8; 4096];
+    let mut exited = false;
     loop {
-        let timeout = match until {
-            None => PollTimeout::NONE,
-            Some(until) => {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return None;
-                }
-                PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
-                    .unwrap_or(PollTimeout::MAX)
+        let mut wait = TICK;
+        if let Some(until) = until {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
             }
-        };
-        let mut fds = [PollFd::new(
-            std::os::fd::AsFd::as_fd(&reader),
-            PollFlags::POLLIN,
-        )];
-        match poll(&mut fds, timeout) {
-            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-            Ok(_) => {}
-            Err(_) => break,
+            wait = wait.min(left);
+        }
+        if !exited {
+            let mut fds = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&reader),
+                PollFlags::POLLIN,
+            )];
+            let timeout =
+                PollTimeout::try_from(wait.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, timeout) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => {
+                    // Exited (a zombie, not reaped here: the caller does that)?
+                    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+                    exited = matches!(waitid(Id::Pid(child), flags), Ok(status) if status.pid().is_some());
+                    if exited {
+                        let _ = crate::util::set_nonblocking(&reader);
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
         }
         match nix::unistd::read(&reader, &mut buf) {
             Ok(0) => break,
             Ok(n) if bytes.len() < 64 * 1024 => bytes.extend_from_slice(&buf[..n]),
             Ok(_) => {}
-            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            // Nothing more from an exited child: the rest of the pipe's writers are not its.
+            Err(nix::errno::Errno::EAGAIN) if exited => break,
+            Err(nix::errno::Errno::EAGAIN) => {}
             Err(_) => break,
         }
     }
     Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn set_nonblocking(fd: &std::os::fd::OwnedFd) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
 }
 
 /// Kills an attaching child stuck in liblxc, and the processes liblxc made for it (its
@@ -749,6 +779,59 @@ pub(crate) fn thaw_tree(ct: &ctl_core::Container) -> std::io::Result<()> {
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Frontend (root): thaws the container's cgroup tree and SIGKILLs every process in its
+/// payload cgroups, again and again, until none is left or `limit` passes. `Ok(true)`:
+/// the payload is empty (the container is gone; LXC's monitor notices its init's death
+/// and reports STOPPED). For a container that keeps its own kill from working (a frozen
+/// init: SIGKILL stays pending until thawed; a process that freezes it again loses the
+/// race, being killed itself).
+pub(crate) fn kill_payload_tree(
+    ct: &ctl_core::Container,
+    limit: Duration,
+) -> std::io::Result<bool> {
+    let Some(hierarchy) = ctl_core::cgroup::memory_hierarchy() else {
+        return Ok(false);
+    };
+    let end = Instant::now() + limit;
+    loop {
+        let Some(payload) = find_payload(&hierarchy.path_of(&ct.cgroup_path), &ct.id).found()
+        else {
+            return Ok(true);
+        };
+        let mut pids = Vec::new();
+        collect_procs(&payload, &mut pids);
+        if pids.is_empty() {
+            return Ok(true);
+        }
+        thaw_tree(ct)?;
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if Instant::now() >= end {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The pids in `dir`'s `cgroup.procs` and in those of every cgroup below it.
+fn collect_procs(dir: &Path, pids: &mut Vec<i32>) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_procs(&entry.path(), pids);
+        }
+    }
 }
 
 /// The container's init pid, from `State` (its frontend asks the container's monitor over

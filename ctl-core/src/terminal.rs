@@ -565,7 +565,7 @@ const WINDOW_POLL: Duration = Duration::from_millis(250);
 pub struct PtyRelay {
     stop: StopSignal,
     thread: Option<JoinHandle<()>>,
-    saved: Option<(OwnedFd, Termios)>,
+    saved: SavedMode,
     received: Arc<AtomicBool>,
 }
 
@@ -582,22 +582,25 @@ impl PtyRelay {
         // The relay thread's own, non-blocking fds (see `own_terminal`).
         let output = own_terminal(output)?;
         let owned_input = own_terminal(input)?;
-        let saved = match termios::tcgetattr(input) {
-            Ok(original) => {
-                let mut raw = original.clone();
-                termios::cfmakeraw(&mut raw);
-                termios::tcsetattr(input, SetArg::TCSANOW, &raw)?;
-                Some((input.try_clone_to_owned()?, original))
-            }
+        // Raw mode only once a pty master arrived and passed the checks, and only while
+        // the relay runs (the thread restores it when it ends, `finish` too): until then a
+        // Ctrl-C on the terminal still interrupts ctl, e.g. when the container stops the
+        // attaching process before the session exists.
+        let saved: SavedMode = Arc::new(std::sync::Mutex::new(match termios::tcgetattr(input) {
+            Ok(original) => Some((input.try_clone_to_owned()?, original)),
             Err(_) => None,
-        };
+        }));
         let input = owned_input;
         let stop_read = stop.read.try_clone()?;
         let received = Arc::new(AtomicBool::new(false));
         let got = received.clone();
+        let mode = saved.clone();
         let thread = std::thread::Builder::new()
             .name("ctl-pty-relay".to_owned())
-            .spawn(move || pty_relay(&input, &output, &channel, &stop_read, &got))?;
+            .spawn(move || {
+                let _restore = RestoreOnDrop(mode.clone());
+                pty_relay(&input, &output, &channel, &stop_read, &got, &mode)
+            })?;
         Ok(PtyRelay {
             stop,
             thread: Some(thread),
@@ -623,9 +626,37 @@ impl PtyRelay {
         join_bounded(self.thread.take(), JOIN_LIMIT);
         // TCSANOW: TCSADRAIN would wait for a terminal nobody reads. What is already in
         // the terminal's buffer was processed when written.
-        if let Some((fd, original)) = self.saved.take() {
-            let _ = termios::tcsetattr(&fd, SetArg::TCSANOW, &original);
-        }
+        restore_mode(&self.saved);
+    }
+}
+
+/// The caller's terminal and its mode before the session, until restored.
+type SavedMode = Arc<std::sync::Mutex<Option<(OwnedFd, Termios)>>>;
+
+/// Puts the caller's terminal back into its mode from before the session (once).
+fn restore_mode(saved: &SavedMode) {
+    let taken = saved.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((fd, original)) = taken {
+        // TCSANOW: TCSADRAIN would wait for a terminal nobody reads.
+        let _ = termios::tcsetattr(&fd, SetArg::TCSANOW, &original);
+    }
+}
+
+/// Raw mode for the session (the terminal's keys go to the container's terminal as bytes).
+fn enter_raw_mode(saved: &SavedMode) {
+    let guard = saved.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((fd, original)) = guard.as_ref() {
+        let mut raw = original.clone();
+        termios::cfmakeraw(&mut raw);
+        let _ = termios::tcsetattr(fd, SetArg::TCSANOW, &raw);
+    }
+}
+
+struct RestoreOnDrop(SavedMode);
+
+impl Drop for RestoreOnDrop {
+    fn drop(&mut self) {
+        restore_mode(&self.0);
     }
 }
 
@@ -641,6 +672,7 @@ fn pty_relay(
     channel: &OwnedFd,
     stop: &OwnedFd,
     received: &AtomicBool,
+    mode: &SavedMode,
 ) {
     // First the master, from the runner.
     let master = loop {
@@ -680,6 +712,7 @@ fn pty_relay(
     if set_nonblocking(master.as_fd()).is_err() {
         return;
     }
+    enter_raw_mode(mode);
     let mut size = window_size(input.as_fd());
     if let Some(size) = size {
         let _ = set_window_size(master.as_fd(), size);

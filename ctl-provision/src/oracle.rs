@@ -129,6 +129,46 @@ pub fn stop(ct: &Container) -> io::Result<()> {
     lxc_tool_ok(ct, "lxc-stop", &["-k"]).map(drop)
 }
 
+/// [`stop`], but `lxc-stop` is killed when it takes longer than `limit` (a container can
+/// keep its own init from dying, e.g. frozen in a freezer cgroup of its own); the caller
+/// then kills the container's cgroups.
+pub fn stop_within(ct: &Container, limit: std::time::Duration) -> io::Result<()> {
+    let full: Vec<&OsStr> = vec![
+        OsStr::new("-P"),
+        ct.lxc_home.as_os_str(),
+        OsStr::new("-n"),
+        OsStr::new(&ct.id),
+        OsStr::new("-k"),
+    ];
+    let mut child = command_as_user(ct, "lxc-stop", full)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!(
+                    "lxc-stop -k for {} failed ({status})",
+                    ct.ident()
+                )))
+            };
+        }
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("lxc-stop -k for {} took longer than {limit:?}", ct.ident()),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// `lxc-attach --clear-env -- argv...`; the output of the command (and of lxc-attach).
 pub fn attach(ct: &Container, argv: &[&str]) -> io::Result<Output> {
     let mut args = vec!["--clear-env", "--"];

@@ -439,12 +439,19 @@ fn ensure_bridge() -> Result<(), ProvisionError> {
 /// Best effort: thaw and kill the container with LXC's own tools as its user. Whatever
 /// survives is killed through the cgroups afterwards.
 fn stop_gently(ct: &Container) {
+    // The container's root can freeze its own processes in a freezer cgroup of its own
+    // below the payload, where neither the monitor's state nor `lxc-unfreeze` looks; a
+    // frozen init never dies of `lxc-stop -k`'s SIGKILL. Thaw the whole tree first, and
+    // bound the stop: `kill_cgroup` follows in any case.
+    for h in cgroup::hierarchies() {
+        thaw_tree(&h.path_of(&ct.cgroup_path));
+    }
     let state = oracle::lxc_state(ct).unwrap_or_default();
     if state == "frozen" || state == "freezing" {
         let _ = oracle::lxc_tool(ct, "lxc-unfreeze", &[]);
     }
     if !state.is_empty() && state != "stopped" {
-        let _ = oracle::stop(ct);
+        let _ = oracle::stop_within(ct, Duration::from_secs(15));
     }
 }
 

@@ -115,6 +115,13 @@ commands! {
     ctl_core::diag::Identity => () -> ctl_core::diag::IdentityInfo;
     ctl_core::diag::Ping => (pos "value": Value) -> Value;
     commands::Exec => (pos "cmd": Vec<String>, kwd "run": bool, kwd "network": bool) -> i32;
+    commands::ExecTerminal => (
+        pos "cmd": Vec<String>,
+        kwd "run": bool,
+        kwd "network": bool,
+        kwd "term": Option<String>,
+        kwd "size": Option<ctl_core::terminal::WindowSize>,
+    ) -> i32;
     commands::Runscript => (pos "script": ScriptSource, kwd "run": bool, kwd "network": bool) -> i32;
     commands::GetHostname => () -> String;
     commands::VethName => (pos "index": u32) -> String;

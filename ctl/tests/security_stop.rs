@@ -1,0 +1,130 @@
+//! The standing red team, part three: a container against its own stop.
+//!
+//! - Its root freezes its own init in a freezer cgroup of its own below the payload
+//!   (cgroup v1 lets it: the payload is delegated to it), where neither LXC's monitor
+//!   state nor liblxc's unfreeze looks: a frozen init never dies of SIGKILL, and `ctl ct
+//!   stop` hung for good (10 min observed), the container kept running.
+//! - Its root replaces `halt`: the replacement got the caller's own stderr (a root-opened
+//!   file, e.g. a daemon's log) and could write into it.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Ct, StateDir};
+
+/// Freezes the container's init in `/tmp/fz/ice` (a freezer cgroup the container's root
+/// makes below its payload); with `keep`, a loop inside freezes it again every 50 ms.
+fn freeze_own_init(ct: &Ct<'_>, keep: bool) {
+    let mut script = String::from(
+        "mkdir -p /tmp/fz && mount -t cgroup -o freezer none /tmp/fz && mkdir -p /tmp/fz/ice \
+         && echo 1 > /tmp/fz/ice/cgroup.procs && echo FROZEN > /tmp/fz/ice/freezer.state",
+    );
+    if keep {
+        script.push_str(
+            " && (while :; do echo FROZEN > /tmp/fz/ice/freezer.state; sleep 0.05; done) \
+             </dev/null >/dev/null 2>&1 &",
+        );
+    }
+    ct.exec(&["sh", "-c", &script]).ok();
+}
+
+/// `ctl ct stop NAME ARGS…`, killed (and the test failed) after `limit`.
+fn stop_within(ct: &Ct<'_>, args: &[&str], limit: Duration) -> (Option<i32>, Duration) {
+    let mut all = vec!["ct", "stop", ct.name.as_str()];
+    all.extend_from_slice(args);
+    let mut child = ct
+        .state
+        .command(&all)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ctl {all:?} still running after {limit:?}: the container holds up its stop");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_container_that_froze_its_own_init_is_stopped() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "rsf");
+    freeze_own_init(&ct, false);
+    assert_eq!(
+        ct.state_word(),
+        "running",
+        "the monitor does not see the freeze"
+    );
+    let (status, took) = stop_within(&ct, &["--timeout", "5"], Duration::from_secs(60));
+    assert_eq!(status, Some(0), "stop failed after {took:?}");
+    assert_eq!(ct.state_word(), "stopped");
+}
+
+#[test]
+fn a_container_that_keeps_refreezing_its_init_is_killed_within_a_bound() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "rsk");
+    freeze_own_init(&ct, true);
+    // timeout 1 s + KILL_GRACE 10 s + the runner's slack 10 s, then root kills what is left
+    // in the container's cgroups (at most 10 s).
+    let (status, took) = stop_within(
+        &ct,
+        &["--mode", "kill", "--timeout", "1"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(status, Some(0), "stop failed after {took:?}");
+    assert_eq!(ct.state_word(), "stopped");
+}
+
+#[test]
+fn a_trojaned_halt_does_not_get_the_callers_stderr() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "rsh");
+    let trojan = "#!/bin/sh\necho FORGED-BY-HALT >&2\necho FORGED-BY-HALT\nexec /sbin/halt\n";
+    ct.state
+        .ctl_with_stdin(
+            &[
+                "ct", "exec", &ct.name, "--", "sh", "-c",
+                "mkdir -p /usr/local/sbin && cat > /usr/local/sbin/halt && chmod 755 /usr/local/sbin/halt",
+            ],
+            Some(trojan.as_bytes()),
+        )
+        .ok();
+    // The caller's stdout and stderr: a root-owned log file, as a daemon's would be.
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("daemon.log");
+    std::fs::write(&log_path, "root's log line\n").unwrap();
+    // (StopByHalt attaches `halt` the same way, through `util::attach_wait`.)
+    {
+        let args = ["ct", "stop", ct.name.as_str(), "--timeout", "10"];
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let status = ct
+            .state
+            .command(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .status()
+            .unwrap();
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        assert!(
+            !text.contains("FORGED"),
+            "ctl {args:?} ({status}) handed its output to the container's halt:\n{text}"
+        );
+        assert!(text.starts_with("root's log line\n"), "{text}");
+    }
+}
