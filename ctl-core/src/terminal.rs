@@ -630,6 +630,51 @@ impl PtyRelay {
     }
 }
 
+/// ssh's escape: `~.` at the start of a line ends an interactive session from the
+/// operator's side, whatever the container does with its terminal (raw mode sends Ctrl-C
+/// to the container as a byte). `~~` sends one `~`; a `~` followed by anything else is
+/// sent as typed.
+#[derive(Debug)]
+struct EscapeScanner {
+    at_line_start: bool,
+    tilde: bool,
+}
+
+impl Default for EscapeScanner {
+    fn default() -> Self {
+        EscapeScanner {
+            at_line_start: true,
+            tilde: false,
+        }
+    }
+}
+
+impl EscapeScanner {
+    /// Appends to `out` what of `input` goes to the session; `true` when `~.` ends it.
+    fn filter(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        for &b in input {
+            if self.tilde {
+                self.tilde = false;
+                match b {
+                    b'.' => return true,
+                    b'~' => {
+                        out.push(b'~');
+                        self.at_line_start = false;
+                        continue;
+                    }
+                    _ => out.push(b'~'),
+                }
+            } else if self.at_line_start && b == b'~' {
+                self.tilde = true;
+                continue;
+            }
+            out.push(b);
+            self.at_line_start = b == b'\r' || b == b'\n';
+        }
+        false
+    }
+}
+
 /// The caller's terminal and its mode before the session, until restored.
 type SavedMode = Arc<std::sync::Mutex<Option<(OwnedFd, Termios)>>>;
 
@@ -722,8 +767,10 @@ fn pty_relay(
     // fd is non-blocking: a side that does not move stalls only itself.
     let mut out_buf = vec![0u8; RELAY_BUFFER];
     let mut out = 0..0;
-    let mut in_buf = vec![0u8; RELAY_BUFFER];
+    let mut raw_in = vec![0u8; RELAY_BUFFER];
+    let mut in_buf: Vec<u8> = Vec::with_capacity(RELAY_BUFFER + 1);
     let mut inp = 0..0;
+    let mut escape = EscapeScanner::default();
     let mut input_open = true;
     loop {
         // Only the fds with something to wait for (a hung-up fd would report POLLHUP
@@ -790,9 +837,18 @@ fn pty_relay(
         }
         // Input.
         if input_open && inp.is_empty() && input_ready {
-            match nix::unistd::read(input, &mut in_buf) {
+            match nix::unistd::read(input, &mut raw_in) {
                 Ok(0) => input_open = false,
-                Ok(n) => inp = 0..n,
+                Ok(n) => {
+                    in_buf.clear();
+                    if escape.filter(&raw_in[..n], &mut in_buf) {
+                        // `~.`: the operator ends the session. Closing the master hangs
+                        // up the pty (the program gets SIGHUP); the terminal's mode is
+                        // restored as the relay ends.
+                        return;
+                    }
+                    inp = 0..in_buf.len();
+                }
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
                 Err(_) => input_open = false,
             }
@@ -812,5 +868,37 @@ fn pty_relay(
             size = now;
             let _ = set_window_size(master.as_fd(), now.unwrap_or_default());
         }
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::EscapeScanner;
+
+    fn run(chunks: &[&[u8]]) -> (Vec<u8>, bool) {
+        let mut scanner = EscapeScanner::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            if scanner.filter(chunk, &mut out) {
+                return (out, true);
+            }
+        }
+        (out, false)
+    }
+
+    #[test]
+    fn tilde_dot_at_a_line_start_ends_the_session() {
+        assert_eq!(run(&[b"~."]), (Vec::new(), true));
+        assert_eq!(run(&[b"ls\r~."]), (b"ls\r".to_vec(), true));
+        // Split across reads, as a terminal in raw mode delivers keys one by one.
+        assert_eq!(run(&[b"ls\r", b"~", b"."]), (b"ls\r".to_vec(), true));
+    }
+
+    #[test]
+    fn other_tildes_pass_through() {
+        assert_eq!(run(&[b"a~."]), (b"a~.".to_vec(), false));
+        assert_eq!(run(&[b"~~."]), (b"~.".to_vec(), false));
+        assert_eq!(run(&[b"~x"]), (b"~x".to_vec(), false));
+        assert_eq!(run(&[b"\n~", b"/"]), (b"\n~/".to_vec(), false));
     }
 }

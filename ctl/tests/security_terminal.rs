@@ -455,3 +455,42 @@ fn nothing_entering_the_container_can_be_caught() {
         "the catcher caught nothing at all; is it working?\n{log}"
     );
 }
+
+/// The operator can always leave an interactive session (raw mode sends Ctrl-C to the
+/// container as a byte, and a container can ignore it): `~.` at the start of a line ends
+/// it, as in ssh, and hangs up the container's pty.
+#[test]
+fn the_operator_leaves_an_interactive_session_with_tilde_dot() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "rte");
+    let operator = Operator::new();
+    let typist = operator.master.try_clone().unwrap();
+    let typing = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        // Ctrl-C first: ignored inside. Then the escape.
+        let _ = nix::unistd::write(&typist, b"\x03");
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = nix::unistd::write(&typist, b"\r~.");
+    });
+    let start = Instant::now();
+    let run = operator.ctl(
+        &state,
+        &[
+            "ct",
+            "exec",
+            &ct.name,
+            "--",
+            "sh",
+            "-c",
+            "trap '' INT; sleep 60",
+        ],
+        true,
+    );
+    typing.join().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "the session did not end: {run}"
+    );
+    // The program was hung up (SIGHUP: 128 + 1).
+    assert_eq!(run.status, Some(129), "{run}");
+}
