@@ -11,96 +11,13 @@
 
 mod common;
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
+use common::redteam::{rootfs, Terminal};
 use common::{Ct, StateDir};
 use nix::sys::termios::{self, LocalFlags};
-
-fn rootfs(ct: &Ct<'_>) -> PathBuf {
-    ct.state
-        .path()
-        .join("lxc")
-        .join(ct.user())
-        .join(&ct.name)
-        .join("rootfs")
-}
-
-/// An operator's terminal: `ctl` runs with the slave as its controlling terminal (in a
-/// session of its own, as a login shell's job would), the test holds the master.
-struct Terminal {
-    master: OwnedFd,
-    slave: OwnedFd,
-}
-
-impl Terminal {
-    /// A new pty; `raw` puts it in raw mode (typed bytes reach `ctl` at once).
-    fn new(raw: bool) -> Terminal {
-        let pty = nix::pty::openpty(None, None).unwrap();
-        if raw {
-            let mut t = termios::tcgetattr(&pty.slave).unwrap();
-            termios::cfmakeraw(&mut t);
-            termios::tcsetattr(&pty.slave, termios::SetArg::TCSANOW, &t).unwrap();
-        }
-        nonblocking(&pty.master);
-        Terminal {
-            master: pty.master,
-            slave: pty.slave,
-        }
-    }
-
-    /// Starts `ctl ARGS` on this terminal: stdout and stderr on it, stdin on it too when
-    /// `stdin_tty`, else `/dev/null`.
-    fn spawn(&self, state: &StateDir, args: &[&str], stdin_tty: bool) -> Child {
-        let mut cmd: Command = state.command(args);
-        let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
-        cmd.stdin(if stdin_tty {
-            slave(&self.slave)
-        } else {
-            Stdio::null()
-        })
-        .stdout(slave(&self.slave))
-        .stderr(slave(&self.slave));
-        // SAFETY: only async-signal-safe system calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(1, libc::TIOCSCTTY, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        cmd.spawn().expect("spawn ctl")
-    }
-
-    /// Reads at most `limit` bytes of what the terminal shows; how many were read.
-    fn read_up_to(&self, limit: usize) -> usize {
-        let mut buf = vec![0u8; limit.min(64 * 1024)];
-        let mut total = 0;
-        while total < limit {
-            let want = (limit - total).min(buf.len());
-            match nix::unistd::read(&self.master, &mut buf[..want]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
-        total
-    }
-
-    /// Types `bytes` (as many as the terminal takes now); how many were taken.
-    fn type_some(&self, bytes: &[u8]) -> usize {
-        nix::unistd::write(&self.master, bytes).unwrap_or_default()
-    }
-}
-
-fn nonblocking(fd: &OwnedFd) {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap());
-    fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
-}
 
 /// Kills `ctl` if it is still there (a failed test must not leave it running).
 struct Reaper(Child);

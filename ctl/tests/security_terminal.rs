@@ -10,127 +10,33 @@
 
 mod common;
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::redteam::{ct_dir, legacy_tiocsti_on, plant, redteam_binary, rootfs, Terminal};
 use common::{Ct, Run, StateDir};
-use nix::sys::termios;
 
-/// Builds `tests/redteam/<name>.c` as a static binary (once per test process).
-fn redteam_binary(name: &str) -> PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("ctl-redteam-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        // The container's user runs one of them as an LXC hook.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        dir
-    });
-    let out = dir.path().join(name);
-    // Tests run in parallel: one build at a time, so that none plants a half-written file.
-    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if !out.exists() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/redteam")
-            .join(format!("{name}.c"));
-        let partial = out.with_extension("partial");
-        let status = Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&partial)
-            .arg(&src)
-            .status()
-            .expect("cc (a C compiler with static glibc: gcc, libc6-dev) is needed");
-        assert!(status.success(), "building {}", src.display());
-        std::fs::rename(&partial, &out).unwrap();
-    }
-    out
-}
-
-/// Makes TIOCSTI available to unprivileged callers whatever the host's default is, so the
-/// tests show the runner's own protection, not the sysctl's.
-fn legacy_tiocsti_on() {
-    let knob = Path::new("/proc/sys/dev/tty/legacy_tiocsti");
-    if knob.exists() {
-        std::fs::write(knob, "1").expect("setting dev.tty.legacy_tiocsti=1");
-    }
-}
-
-fn ct_dir(ct: &Ct<'_>) -> PathBuf {
-    ct.state.path().join("lxc").join(ct.user()).join(&ct.name)
-}
-
-fn rootfs(ct: &Ct<'_>) -> PathBuf {
-    ct_dir(ct).join("rootfs")
-}
-
-/// Copies a red-team program into the running container as its root would: through
-/// `ctl ct exec`, from the inside.
-fn plant(ct: &Ct<'_>, name: &str, inside: &str) {
-    let bytes = std::fs::read(redteam_binary(name)).unwrap();
-    let script = format!("mkdir -p $(dirname {inside}) && cat > {inside} && chmod 755 {inside}");
-    ct.state
-        .ctl_with_stdin(
-            &["ct", "exec", &ct.name, "--", "sh", "-c", &script],
-            Some(&bytes),
-        )
-        .ok();
-}
-
-/// An operator's terminal: `ctl` runs with the slave as its controlling terminal (a new
-/// session, as a login shell's job would be), the test keeps the master and reads back
-/// anything typed into the terminal's input.
+/// An operator: a raw terminal that `ctl` runs on, with bounded runs.
 struct Operator {
-    master: OwnedFd,
-    slave: OwnedFd,
+    terminal: Terminal,
 }
 
 impl Operator {
     fn new() -> Operator {
-        let pty = nix::pty::openpty(None, None).unwrap();
-        // Raw: injected input is readable at once, without a newline, and not echoed.
-        let mut t = termios::tcgetattr(&pty.slave).unwrap();
-        termios::cfmakeraw(&mut t);
-        termios::tcsetattr(&pty.slave, termios::SetArg::TCSANOW, &t).unwrap();
         Operator {
-            master: pty.master,
-            slave: pty.slave,
+            terminal: Terminal::new(true),
         }
     }
 
-    /// Runs `ctl ARGS` on this terminal: stdout and stderr on it, stdin on it too when
-    /// `stdin_tty`, else `/dev/null`. Bounded: killed after 90 s.
+    /// Runs `ctl ARGS` on this terminal (see [`Terminal::spawn`]). Bounded: killed after
+    /// 90 s. What the terminal showed is the run's stdout.
     fn ctl(&self, state: &StateDir, args: &[&str], stdin_tty: bool) -> Run {
-        let mut cmd = state.command(args);
-        let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
-        cmd.stdin(if stdin_tty {
-            slave(&self.slave)
-        } else {
-            Stdio::null()
-        })
-        .stdout(slave(&self.slave))
-        .stderr(slave(&self.slave));
-        // SAFETY: only async-signal-safe system calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(1, libc::TIOCSCTTY, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("spawn ctl");
+        let mut child = self.terminal.spawn(state, args, stdin_tty);
         let start = Instant::now();
         let mut output = Vec::new();
         let status = loop {
-            self.read_master(&mut output);
+            self.terminal.read_master(&mut output);
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
             }
@@ -144,7 +50,7 @@ impl Operator {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        self.read_master(&mut output);
+        self.terminal.read_master(&mut output);
         Run {
             args: args.join(" "),
             status: status.code(),
@@ -153,37 +59,9 @@ impl Operator {
         }
     }
 
-    fn read_master(&self, into: &mut Vec<u8>) {
-        nonblocking(&self.master);
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = nix::unistd::read(&self.master, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.extend_from_slice(&buf[..n]);
-        }
-    }
-
-    /// What was typed into the terminal (its input queue), as the operator's shell would
-    /// read it next.
     fn typed_input(&self) -> String {
-        nonblocking(&self.slave);
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = nix::unistd::read(&self.slave, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&out).into_owned()
+        self.terminal.typed_input()
     }
-}
-
-fn nonblocking(fd: &OwnedFd) {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap());
-    fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
 }
 
 /// Waits until `path` holds the injector's last line, `done` (bounded).
@@ -464,7 +342,7 @@ fn the_operator_leaves_an_interactive_session_with_tilde_dot() {
     let state = StateDir::new();
     let ct = Ct::running(&state, "rte");
     let operator = Operator::new();
-    let typist = operator.master.try_clone().unwrap();
+    let typist = operator.terminal.master.try_clone().unwrap();
     let typing = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(3));
         // Ctrl-C first: ignored inside. Then the escape.

@@ -8,26 +8,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::redteam::redteam_binary;
 use common::{Ct, StateDir};
-
-fn redteam_binary(name: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(name);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/redteam")
-        .join(format!("{name}.c"));
-    let status = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("cc (a C compiler with static glibc) is needed");
-    assert!(status.success(), "building {}", src.display());
-    out
-}
 
 #[test]
 fn the_container_user_can_neither_catch_a_runner_nor_forge_its_reply() {
@@ -39,7 +24,7 @@ fn the_container_user_can_neither_catch_a_runner_nor_forge_its_reply() {
         .tempdir_in("/tmp")
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let grab = redteam_binary("grab", dir.path());
+    let grab = redteam_binary("grab");
     let log = dir.path().join("grab.log");
     let status = Command::new("setpriv")
         .args([

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
+pub mod redteam;
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// The binary under test.
