@@ -198,7 +198,33 @@ const RUNNER_SLACK: Duration = Duration::from_secs(10);
 /// How long the frontend keeps killing what is left in a container's cgroups.
 const HARD_KILL_LIMIT: Duration = Duration::from_secs(10);
 
-/// Runs `halt` inside (bounded by `deadline`), sends LXC's halt signal for inits that
+/// The programs that shut a container down from inside, in osctld's order: the first one
+/// the container has is used.
+const HALT_PROGRAMS: [&str; 3] = ["halt", "poweroff", "shutdown"];
+
+/// Runs the first of [`HALT_PROGRAMS`] that exists inside the container (exit status 127:
+/// not found, 126: not executable; the next is tried), all within `deadline`. Returns the
+/// program and its status (the last one's when none exists), `None` when the deadline
+/// passed.
+fn halt_inside(
+    ct: &ctl_lxc::Container,
+    deadline: Instant,
+) -> Result<Option<(&'static str, std::process::ExitStatus)>, CommandError> {
+    let mut last = None;
+    for program in HALT_PROGRAMS {
+        let Some(status) = util::attach_wait(ct, &[program], Some(deadline))? else {
+            return Ok(None);
+        };
+        last = Some((program, status));
+        if !matches!(status.code(), Some(126 | 127)) {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+/// Runs `halt` inside (or `poweroff`, `shutdown`: [`halt_inside`]; bounded by `deadline`),
+/// sends LXC's halt signal for inits that
 /// ignore the former, then waits for the container to stop until `deadline`.
 fn clean_shutdown(
     ctx: &RunnerContext,
@@ -210,10 +236,10 @@ fn clean_shutdown(
         return util::wait_stopped(ct, deadline);
     }
     let started = Instant::now();
-    match util::attach_wait(ct, &["halt"], Some(deadline)) {
-        Ok(Some(status)) if !status.success() => {
+    match halt_inside(ct, deadline) {
+        Ok(Some((program, status))) if !status.success() => {
             eprintln!(
-                "stop {}: halt inside {}",
+                "stop {}: {program} inside {}",
                 ctx.ident(),
                 util::describe_status(status)
             );
@@ -278,7 +304,8 @@ fn wall_best_effort(
     }
 }
 
-/// Stop the container by running `halt` inside it.
+/// Stop the container by running `halt` inside it (`poweroff`, then `shutdown`, where the
+/// container has no `halt`, as osctld does).
 ///
 /// Returns once `halt` ran (the container then shuts down by itself); fails with halt's
 /// exit status (a halt killed by SIGTERM or SIGKILL counts as done: the shutdown it started
@@ -296,7 +323,7 @@ pub fn stop_by_halt(
         wall_best_effort(ctx, &ct, &message, None);
     }
     let deadline = Instant::now() + HALT_TIMEOUT;
-    let Some(status) = util::attach_wait(&ct, &["halt"], Some(deadline))? else {
+    let Some((_, status)) = halt_inside(&ct, deadline)? else {
         return Err(util::helper_timed_out("halt", HALT_TIMEOUT));
     };
     // The shutdown halt starts ends with init sending SIGTERM, then SIGKILL, to every
