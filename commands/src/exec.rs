@@ -108,7 +108,7 @@ pub fn exec_terminal(
     }
     match ct.state()? {
         State::Running => terminal_attached(&ct, &cmd, &term, size, channel),
-        State::Stopped if run => terminal_started(ctx, &ct, &cmd, &term, size, network, channel),
+        State::Stopped if run => terminal_started(&ct, &cmd, &term, size, network, channel),
         State::Stopped => bail!(
             "container {} is not running (set `run` to start it for the command)",
             ctx.ident()
@@ -328,7 +328,7 @@ fn read_script_file(path: &Path) -> Result<Vec<u8>, String> {
     )
     .map_err(|e| cannot(&e.desc()))?;
     let st = nix::sys::stat::fstat(&fd).map_err(|e| cannot(&e.desc()))?;
-    crate::tasks::require_regular(format!("the script {}", path.display()), st.st_mode)?;
+    ctl_core::files::require_regular(format!("the script {}", path.display()), st.st_mode)?;
     read_bounded(File::from(fd)).map_err(|e| cannot(&e))
 }
 
@@ -577,10 +577,13 @@ fn terminal_attached(
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::null()?;
     let channel_fd = channel.as_raw_fd();
+    // Why the session could not be set up inside comes back on this pipe (close-on-exec:
+    // the program's exec closes it, so it is empty when the program ran).
+    let (reader, writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let program = || match pty_in_container(channel_fd, size) {
         Ok(()) => exec_argv(&c_argv),
         Err(message) => {
-            let _ = writeln!(std::io::stderr(), "ExecTerminal: {message}");
+            let _ = nix::unistd::write(&writer, message.as_bytes());
             126
         }
     };
@@ -588,9 +591,15 @@ fn terminal_attached(
         env: EnvPolicy::clean().var("TERM", term),
         ..attach_options(&stdio)
     };
-    let status = util::attach_isolated(ct, &opts, AttachProgram::Function(&program), None)?
-        .ok_or_else(|| CommandError::msg("the attached program timed out"))?;
+    let status = util::attach_isolated(ct, &opts, AttachProgram::Function(&program), None);
+    drop(writer);
     drop(channel);
+    let status = status?.ok_or_else(|| CommandError::msg("the attached program timed out"))?;
+    let mut why = String::new();
+    let _ = File::from(reader).take(4096).read_to_string(&mut why);
+    if !why.is_empty() {
+        bail!("cannot set up the terminal session {why}");
+    }
     Ok(exit_code(status))
 }
 
@@ -598,42 +607,7 @@ fn terminal_attached(
 /// container's `/dev/ptmx`, its master sent over `channel` and closed here, the slave
 /// made the controlling terminal of a new session and the process's stdio.
 fn pty_in_container(channel: RawFd, size: Option<WindowSize>) -> Result<(), String> {
-    // The container's /dev/ptmx is the container root's to replace: never block on it
-    // (a FIFO), and accept only a real pty master.
-    let master = nix::fcntl::open(
-        "/dev/ptmx",
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-        Mode::empty(),
-    )
-    .map_err(|e| format!("cannot open the container's /dev/ptmx: {e}"))?;
-    if !terminal::is_pty_master(master.as_fd()) {
-        return Err("the container's /dev/ptmx is not a pty multiplexer".to_owned());
-    }
-    let unlock: libc::c_int = 0;
-    // SAFETY: TIOCSPTLCK reads one int through the pointer (0: unlock the slave).
-    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } != 0 {
-        return Err(format!(
-            "cannot unlock the pty (TIOCSPTLCK): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // The slave through the master (TIOCGPTPEER), not by a path the container controls.
-    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd (or -1).
-    let slave = unsafe {
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if slave < 0 {
-        return Err(format!(
-            "cannot open the pty's slave (TIOCGPTPEER): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: the ioctl returned a new fd that nothing else owns.
-    let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
+    let (master, slave) = terminal::open_pty().map_err(|e| format!("in the container: {e}"))?;
     if let Some(size) = size {
         let _ = terminal::set_window_size(slave.as_fd(), size);
     }
@@ -645,14 +619,7 @@ fn pty_in_container(channel: RawFd, size: Option<WindowSize>) -> Result<(), Stri
     drop(master);
     // Nothing of the runner's conversation survives into the program.
     let _ = nix::unistd::close(channel);
-    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
-    // SAFETY: TIOCSCTTY with 0: become the controlling terminal of this new session.
-    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
-        return Err(format!(
-            "cannot make the pty the controlling terminal: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+    terminal::become_session_leader_on(slave.as_fd()).map_err(|e| e.to_string())?;
     for target in 0..3 {
         // SAFETY: dup2 onto the standard fds of this process, which is about to exec;
         // nothing in it owns them as Rust objects any more (liblxc set them up).
@@ -667,7 +634,6 @@ fn pty_in_container(channel: RawFd, size: Option<WindowSize>) -> Result<(), Stri
 /// (the runner's, as the container's user), its master sent to the frontend, its slave the
 /// program's stdio.
 fn terminal_started(
-    ctx: &RunnerContext,
     ct: &ctl_lxc::Container,
     argv: &[String],
     term: &str,
@@ -675,23 +641,16 @@ fn terminal_started(
     network: bool,
     channel: OwnedFd,
 ) -> Result<i32, CommandError> {
-    let pty =
-        nix::pty::openpty(None, None).map_err(|e| CommandError::msg(format!("openpty: {e}")))?;
-    for fd in [&pty.master, &pty.slave] {
-        let _ = nix::fcntl::fcntl(
-            fd,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        );
-    }
+    let (master, slave) = terminal::open_pty()?;
     if let Some(size) = size {
-        let _ = terminal::set_window_size(pty.slave.as_fd(), size);
+        let _ = terminal::set_window_size(slave.as_fd(), size);
     }
-    terminal::send_fd(channel.as_fd(), pty.master.as_fd())
+    terminal::send_fd(channel.as_fd(), master.as_fd())
         .map_err(|e| CommandError::msg(format!("cannot send the pty to the frontend: {e}")))?;
-    drop(pty.master);
+    drop(master);
     drop(channel);
-    let slave = pty.slave.as_raw_fd();
-    started_with_stdio(ctx, ct, argv, network, [slave, slave, slave], Some(term))
+    let slave = slave.as_raw_fd();
+    started_with_stdio(ct, argv, network, [slave, slave, slave], Some(term))
 }
 
 /// `execvp` with the shell's exit statuses when it fails (127: not found, 126: cannot be
@@ -731,11 +690,13 @@ fn exec_started(
     network: bool,
 ) -> Result<i32, CommandError> {
     let stdio = ProgramStdio::of(ctx)?;
-    started_with_stdio(ctx, ct, argv, network, stdio.fds, None)
+    started_with_stdio(ct, argv, network, stdio.fds, None)
 }
 
+/// Starts the stopped container for `argv` (liblxc's execute) with `fds` as the program's
+/// stdio; with `term`, `fds[0]` is a terminal made for this session, which becomes the
+/// controlling terminal of the worker running liblxc (see below).
 fn started_with_stdio(
-    _ctx: &RunnerContext,
     ct: &ctl_lxc::Container,
     argv: &[String],
     network: bool,
@@ -767,18 +728,12 @@ fn started_with_stdio(
     // liblxc's execute needs a dumpable caller; the runner is not one (see
     // `util::in_dumpable_worker`).
     util::in_dumpable_worker("container start for the command", &|| {
-        if let Some(tty) = term.and(Some(fds[0])) {
+        if term.is_some() {
             // A terminal session: the fresh pty becomes the worker's controlling terminal,
             // which liblxc proxies as the container's console (without one, the console
             // would go nowhere). Never the caller's terminal: that stays with the frontend.
-            nix::unistd::setsid().map_err(|e| CommandError::msg(format!("setsid: {e}")))?;
-            // SAFETY: TIOCSCTTY with 0 on our own new pty, in a new session.
-            if unsafe { libc::ioctl(tty, libc::TIOCSCTTY, 0) } != 0 {
-                return Err(CommandError::msg(format!(
-                    "cannot make the pty the controlling terminal: {}",
-                    std::io::Error::last_os_error()
-                )));
-            }
+            // SAFETY: `fds[0]` is the session's pty, open in the runner and so in this fork.
+            terminal::become_session_leader_on(unsafe { BorrowedFd::borrow_raw(fds[0]) })?;
         }
         // The program inherits the worker's signal dispositions through init.lxc's exec.
         default_sigpipe();

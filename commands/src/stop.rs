@@ -352,7 +352,9 @@ pub fn stop_runit(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     let ct = util::open_defined(ctx)?;
     util::require_running_thawed(&ct)?;
     let deadline = Instant::now() + RUNIT_TIMEOUT;
-    util::attach_function(&ct, "the runit preparation", deadline, &prepare_runit)?;
+    crate::mount::attach_and_report(&ct, "the runit preparation", deadline, &|| {
+        prepare_runit().map(|()| String::new())
+    })??;
     Ok(true)
 }
 

@@ -29,6 +29,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use ctl_core::files::require_regular;
 use ctl_core::{bail, container_command, CommandError, RunnerContext};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag};
@@ -251,31 +252,6 @@ fn open_regular_in_root(path: &str) -> Result<File, CommandError> {
         bail!("{path} was replaced while it was being opened; refusing it");
     }
     Ok(File::from(fd))
-}
-
-/// What a file of mode `mode` is, with its article: "a FIFO", "a character device"...
-pub(crate) fn file_kind(mode: u32) -> &'static str {
-    match mode & libc::S_IFMT {
-        libc::S_IFREG => "a regular file",
-        libc::S_IFDIR => "a directory",
-        libc::S_IFLNK => "a symlink",
-        libc::S_IFIFO => "a FIFO",
-        libc::S_IFCHR => "a character device",
-        libc::S_IFBLK => "a block device",
-        libc::S_IFSOCK => "a socket",
-        _ => "of an unknown type",
-    }
-}
-
-/// `Ok` for a regular file, else the one-line refusal naming `path` and what it is.
-pub(crate) fn require_regular(path: impl fmt::Display, mode: u32) -> Result<(), String> {
-    if mode & libc::S_IFMT == libc::S_IFREG {
-        return Ok(());
-    }
-    Err(format!(
-        "{path} is {}, not a regular file; refusing to read it",
-        file_kind(mode)
-    ))
 }
 
 // ---------------------------------------------------------------------------------------

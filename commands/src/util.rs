@@ -100,7 +100,7 @@ fn open_log(log_file: &Path) -> Result<File, String> {
     })?;
     let st = nix::sys::stat::fstat(&fd)
         .map_err(|e| format!("cannot read {}: {}", log_file.display(), e.desc()))?;
-    crate::tasks::require_regular(log_file.display(), st.st_mode)?;
+    ctl_core::files::require_regular(log_file.display(), st.st_mode)?;
     Ok(File::from(fd))
 }
 
@@ -330,6 +330,59 @@ pub(crate) fn attach_isolated(
     deadline: Option<Instant>,
 ) -> Result<Option<ExitStatus>, CommandError> {
     use std::os::unix::process::ExitStatusExt;
+    // The child enforces `deadline` on the program once liblxc's attach returned; a
+    // process of the container's stopped *during* the attach (liblxc's handshake waits for
+    // it) keeps the child inside liblxc, so its report is waited for only until shortly
+    // after the deadline.
+    let reported = forked_report(deadline.map(|d| d + ATTACH_GRACE), || {
+        // Nothing entering the container may be caught on the way in. liblxc's processes
+        // that join the container's namespaces (the transient one, then the attached one)
+        // are forks of this child, and until the attached one switches to the container's
+        // root they run as the container's user inside the container's user namespace,
+        // where the container's root holds CAP_SYS_PTRACE: a dumpable one can be ptraced
+        // and its fds copied out (pidfd_getfd). Non-dumpable, the kernel also asks for
+        // CAP_SYS_PTRACE in the namespace of its memory (the host's), which the
+        // container's root lacks. The program's exec makes it dumpable again, as a
+        // process of the container.
+        if let Err(e) = seal_for_attach() {
+            return format!("err cannot prepare the attach: {e}");
+        }
+        match ct
+            .attach(opts, program)
+            .map_err(CommandError::from)
+            .and_then(|pid| wait_child_until(pid, deadline))
+        {
+            Ok(Some(status)) => format!("ok {}", status.into_raw()),
+            Ok(None) => "timeout ".to_owned(),
+            Err(e) => format!("err {}", e.message()),
+        }
+    })?;
+    let Some((report, status)) = reported else {
+        return Ok(None);
+    };
+    match report.split_once(' ') {
+        Some(("ok", raw)) => raw
+            .parse()
+            .map(|raw| Some(ExitStatus::from_raw(raw)))
+            .map_err(|_| CommandError::msg(format!("bad attach report {report:?}"))),
+        Some(("timeout", _)) => Ok(None),
+        Some(("err", message)) => Err(CommandError::msg(message)),
+        _ => Err(CommandError::msg(format!(
+            "liblxc ended the attaching process ({status:?}) before it could report the \
+             program's exit status; the container may be stopping"
+        ))),
+    }
+}
+
+/// Runs `body` in a forked child of this (single-threaded) runner and returns the one line
+/// it reports, with the child's wait status. The child ends with the runner
+/// (`PR_SET_PDEATHSIG`), and with `_exit` after its report: nothing of the runner's code
+/// runs in it afterwards. `None` when `until` passes before the report is complete; the
+/// child and the processes it made (liblxc's, for an attach) are then killed and reaped.
+fn forked_report(
+    until: Option<Instant>,
+    body: impl FnOnce() -> String,
+) -> Result<Option<(String, nix::sys::wait::WaitStatus)>, CommandError> {
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let runner = nix::unistd::getpid();
     // SAFETY: the runner is single-threaded (commands run after the placement, before any
@@ -347,47 +400,18 @@ pub(crate) fn attach_isolated(
                     libc::_exit(1);
                 }
             }
-            // Nothing entering the container may be caught on the way in. liblxc's
-            // processes that join the container's namespaces (the transient one, then the
-            // attached one) are forks of this child, and until the attached one switches
-            // to the container's root they run as the container's user inside the
-            // container's user namespace, where the container's root holds
-            // CAP_SYS_PTRACE: a dumpable one can be ptraced and its fds copied out
-            // (pidfd_getfd). Non-dumpable, the kernel also asks for CAP_SYS_PTRACE in the
-            // namespace of its memory (the host's), which the container's root lacks.
-            // The program's exec makes it dumpable again, as a process of the container.
-            if let Err(e) = seal_for_attach() {
-                let report = format!("err cannot prepare the attach: {e}");
-                let _ = nix::unistd::write(&writer, report.as_bytes());
-                // SAFETY: ends this child only.
-                unsafe { libc::_exit(0) }
-            }
-            let report = match ct
-                .attach(opts, program)
-                .map_err(CommandError::from)
-                .and_then(|pid| wait_child_until(pid, deadline))
-            {
-                Ok(Some(status)) => format!("ok {}", status.into_raw()),
-                Ok(None) => "timeout ".to_owned(),
-                Err(e) => format!("err {}", e.message()),
-            };
+            let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+                .unwrap_or_else(|_| "err the forked process panicked".to_owned());
             let _ = nix::unistd::write(&writer, report.as_bytes());
             // SAFETY: ends this child only; nothing of the runner's runs here afterwards.
             unsafe { libc::_exit(0) }
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(writer);
-            // The child enforces `deadline` on the program once liblxc's attach returned;
-            // a process of the container's stopped *during* the attach (liblxc's handshake
-            // waits for it) keeps the child inside liblxc, so the report is waited for
-            // only until shortly after the deadline.
-            let report = match read_report(reader, child, deadline.map(|d| d + ATTACH_GRACE)) {
-                Some(report) => report,
-                None => {
-                    kill_attach(child);
-                    let _ = nix::sys::wait::waitpid(child, None);
-                    return Ok(None);
-                }
+            let Some(report) = read_report(reader, child, until) else {
+                kill_attach(child);
+                let _ = nix::sys::wait::waitpid(child, None);
+                return Ok(None);
             };
             let status = loop {
                 match nix::sys::wait::waitpid(child, None) {
@@ -395,18 +419,7 @@ pub(crate) fn attach_isolated(
                     other => break other?,
                 }
             };
-            match report.split_once(' ') {
-                Some(("ok", raw)) => raw
-                    .parse()
-                    .map(|raw| Some(ExitStatus::from_raw(raw)))
-                    .map_err(|_| CommandError::msg(format!("bad attach report {report:?}"))),
-                Some(("timeout", _)) => Ok(None),
-                Some(("err", message)) => Err(CommandError::msg(message)),
-                _ => Err(CommandError::msg(format!(
-                    "liblxc ended the attaching process ({status:?}) before it could report \
-                     the program's exit status; the container may be stopping"
-                ))),
-            }
+            Ok(Some((report, status)))
         }
     }
 }
@@ -427,58 +440,35 @@ pub(crate) fn in_dumpable_worker(
     what: &str,
     f: &dyn Fn() -> Result<i32, CommandError>,
 ) -> Result<i32, CommandError> {
-    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let runner = nix::unistd::getpid();
-    // SAFETY: the runner is single-threaded, so the child may allocate; it never returns
-    // into the runner's code but ends with `_exit` after writing its one report.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => {
-            drop(reader);
-            // SAFETY: integer-only prctl calls; `_exit` ends this child only.
-            unsafe {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                if nix::unistd::getppid() != runner {
-                    libc::_exit(1);
+    let reported = forked_report(None, || {
+        let done = ctl_core::runner::seal_fds_for_attach()
+            .map_err(|e| CommandError::msg(format!("cannot prepare the {what}: {e}")))
+            .and_then(|()| {
+                // SAFETY: integer-only prctl.
+                if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong) } != 0 {
+                    return Err(CommandError::msg(format!(
+                        "PR_SET_DUMPABLE: {}",
+                        std::io::Error::last_os_error()
+                    )));
                 }
-            }
-            let report = match ctl_core::runner::seal_fds_for_attach()
-                .map_err(|e| CommandError::msg(format!("cannot prepare the {what}: {e}")))
-                .and_then(|()| {
-                    // SAFETY: integer-only prctl.
-                    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong) } != 0 {
-                        return Err(CommandError::msg(format!(
-                            "PR_SET_DUMPABLE: {}",
-                            std::io::Error::last_os_error()
-                        )));
-                    }
-                    f()
-                }) {
-                Ok(value) => format!("ok {value}"),
-                Err(e) => format!("err {}", e.message()),
-            };
-            let _ = nix::unistd::write(&writer, report.as_bytes());
-            // SAFETY: ends this child only; nothing of the runner's runs here afterwards.
-            unsafe { libc::_exit(0) }
+                f()
+            });
+        match done {
+            Ok(value) => format!("ok {value}"),
+            Err(e) => format!("err {}", e.message()),
         }
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(writer);
-            let report = read_report(reader, child, None).unwrap_or_default();
-            let status = loop {
-                match nix::sys::wait::waitpid(child, None) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    other => break other?,
-                }
-            };
-            match report.split_once(' ') {
-                Some(("ok", value)) => value
-                    .parse()
-                    .map_err(|_| CommandError::msg(format!("bad {what} report {report:?}"))),
-                Some(("err", message)) => Err(CommandError::msg(message)),
-                _ => Err(CommandError::msg(format!(
-                    "the process running the {what} ended ({status:?}) before it could report"
-                ))),
-            }
-        }
+    })?;
+    // Without a deadline the report always comes (complete, or cut by the worker's end).
+    let (report, status) =
+        reported.ok_or_else(|| CommandError::msg(format!("the {what} did not report")))?;
+    match report.split_once(' ') {
+        Some(("ok", value)) => value
+            .parse()
+            .map_err(|_| CommandError::msg(format!("bad {what} report {report:?}"))),
+        Some(("err", message)) => Err(CommandError::msg(message)),
+        _ => Err(CommandError::msg(format!(
+            "the process running the {what} ended ({status:?}) before it could report"
+        ))),
     }
 }
 
@@ -554,10 +544,11 @@ fn set_nonblocking(fd: &std::os::fd::OwnedFd) -> nix::Result<()> {
     Ok(())
 }
 
-/// Kills an attaching child stuck in liblxc, and the processes liblxc made for it (its
-/// children: the transient process and the attached one, which it clones with
-/// `CLONE_PARENT`). The child is the owner of the container's user namespace, so it may
-/// signal them also after they became the container's root.
+/// Kills a forked child that did not report in time (an attaching one stuck in liblxc),
+/// and the processes it made (for an attach, liblxc's transient process and the attached
+/// one, which liblxc clones with `CLONE_PARENT`: the child's children). The runner is the
+/// owner of the container's user namespace, so it may signal them also after they became
+/// the container's root.
 fn kill_attach(child: nix::unistd::Pid) {
     use nix::sys::signal::{kill, Signal};
     let _ = kill(child, Signal::SIGSTOP);
@@ -602,51 +593,6 @@ fn seal_for_attach() -> std::io::Result<()> {
         }
     }
     ctl_core::runner::seal_fds_for_attach()
-}
-
-/// Runs `f` in a process attached to the running container (root inside, `/` as cwd,
-/// stdio on `/dev/null`) and waits for it until `deadline`. `f`'s error text comes back
-/// through a pipe. Past the deadline the process is killed (the container's root can stop
-/// or slow it: it lives in the container's pid namespace) and the error names `what`.
-///
-/// The attached process is a fork of this (single-threaded) runner, so `f` may allocate
-/// and use `std::fs`; it runs with the container's view of the file system and its
-/// user namespace, so paths resolve inside the container. Needs the exec placement.
-pub(crate) fn attach_function(
-    ct: &ctl_lxc::Container,
-    what: &str,
-    deadline: Instant,
-    f: &dyn Fn() -> Result<(), String>,
-) -> Result<(), CommandError> {
-    let started = Instant::now();
-    let null = dev_null()?;
-    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let run = || match f() {
-        Ok(()) => 0,
-        Err(message) => {
-            let _ = nix::unistd::write(&writer, message.as_bytes());
-            1
-        }
-    };
-    let opts = quiet_attach_options(&null, None, None);
-    let status = attach_isolated(ct, &opts, AttachProgram::Function(&run), Some(deadline));
-    drop(writer);
-    let status = status?
-        .ok_or_else(|| helper_timed_out(what, deadline.saturating_duration_since(started)))?;
-    let mut message = Vec::new();
-    let _ = File::from(reader).take(64 * 1024).read_to_end(&mut message);
-    if status.success() {
-        return Ok(());
-    }
-    let message = String::from_utf8_lossy(&message);
-    if message.trim().is_empty() {
-        Err(CommandError::msg(format!(
-            "the attached process {}",
-            describe_status(status)
-        )))
-    } else {
-        Err(CommandError::msg(message.trim()))
-    }
 }
 
 /// Frontend: whether the cgroup of the container's payload (its init and every process in
@@ -800,13 +746,13 @@ pub(crate) fn kill_payload_tree(
         else {
             return Ok(true);
         };
-        let mut pids = Vec::new();
-        collect_procs(&payload, &mut pids);
-        if pids.is_empty() {
+        // A cgroup that goes away while it is walked (its processes died): look again.
+        let pids = ctl_core::cgroup::pids_below(&payload).ok();
+        if pids.as_ref().is_some_and(Vec::is_empty) {
             return Ok(true);
         }
         thaw_tree(ct)?;
-        for pid in pids {
+        for pid in pids.into_iter().flatten() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
@@ -816,21 +762,6 @@ pub(crate) fn kill_payload_tree(
             return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The pids in `dir`'s `cgroup.procs` and in those of every cgroup below it.
-fn collect_procs(dir: &Path, pids: &mut Vec<i32>) {
-    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-        pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            collect_procs(&entry.path(), pids);
-        }
     }
 }
 

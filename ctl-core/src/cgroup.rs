@@ -272,8 +272,13 @@ pub fn pids_in(relative: &str, controller: &str) -> io::Result<Vec<i32>> {
     else {
         return Ok(Vec::new());
     };
+    pids_below(&h.path_of(relative))
+}
+
+/// The pids in the cgroup directory `dir` (of any hierarchy) and in every cgroup below it.
+pub fn pids_below(dir: &Path) -> io::Result<Vec<i32>> {
     let mut pids = Vec::new();
-    collect_pids(&h.path_of(relative), &mut pids)?;
+    collect_pids(dir, &mut pids)?;
     Ok(pids)
 }
 

@@ -28,6 +28,7 @@ pub mod container;
 pub mod diag;
 pub mod envelope;
 pub mod error;
+pub mod files;
 pub mod frontend;
 pub mod registry;
 pub mod reply;

@@ -20,7 +20,6 @@
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -114,6 +113,67 @@ fn is_ptmx_device(fd: BorrowedFd<'_>) -> bool {
 /// `ptmx`'s device number (`TTYAUX_MAJOR`, minor 2).
 const PTMX_MAJOR: u32 = 5;
 const PTMX_MINOR: u32 = 2;
+
+/// A new pseudo-terminal from `/dev/ptmx` as the calling process sees it (inside a
+/// container: the container's devpts): `(master, slave)`, both close-on-exec, the master
+/// non-blocking. `/dev/ptmx` is opened without blocking and must give a pty master (inside a
+/// container, its root may have put anything there); the slave is opened through the
+/// master (`TIOCGPTPEER`), not by a path under `/dev/pts`.
+pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    let context = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    let master = nix::fcntl::open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| context("cannot open /dev/ptmx", e.into()))?;
+    if !is_pty_master(master.as_fd()) {
+        return Err(io::Error::other("/dev/ptmx is not a pty multiplexer"));
+    }
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer (0: unlock the slave).
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } != 0 {
+        return Err(context(
+            "cannot unlock the pty (TIOCSPTLCK)",
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd (or -1).
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return Err(context(
+            "cannot open the pty's slave (TIOCGPTPEER)",
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the ioctl returned a new fd that nothing else owns.
+    let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
+    Ok((master, slave))
+}
+
+/// Starts a new session with the terminal `tty` as its controlling terminal (`setsid`,
+/// `TIOCSCTTY`). For a process about to run a program on a terminal made for it, never on
+/// a terminal of the caller's.
+pub fn become_session_leader_on(tty: BorrowedFd<'_>) -> io::Result<()> {
+    nix::unistd::setsid()
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("setsid: {e}")))?;
+    // SAFETY: TIOCSCTTY with 0: make the terminal the controlling terminal of this new
+    // session (fails if it is another session's).
+    if unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot make the pty the controlling terminal: {e}"),
+        ));
+    }
+    Ok(())
+}
 
 /// Sends `fd` over the unix socket `sock` (`SCM_RIGHTS`, one byte of payload).
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -316,6 +376,11 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// the same terminal, a duplicate of `fd`.
 fn own_terminal(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let reopened = (|| {
+        // Only a terminal is opened anew (opening some other devices has effects of its
+        // own), and never a pty master: its path, /dev/ptmx, would give a new pty.
+        if !is_terminal(fd) || is_pty_master(fd) {
+            return None;
+        }
         let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).ok()?);
         let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
         let new = nix::fcntl::open(
@@ -324,7 +389,7 @@ fn own_terminal(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
             nix::sys::stat::Mode::empty(),
         )
         .ok()?;
-        // The same device (a pty master's path would open a new pty: not that).
+        // The same terminal.
         let a = nix::sys::stat::fstat(fd).ok()?;
         let b = nix::sys::stat::fstat(&new).ok()?;
         (a.st_mode & libc::S_IFMT == libc::S_IFCHR && a.st_rdev == b.st_rdev).then_some(new)
@@ -566,7 +631,6 @@ pub struct PtyRelay {
     stop: StopSignal,
     thread: Option<JoinHandle<()>>,
     saved: SavedMode,
-    received: Arc<AtomicBool>,
 }
 
 impl PtyRelay {
@@ -592,26 +656,18 @@ impl PtyRelay {
         }));
         let input = owned_input;
         let stop_read = stop.read.try_clone()?;
-        let received = Arc::new(AtomicBool::new(false));
-        let got = received.clone();
         let mode = saved.clone();
         let thread = std::thread::Builder::new()
             .name("ctl-pty-relay".to_owned())
             .spawn(move || {
                 let _restore = RestoreOnDrop(mode.clone());
-                pty_relay(&input, &output, &channel, &stop_read, &got, &mode)
+                pty_relay(&input, &output, &channel, &stop_read, &mode)
             })?;
         Ok(PtyRelay {
             stop,
             thread: Some(thread),
             saved,
-            received,
         })
-    }
-
-    /// Whether a pty master arrived (a session that never got one had no terminal).
-    pub fn received_master(&self) -> bool {
-        self.received.load(Ordering::SeqCst)
     }
 
     /// Copies the session's remaining output (bounded: at most 64 KiB within 200 ms), stops
@@ -716,7 +772,6 @@ fn pty_relay(
     output: &OwnedFd,
     channel: &OwnedFd,
     stop: &OwnedFd,
-    received: &AtomicBool,
     mode: &SavedMode,
 ) {
     // First the master, from the runner.
@@ -753,7 +808,6 @@ fn pty_relay(
     if !is_pty_master(master.as_fd()) {
         return;
     }
-    received.store(true, Ordering::SeqCst);
     if set_nonblocking(master.as_fd()).is_err() {
         return;
     }

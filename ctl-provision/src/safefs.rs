@@ -47,20 +47,6 @@ fn symlink_refused(path: &Path) -> ProvisionError {
     ))
 }
 
-/// "a FIFO", "a symlink"... for messages.
-fn kind(st: &FileStat) -> &'static str {
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG => "a regular file",
-        libc::S_IFDIR => "a directory",
-        libc::S_IFLNK => "a symlink",
-        libc::S_IFIFO => "a FIFO",
-        libc::S_IFCHR => "a character device",
-        libc::S_IFBLK => "a block device",
-        libc::S_IFSOCK => "a socket",
-        _ => "of an unknown type",
-    }
-}
-
 impl Dir {
     /// Opens `path`, a directory whose parent only root can change (the state directory's
     /// `homes`, `lxc`): only its last component must not be a symlink.
@@ -224,7 +210,7 @@ impl Dir {
             return Err(ProvisionError::Refused(format!(
                 "{} is {}, not a regular file; refusing it",
                 path.display(),
-                kind(&st)
+                ctl_core::files::file_kind(st.st_mode)
             )));
         }
         if st.st_nlink > 1 {
