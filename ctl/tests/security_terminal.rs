@@ -372,3 +372,26 @@ fn the_operator_leaves_an_interactive_session_with_tilde_dot() {
     // The program was hung up (SIGHUP: 128 + 1).
     assert_eq!(run.status, Some(129), "{run}");
 }
+
+/// The container's `/dev/ptmx` is its root's to replace: an interactive exec must neither
+/// block on a FIFO there nor relay anything but a real pty, and says why it cannot start.
+#[test]
+fn a_fake_ptmx_in_the_container_fails_the_session_clearly() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "rtp");
+    ct.exec(&[
+        "sh",
+        "-c",
+        "umount /dev/ptmx 2>/dev/null; rm -f /dev/ptmx && mkfifo /dev/ptmx",
+    ])
+    .ok();
+    let operator = Operator::new();
+    let run = operator.ctl(&state, &["ct", "exec", &ct.name, "--", "true"], true);
+    assert_eq!(run.status, Some(1), "{run}");
+    assert!(
+        run.stdout
+            .contains("cannot set up the terminal session in the container")
+            && run.stdout.contains("/dev/ptmx is not a pty multiplexer"),
+        "{run}"
+    );
+}
