@@ -27,17 +27,82 @@ pub struct Container {
     pub lxc_home: PathBuf,
     /// The container's LXC log file.
     pub log_file: PathBuf,
-    /// The container's entry cgroup, relative to each hierarchy's root, as `a/b/c`.
+    /// The container's cgroup, relative to each hierarchy's root, as `a/b/c`: LXC puts the
+    /// container's payload (`lxc.payload.<id>`) and its monitor (`lxc.monitor.<id>`) below
+    /// it (osctld's `cgroup_path`).
     pub cgroup_path: String,
+    /// The cgroup runners in the exec placement enter, relative like
+    /// [`cgroup_path`](Self::cgroup_path). `None` (the default): `cgroup_path` itself. osctld
+    /// lays its containers out with the runners in `<cgroup_path>/lxc.monitor.<id>`
+    /// (its `entry_cgroup_path`), a sibling of the payload; see
+    /// [`Container::osctld_entry_cgroup_path`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_cgroup_path: Option<String>,
+    /// `PATH` of the programs commands run inside the container. `None`: osctld's
+    /// `SYSTEM_PATH` ([`DEFAULT_CONTAINER_PATH`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_path: Option<String>,
+    /// `PATH` of the runner on the host, where liblxc finds its helpers (`newuidmap`,
+    /// `lxc-user-nic`, hooks). `None`: [`DEFAULT_RUNNER_PATH`], osctld's: `/run/wrappers/bin`
+    /// (NixOS's setuid wrappers) first, then the system path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_path: Option<String>,
     /// Resource limits applied to runners in the exec placement, by name (`nofile`,
     /// `nproc`, ... as in osctld's prlimits, with or without the `RLIMIT_` prefix).
     pub rlimits: BTreeMap<String, Rlimit>,
 }
 
+/// osctld's `SwitchUser::SYSTEM_PATH`: the usual directories, then NixOS's and Guix's
+/// system profiles, so that the same path finds programs in every distribution vpsAdminOS
+/// runs.
+pub const DEFAULT_CONTAINER_PATH: &str = "/bin:/usr/bin:/sbin:/usr/sbin:\
+/run/current-system/sw/bin:/nix/var/nix/profiles/system/sw/bin:\
+/run/current-system/profile/bin:/run/current-system/profile/sbin:\
+/var/guix/profiles/system/profile/bin:/var/guix/profiles/system/profile/sbin";
+
+/// The runner's host `PATH` by default: osctld's (`/run/wrappers/bin`, where NixOS keeps
+/// setuid wrappers such as `newuidmap`, before the system path).
+pub const DEFAULT_RUNNER_PATH: &str = "/run/wrappers/bin:/bin:/usr/bin:/sbin:/usr/sbin:\
+/run/current-system/sw/bin:/nix/var/nix/profiles/system/sw/bin:\
+/run/current-system/profile/bin:/run/current-system/profile/sbin:\
+/var/guix/profiles/system/profile/bin:/var/guix/profiles/system/profile/sbin";
+
 impl Container {
     /// `pool:id`, the identifier used in process titles and messages.
     pub fn ident(&self) -> String {
         format!("{}:{}", self.pool, self.id)
+    }
+
+    /// The cgroup runners in the exec placement enter: [`entry_cgroup_path`] when set,
+    /// else [`cgroup_path`](Self::cgroup_path).
+    ///
+    /// [`entry_cgroup_path`]: Self::entry_cgroup_path
+    pub fn entry_cgroup(&self) -> &str {
+        self.entry_cgroup_path
+            .as_deref()
+            .unwrap_or(&self.cgroup_path)
+    }
+
+    /// osctld's entry cgroup for this container: `<cgroup_path>/lxc.monitor.<id>`. Set
+    /// `entry_cgroup_path` to it to lay the container out as osctld does.
+    pub fn osctld_entry_cgroup_path(&self) -> String {
+        format!(
+            "{}/lxc.monitor.{}",
+            self.cgroup_path.trim_end_matches('/'),
+            self.id
+        )
+    }
+
+    /// `PATH` inside the container: [`container_path`](Self::container_path) or osctld's.
+    pub fn container_path(&self) -> &str {
+        self.container_path
+            .as_deref()
+            .unwrap_or(DEFAULT_CONTAINER_PATH)
+    }
+
+    /// The runner's host `PATH`: [`runner_path`](Self::runner_path) or osctld's.
+    pub fn runner_path(&self) -> &str {
+        self.runner_path.as_deref().unwrap_or(DEFAULT_RUNNER_PATH)
     }
 }
 

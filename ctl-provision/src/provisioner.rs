@@ -142,6 +142,9 @@ impl Provisioner {
             user,
             ugid,
             cgroup_path: format!("{CGROUP_PARENT}/{name}"),
+            entry_cgroup_path: None,
+            container_path: None,
+            runner_path: None,
             rlimits: opts.rlimits.clone(),
         }
     }

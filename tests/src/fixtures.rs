@@ -115,6 +115,9 @@ impl TestUser {
                 lxc_home: home.join("lxc"),
                 log_file: home.join("lxc").join(format!("{id}.log")),
                 cgroup_path: format!("ctl-test/{id}"),
+                entry_cgroup_path: None,
+                container_path: None,
+                runner_path: None,
                 rlimits: test_rlimits(),
             };
             return TestUser { container, home };

@@ -123,6 +123,9 @@ fn container(id: &str) -> Container {
         lxc_home: PathBuf::from("/var/lib/lxc"),
         log_file: PathBuf::from("/var/log/ct1.log"),
         cgroup_path: "ct1".to_owned(),
+        entry_cgroup_path: None,
+        container_path: None,
+        runner_path: None,
         rlimits: BTreeMap::new(),
     }
 }
