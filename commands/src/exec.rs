@@ -108,7 +108,10 @@ pub fn exec_terminal(
     }
     match ct.state()? {
         State::Running => terminal_attached(&ct, &cmd, &term, size, channel),
-        State::Stopped if run => terminal_started(&ct, &cmd, &term, size, network, channel),
+        State::Stopped if run => {
+            util::enter_container_cgroup_to_start(ctx)?;
+            terminal_started(&ct, &cmd, &term, size, network, channel)
+        }
         State::Stopped => bail!(
             "container {} is not running (set `run` to start it for the command)",
             ctx.ident()
@@ -462,7 +465,10 @@ fn run_program(
     let state = ct.state()?;
     match state {
         State::Running => exec_attached(ctx, &ct, argv),
-        State::Stopped if run => exec_started(ctx, &ct, argv, network),
+        State::Stopped if run => {
+            util::enter_container_cgroup_to_start(ctx)?;
+            exec_started(ctx, &ct, argv, network)
+        }
         State::Stopped => bail!(
             "container {} is not running (set `run` to start it for the command)",
             ctx.ident()

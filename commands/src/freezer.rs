@@ -14,7 +14,7 @@
 //!
 //! - `Freeze`'s and `Unfreeze`'s frontends, in the daemon, as root: no runner at all. Root
 //!   writes only a file on a cgroup file system (checked on the open file) in the payload
-//!   cgroup below the container's entry cgroup, which holds nothing but the container's
+//!   cgroup below the container's cgroup, which holds nothing but the container's
 //!   own processes; osctld's frontend thaws that tree as root before a kill, too.
 //! - their runner halves, as the container's user inside its entry cgroup (for callers that
 //!   invoke the runner by name, and warm runners).
@@ -38,8 +38,9 @@ use crate::util;
 
 /// One container's freezer, as seen by one caller.
 pub(crate) struct Target<'a> {
-    /// The directory of the container's entry cgroup in the v1 freezer hierarchy.
-    entry: PathBuf,
+    /// The directory of the container's cgroup (where LXC puts the payload) in the v1
+    /// freezer hierarchy.
+    base: PathBuf,
     lxc_home: &'a Path,
     id: &'a str,
     /// The uids a genuine monitor may run as.
@@ -48,15 +49,15 @@ pub(crate) struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    /// For a frontend: the entry cgroup the daemon gave the container. `None` without a
-    /// v1 freezer.
+    /// For a frontend: the container's cgroup the daemon gave it (`cgroup_path`, in either
+    /// layout). `None` without a v1 freezer.
     pub(crate) fn of_container(
         ct: &'a ctl_core::Container,
         deadline: Option<Instant>,
     ) -> Option<Target<'a>> {
         ctl_core::cgroup::validate_relative(&ct.cgroup_path).ok()?;
         Some(Target {
-            entry: freezer_hierarchy()?.path_of(&ct.cgroup_path),
+            base: freezer_hierarchy()?.path_of(&ct.cgroup_path),
             lxc_home: &ct.lxc_home,
             id: &ct.id,
             trusted: [ct.ugid, 0],
@@ -64,13 +65,21 @@ impl<'a> Target<'a> {
         })
     }
 
-    /// For a runner in the exec placement: its own freezer cgroup is the entry cgroup.
+    /// For a runner in the exec placement: the container's cgroup its placement names,
+    /// else (an envelope that does not say) its own freezer cgroup, which is the
+    /// container's in the default layout.
     pub(crate) fn of_runner(ctx: &'a ctl_core::RunnerContext) -> Option<Target<'a>> {
-        let own = util::cgroup_of_process("self", |controllers| {
-            controllers.split(',').any(|c| c == "freezer")
-        })?;
+        let base = match &ctx.container_cgroup {
+            Some(container) => {
+                ctl_core::cgroup::validate_relative(container).ok()?;
+                container.clone()
+            }
+            None => util::cgroup_of_process("self", |controllers| {
+                controllers.split(',').any(|c| c == "freezer")
+            })?,
+        };
         Some(Target {
-            entry: freezer_hierarchy()?.path_of(&own),
+            base: freezer_hierarchy()?.path_of(&base),
             lxc_home: &ctx.lxc_home,
             id: &ctx.id,
             trusted: [nix::unistd::getuid().as_raw(), 0],
@@ -98,10 +107,10 @@ pub(crate) enum Outcome {
 
 /// Freezes (`frozen = true`) or thaws the container; errors are one-line messages.
 pub(crate) fn set_frozen(target: &Target<'_>, frozen: bool) -> Result<Outcome, String> {
-    let Some(payload) = util::find_payload(&target.entry, target.id).found() else {
+    let Some(payload) = util::find_payload(&target.base, target.id).found() else {
         return Ok(Outcome::Unavailable(format!(
             "no payload cgroup below {}",
-            target.entry.display()
+            target.base.display()
         )));
     };
     let (lxc_home, id, trusted, deadline) =

@@ -8,7 +8,8 @@
 //! - a pidfd (`pidfd_open`), so that a pid reused meanwhile is noticed: after everything
 //!   below was opened and read, the pidfd must still refer to a live process
 //!   (`pidfd_send_signal(pidfd, 0)`), so those files were that process's;
-//! - it is inside the container's entry cgroup (memory hierarchy);
+//! - it is inside the container's cgroup (`Container::cgroup_path`, memory hierarchy),
+//!   where LXC puts the payload whichever cgroup the runners enter;
 //! - its user namespace is not the host's, and is owned by the container's user
 //!   (`NS_GET_OWNER_UID` == `Container::ugid`);
 //! - its `uid_map` and `gid_map` map 0 to the container's root ids from its LXC config
@@ -98,7 +99,7 @@ impl ValidatedInit {
 /// The checks of [`ValidatedInit::new`] but the pidfd's; the process's user namespace.
 fn check(ct: &Container, pid: i32, what: &str) -> Result<File, InitError> {
     let refused = |why: String| InitError::Refused(format!("{what} {why}"));
-    if !crate::util::process_in_entry_cgroup(ct, pid) {
+    if !crate::util::process_in_container_cgroup(ct, pid) {
         return Err(refused(format!(
             "is not in the container's cgroup {}",
             ct.cgroup_path

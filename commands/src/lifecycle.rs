@@ -35,8 +35,12 @@ impl StateInfo {
 /// Start a stopped container as its user, inside its cgroups.
 ///
 /// Runs in the exec placement, so that the LXC monitor and the container land below the
-/// container's entry cgroup (`<entry>/lxc.monitor.<id>`, `<entry>/lxc.payload.<id>`), with
-/// the setuid helpers (`newuidmap`, `newgidmap`, `lxc-user-nic`) usable. liblxc daemonizes
+/// container's cgroup (`<cgroup_path>/lxc.monitor.<id>`, `<cgroup_path>/lxc.payload.<id>`),
+/// with the setuid helpers (`newuidmap`, `newgidmap`, `lxc-user-nic`) usable. In osctld's
+/// layout the runner's entry cgroup is `<cgroup_path>/lxc.monitor.<id>` and it moves to
+/// `<cgroup_path>` before the start, so that the payload becomes the entry's sibling (see
+/// `util::enter_container_cgroup_to_start`; LXC then names its monitor's cgroup
+/// `lxc.monitor.<id>-1`, the entry holding the plain name). liblxc daemonizes
 /// the monitor (which closes every inherited fd and puts `/dev/null` on 0-2) and returns
 /// once the container runs or failed. Refuses a container that is not stopped; a failure
 /// carries liblxc's text and the new lines of the container's log.
@@ -49,6 +53,7 @@ pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     }
     let log = util::log_file_of(ctx, &ct);
     let offset = util::log_offset(log.as_deref());
+    util::enter_container_cgroup_to_start(ctx)?;
     // liblxc's start needs a dumpable caller; the runner is not one (see
     // `util::in_dumpable_worker`).
     let started = util::in_dumpable_worker("container start", &|| {
@@ -78,11 +83,12 @@ pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
 /// `freezer.state` and tells the LXC monitor the new state over LXC's command socket,
 /// the steps of liblxc's own freeze without liblxc, with a short poll for `FROZEN` where
 /// liblxc sleeps a second (see `freezer.rs`). The runner half (exec placement, as the
-/// container's user inside its entry cgroup) takes the same path, and calls liblxc's
-/// freeze where that path does not apply: a cgroup v2 host, a stopped or undefined
-/// container (liblxc's error), a container starting or stopping. liblxc must then run in
-/// the entry cgroup: liblxc 5.0.2 on the hybrid cgroup layout fails (ENOENT) to freeze or
-/// thaw from outside it.
+/// container's user inside its entry cgroup, looking for the payload below the container's
+/// cgroup the placement names) takes the same path, and calls liblxc's freeze where that
+/// path does not apply: a cgroup v2 host, a stopped or undefined container (liblxc's
+/// error), a container starting or stopping. liblxc must then run in the entry cgroup:
+/// liblxc 5.0.2 on the hybrid cgroup layout fails (ENOENT) to freeze or thaw from outside
+/// it.
 #[container_command(placement = exec, frontend = freeze_frontend)]
 pub fn freeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     set_frozen_in_runner(ctx, true)
@@ -160,9 +166,10 @@ fn freeze_directly_in_frontend(
 /// The container's state and init pid.
 ///
 /// The frontend answers without a runner whenever it can:
-/// - `stopped` when the container's payload cgroup (`<entry>/lxc.payload.<id>`, or
-///   `<entry>/lxc.pivot/.../lxc.payload.<id>` after reboots) does not exist in the memory
-///   hierarchy: LXC removes it when the container stops (osctld's short-cut);
+/// - `stopped` when the container's payload cgroup (`<cgroup_path>/lxc.payload.<id>`, or
+///   `<cgroup_path>/lxc.pivot/.../lxc.payload.<id>` after reboots; in either layout: the
+///   entry cgroup does not matter here) does not exist in the memory hierarchy: LXC
+///   removes it when the container stops (osctld's short-cut);
 /// - otherwise from the container's LXC monitor, asked in-process over LXC's command socket
 ///   ([`ctl_lxc::command_socket`]), the very answer liblxc's `state()` and `init_pid()` read
 ///   from it. The monitor must run as the container's user (or root).
@@ -171,9 +178,9 @@ fn freeze_directly_in_frontend(
 /// mid-way) does it fall back to the runner, which asks through liblxc as the container's
 /// user. Either way the frontend checks the init pid before answering (the container's
 /// user may serve the monitor's socket itself, and its runner answers what liblxc read
-/// from it): inside the entry cgroup, in a user namespace owned by the container's user
-/// that maps 0 to the container's root ids, else the call fails (see `initpid.rs`). The
-/// runner half is the whole command for callers that invoke it by name, unchecked.
+/// from it): inside the container's cgroup, in a user namespace owned by the container's
+/// user that maps 0 to the container's root ids, else the call fails (see `initpid.rs`).
+/// The runner half is the whole command for callers that invoke it by name, unchecked.
 #[container_command(placement = fork, frontend = state_frontend)]
 pub fn state(ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
     let ct = util::open(ctx)?;

@@ -22,6 +22,34 @@ use ctl_lxc::{AttachOptions, AttachProgram, Pid, State as LxcState};
 /// How often state and child polls look again.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
+/// Runner side, before liblxc starts the container (Start; Exec, ExecTerminal and
+/// Runscript with `run`): moves this runner from its entry cgroup into the container's
+/// cgroup in every hierarchy, where the two differ (osctld's layout, where the entry is
+/// `<cgroup_path>/lxc.monitor.<id>`).
+///
+/// LXC 5 creates the payload (`lxc.payload.<id>`) and its monitor's cgroup
+/// (`lxc.monitor.<id>`, or `-1`, `-2`... when that name is taken, as it is by osctld's
+/// entry) below the cgroup of the process that starts the container, and refuses
+/// `lxc.cgroup.dir` settings that walk upwards. Started from the entry, the container
+/// would nest below it, where neither osctld nor our frontends look for it. osctld moves
+/// its starting process the same way (its `ct_wrapper_start`). Nothing happens in the
+/// default layout (entry = container cgroup) or when the envelope did not say (osctld's
+/// own). The runner stays there until it exits; the forked worker that runs liblxc
+/// inherits the cgroups.
+pub(crate) fn enter_container_cgroup_to_start(ctx: &RunnerContext) -> Result<(), CommandError> {
+    let (Some(container), Some(entry)) = (&ctx.container_cgroup, &ctx.entry_cgroup) else {
+        return Ok(());
+    };
+    if container.trim_matches('/') == entry.trim_matches('/') {
+        return Ok(());
+    }
+    ctl_core::cgroup::enter(container).map_err(|e| {
+        CommandError::msg(format!(
+            "cannot move into the container's cgroup {container} to start it: {e}"
+        ))
+    })
+}
+
 /// Opens the container and checks that it exists (has a config), so that a typo in the
 /// id is not reported as "not running".
 pub(crate) fn open_defined(ctx: &RunnerContext) -> Result<ctl_lxc::Container, CommandError> {
@@ -599,10 +627,12 @@ fn seal_for_attach() -> std::io::Result<()> {
 /// it) exists in the memory hierarchy, i.e. whether the container may be running.
 ///
 /// LXC 5 creates `lxc.payload.<name>` (and the monitor's `lxc.monitor.<name>`) below the
-/// cgroup its caller is in, which for a start in the exec placement is the entry cgroup,
-/// and removes both when the container stops. On a reboot the monitor first moves itself
-/// into `lxc.pivot` below its cgroup and starts the container again from there, so after
-/// `n` reboots the payload is `<entry>(/lxc.pivot){n}/lxc.payload.<name>`.
+/// cgroup its caller is in, which for a start by our runners is the container's cgroup
+/// (`Container::cgroup_path`: the entry cgroup in the default layout; in osctld's the
+/// runner moves there first, see [`enter_container_cgroup_to_start`]), and removes both
+/// when the container stops. On a reboot the monitor first moves itself into `lxc.pivot`
+/// below its cgroup and starts the container again from there, so after `n` reboots the
+/// payload is `<cgroup_path>(/lxc.pivot){n}/lxc.payload.<name>`.
 pub(crate) fn payload_cgroup_exists(ct: &ctl_core::Container) -> bool {
     let Some(hierarchy) = ctl_core::cgroup::memory_hierarchy() else {
         return false;
@@ -632,7 +662,7 @@ impl PayloadSearch {
 }
 
 /// The payload cgroup `<base>(/lxc.pivot){n}/lxc.payload.<id>` of container `id`, where
-/// `base` is the directory of the entry cgroup in one hierarchy (see
+/// `base` is the directory of the container's cgroup in one hierarchy (see
 /// [`payload_cgroup_exists`] for why the pivots).
 pub(crate) fn find_payload(base: &Path, id: &str) -> PayloadSearch {
     const MAX_PIVOTS: usize = 32;
@@ -665,10 +695,11 @@ pub(crate) fn cgroup_of_process(pid: &str, pick: impl Fn(&str) -> bool) -> Optio
     })
 }
 
-/// Frontend: whether process `pid` is in the container's entry cgroup or below it, in the
-/// memory hierarchy (the unified one on a v2-only host), as `/proc/<pid>/cgroup` says.
-/// `false` when the process is gone or the file cannot be read.
-pub(crate) fn process_in_entry_cgroup(ct: &ctl_core::Container, pid: i32) -> bool {
+/// Frontend: whether process `pid` is in the container's cgroup (`Container::cgroup_path`,
+/// below which LXC puts the payload in either layout) or below it, in the memory hierarchy
+/// (the unified one on a v2-only host), as `/proc/<pid>/cgroup` says. `false` when the
+/// process is gone or the file cannot be read.
+pub(crate) fn process_in_container_cgroup(ct: &ctl_core::Container, pid: i32) -> bool {
     let Some(hierarchy) = ctl_core::cgroup::memory_hierarchy() else {
         return false;
     };
@@ -679,17 +710,18 @@ pub(crate) fn process_in_entry_cgroup(ct: &ctl_core::Container, pid: i32) -> boo
             controllers.split(',').any(|c| c == "memory")
         }
     });
-    let entry = format!("/{}", ct.cgroup_path.trim_matches('/'));
+    let container = format!("/{}", ct.cgroup_path.trim_matches('/'));
     path.is_some_and(|path| {
-        path == entry
+        path == container
             || path
-                .strip_prefix(entry.as_str())
+                .strip_prefix(container.as_str())
                 .is_some_and(|rest| rest.starts_with('/'))
     })
 }
 
-/// Frontend (root): thaws the container's entry cgroup tree in the v1 freezer hierarchy
-/// and the unified one, top down, as osctld does before a kill. Best effort: goes on
+/// Frontend (root): thaws the container's cgroup tree (`Container::cgroup_path`: payload,
+/// monitor and, in osctld's layout, the runners' entry) in the v1 freezer hierarchy and
+/// the unified one, top down, as osctld does before a kill. Best effort: goes on
 /// after a failure and returns the first one.
 ///
 /// LXC's monitor keeps reporting `FROZEN` after such a thaw until liblxc's own unfreeze

@@ -387,12 +387,12 @@ fn spawn_true() -> Result<Option<f64>, String> {
 /// move, and `exec_noop` pays for the birth in the cgroup itself: the comparison stays
 /// conservative.
 fn open_procs(ct: &Container) -> Vec<std::fs::File> {
-    let _ = cgroup::create_entry(&ct.cgroup_path, ct.ugid);
+    let _ = cgroup::create_entry(ct.entry_cgroup(), ct.ugid);
     let born_in_unified = ctl_core::frontend::spawn_into_cgroup_available();
     cgroup::hierarchies()
         .iter()
         .filter(|h| !(h.unified && born_in_unified))
-        .map(|h| h.path_of(&ct.cgroup_path).join("cgroup.procs"))
+        .map(|h| h.path_of(ct.entry_cgroup()).join("cgroup.procs"))
         .filter_map(|p| std::fs::OpenOptions::new().write(true).open(p).ok())
         .collect()
 }

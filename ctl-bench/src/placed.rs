@@ -22,8 +22,8 @@ pub(crate) struct Placed {
 
 impl Placed {
     pub fn new(ct: &Container) -> io::Result<Placed> {
-        cgroup::create_entry(&ct.cgroup_path, ct.ugid)?;
-        let procs = cgroup::procs_files(&ct.cgroup_path)
+        cgroup::create_entry(ct.entry_cgroup(), ct.ugid)?;
+        let procs = cgroup::procs_files(ct.entry_cgroup())
             .iter()
             .map(|p| OpenOptions::new().write(true).open(p).map(OwnedFd::from))
             .collect::<io::Result<Vec<_>>>()?;

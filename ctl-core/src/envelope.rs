@@ -17,7 +17,7 @@ use crate::container::Rlimit;
 
 /// Version of our envelope extension and reply conventions. Bumped on any incompatible
 /// change; a runner refuses an envelope of another version with a reply naming both.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Largest envelope a runner accepts, in bytes. Arguments are small; anything bigger is a
 /// bug or an attack.
@@ -219,6 +219,15 @@ pub struct PlacementSpec {
     /// spares every call the frontend's `mkdir`s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_cgroup: Option<EntryCgroup>,
+    /// The container's own cgroup (`Container::cgroup_path`, relative), where it is not the
+    /// entry cgroup the runner enters (osctld's layout: the runner in
+    /// `<cgroup_path>/lxc.monitor.<id>`, the payload its sibling). LXC creates a
+    /// container's payload and monitor cgroups below the cgroup of the process that starts
+    /// it, so a command that starts the container moves there first; the runner also
+    /// creates it, owned by the user, when it creates a missing entry cgroup below it.
+    /// Absent when the two are the same (the default layout) and before protocol 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_cgroup: Option<String>,
     /// The user to become; `None` keeps root (fork placement of GetHostname, WithRootfs).
     #[serde(default)]
     pub user: Option<UserSpec>,
@@ -375,6 +384,30 @@ mod tests {
         assert_eq!(Envelope::from_slice(&bytes).unwrap(), e);
         // The runner keeps them open until it has used them.
         assert!(e.named_fds().any(|fd| fd == 7));
+    }
+
+    #[test]
+    fn container_cgroup_is_optional_and_round_trips() {
+        // A protocol-7 placement has no `container_cgroup`: it decodes, as the default
+        // layout (the container's cgroup is the entry cgroup).
+        let v7 = OSCTLD.replace(
+            r#""stderr":2}"#,
+            r#""stderr":2,"ctl":{"version":7,"placement":{"cgroup_procs":["/a/cgroup.procs"],"create_cgroup":{"relative":"a","ugid":5}},"parent_pid":1}}"#,
+        );
+        let mut e = Envelope::from_slice(v7.as_bytes()).unwrap();
+        let placement = e.ctl.as_mut().unwrap().placement.as_mut().unwrap();
+        assert_eq!(placement.container_cgroup, None);
+        assert!(!String::from_utf8(e.to_vec())
+            .unwrap()
+            .contains("container_cgroup"));
+
+        let placement = e.ctl.as_mut().unwrap().placement.as_mut().unwrap();
+        placement.container_cgroup = Some("p/ct.x/user-owned".into());
+        let bytes = e.to_vec();
+        assert!(String::from_utf8(bytes.clone())
+            .unwrap()
+            .contains(r#""container_cgroup":"p/ct.x/user-owned""#));
+        assert_eq!(Envelope::from_slice(&bytes).unwrap(), e);
     }
 
     #[test]

@@ -93,6 +93,11 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                                 ugid: 7,
                             }),
                             born_in: procs.last().cloned().into_iter().collect(),
+                            // osctld's layout names the container's cgroup too.
+                            container_cgroup: procs
+                                .first()
+                                .filter(|_| version % 5 == 0)
+                                .map(|p| format!("ct/{}", p.trim_start_matches('/'))),
                             // One slot per path (every other one kept open), or none.
                             procs_fds: if version % 3 == 0 {
                                 Vec::new()

@@ -153,18 +153,29 @@ impl Prepared {
         };
         let placement_spec = match placement {
             Placement::Exec => {
-                cgroup::validate_relative(&ct.cgroup_path)
+                let entry = ct.entry_cgroup();
+                cgroup::validate_relative(entry)
                     .map_err(setup_error(command, "checking the entry cgroup path"))?;
+                // Only where the layout needs it (osctld's): the default layout's envelope
+                // stays as it was.
+                let container_cgroup = if same_cgroup(entry, &ct.cgroup_path) {
+                    None
+                } else {
+                    cgroup::validate_relative(&ct.cgroup_path)
+                        .map_err(setup_error(command, "checking the container's cgroup path"))?;
+                    Some(ct.cgroup_path.trim_matches('/').to_owned())
+                };
                 PlacementSpec {
                     rlimits: ct.rlimits.clone(),
-                    cgroup_procs: cgroup::procs_files(&ct.cgroup_path)
+                    cgroup_procs: cgroup::procs_files(entry)
                         .into_iter()
                         .map(|p| p.to_string_lossy().into_owned())
                         .collect(),
                     create_cgroup: Some(EntryCgroup {
-                        relative: ct.cgroup_path.clone(),
+                        relative: entry.to_owned(),
                         ugid: ct.ugid,
                     }),
+                    container_cgroup,
                     born_in: Vec::new(),
                     procs_fds: Vec::new(),
                     user: Some(user),
@@ -196,6 +207,11 @@ impl Prepared {
     pub fn setup(&self, what: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
         setup_error(self.command, what)
     }
+}
+
+/// Whether two relative cgroup paths name the same cgroup (`a/b` and `/a/b/` do).
+fn same_cgroup(a: &str, b: &str) -> bool {
+    a.trim_matches('/') == b.trim_matches('/')
 }
 
 fn setup_error(command: &'static str, what: &'static str) -> impl FnOnce(std::io::Error) -> Error {

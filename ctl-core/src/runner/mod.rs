@@ -39,6 +39,16 @@ pub struct RunnerContext {
     pub stderr: Option<OwnedFd>,
     /// The identity the runner switched to (`None`: root, or placed by another frontend).
     pub user: Option<UserSpec>,
+    /// The container's cgroup (`Container::cgroup_path`, relative as `a/b/c`), below which
+    /// LXC puts its payload and monitor, as our frontend's exec placement says (also in
+    /// the children of a warm runner placed so). `None` in the fork placements and in
+    /// osctld's envelopes, which do not say.
+    pub container_cgroup: Option<String>,
+    /// The entry cgroup this runner entered in the exec placement (relative), `None`
+    /// otherwise. Where it differs from [`container_cgroup`](Self::container_cgroup)
+    /// (osctld's layout), a command that starts the container moves there first: LXC
+    /// creates the container's cgroups below its caller's.
+    pub entry_cgroup: Option<String>,
 }
 
 impl RunnerContext {
@@ -75,6 +85,11 @@ pub struct WarmUp {
 }
 
 inventory::collect!(WarmUp);
+
+/// The (container, entry) cgroups of the placement this process applied: the children of a
+/// warm runner, whose per-command envelopes carry no placement, inherit them.
+static PLACED_CGROUPS: std::sync::OnceLock<(Option<String>, Option<String>)> =
+    std::sync::OnceLock::new();
 
 /// The fd of the reply pipe of the command this runner process serves (-1: none yet).
 static REPLY_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
@@ -340,6 +355,7 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
     }
 
     let mut user = None;
+    let mut cgroups = None;
     if let Some(ext) = &envelope.ctl {
         if let Some(spec) = &ext.placement {
             let others: Vec<RawFd> = std::iter::once(envelope.return_fd)
@@ -355,6 +371,10 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
                 return reply(refuse(ProtocolRefusal::Placement { detail: e.clone() }, e));
             }
             user = spec.user.clone();
+            let entry = spec.create_cgroup.as_ref().map(|e| e.relative.clone());
+            let container = spec.container_cgroup.clone().or_else(|| entry.clone());
+            let _ = PLACED_CGROUPS.set((container.clone(), entry.clone()));
+            cgroups = Some((container, entry));
         }
         if let Some(warm) = &ext.warm {
             drop((stdin, stdout, stderr));
@@ -379,6 +399,9 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
     };
     placement::set_comm(registration.spec.snake_name);
 
+    let (container_cgroup, entry_cgroup) = cgroups
+        .or_else(|| PLACED_CGROUPS.get().cloned())
+        .unwrap_or_default();
     let mut ctx = RunnerContext {
         command: registration.spec.name,
         pool: envelope.pool,
@@ -390,6 +413,8 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
         stdout,
         stderr,
         user,
+        container_cgroup,
+        entry_cgroup,
     };
     let args = Args::new(envelope.args, envelope.kwargs);
     let result = run(&mut ctx, args);

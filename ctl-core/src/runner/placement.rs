@@ -101,6 +101,14 @@ pub(super) fn apply(
     }
 
     let mut created = false;
+    // In osctld's layout a missing entry's parent, the container's cgroup, is created too.
+    let create_entry = |entry: &crate::envelope::EntryCgroup| {
+        crate::cgroup::create_entry_in(
+            spec.container_cgroup.as_deref(),
+            &entry.relative,
+            entry.ugid,
+        )
+    };
     // Born there: the kernel put this process into that cgroup when it created it.
     let to_enter = spec
         .cgroup_procs
@@ -119,7 +127,7 @@ pub(super) fn apply(
         let opened = match (open(), &spec.create_cgroup) {
             // First use (or removed since): create the entry cgroup, still as root.
             (Err(e), Some(entry)) if e.kind() == std::io::ErrorKind::NotFound && !created => {
-                crate::cgroup::create_entry(&entry.relative, entry.ugid).map_err(|e| {
+                create_entry(entry).map_err(|e| {
                     format!("cannot create the entry cgroup {}: {e}", entry.relative)
                 })?;
                 created = true;
@@ -140,7 +148,7 @@ pub(super) fn apply(
             // An empty cpuset: whoever created the entry cgroup was killed before copying
             // `cpuset.cpus` and `cpuset.mems` from the parent. Complete it and retry.
             (Err(e), Some(entry)) if e.raw_os_error() == Some(libc::ENOSPC) && !created => {
-                crate::cgroup::create_entry(&entry.relative, entry.ugid).map_err(|e| {
+                create_entry(entry).map_err(|e| {
                     format!("cannot complete the entry cgroup {}: {e}", entry.relative)
                 })?;
                 created = true;
