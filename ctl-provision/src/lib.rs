@@ -1,8 +1,8 @@
 //! Provisions real unprivileged LXC test containers, the way osctld runs them: each
 //! container under its own throwaway system user (uid = gid), with a subordinate id range
 //! in `/etc/subuid` and `/etc/subgid`, a busybox rootfs owned by the mapped ids, an LXC
-//! config like LXC's busybox template, and a delegated entry cgroup `ctl/<name>` in every
-//! hierarchy.
+//! config like LXC's busybox template, and a delegated cgroup `ctl/<name>` in every
+//! hierarchy (or osctld's layout below it, [`Layout::Osctld`]).
 //!
 //! - [`Provisioner::new`] takes the state directory (a temp dir in tests, `/var/lib/ctl`
 //!   for the `ctl` CLI); [`Provisioner::create`], [`Provisioner::destroy`],
@@ -30,5 +30,6 @@ pub use error::ProvisionError;
 pub use host::{ID_RANGE, LOCK_FILE, SUBID_MIN, UGID_MAX, UGID_MIN};
 pub use names::{user_name, validate as validate_name};
 pub use provisioner::{
-    CreateOptions, Provisioner, BRIDGE, CGROUP_PARENT, SHARED_DIR_IN_CT, USER_MARKER,
+    CreateOptions, Layout, Provisioner, BRIDGE, CGROUP_PARENT, OSCTLD_USER_OWNED, SHARED_DIR_IN_CT,
+    USER_MARKER,
 };

@@ -1,12 +1,16 @@
-//! LXC's own command-line tools, run as the container's user inside its entry cgroups: an
-//! oracle independent of ctl-core's runner machinery, for tests.
+//! LXC's own command-line tools, run as the container's user inside the container's cgroup
+//! (`Container::cgroup_path`): an oracle independent of ctl-core's runner machinery, for
+//! tests. That is the entry cgroup in the default layout; in osctld's it is the entry's
+//! parent, where osctld starts its containers from (`lxc-start` there puts the payload
+//! beside the entry, as the framework's Start does).
 //!
 //! The placement is done by a shell, not by a `pre_exec` closure (nothing may allocate
 //! between fork and exec in a multi-threaded test binary, and `Command` without
 //! `pre_exec` can use `posix_spawn`): `/bin/sh` writes its own pid (`$$`) into every
-//! hierarchy's `cgroup.procs` of the entry cgroup while still root, then execs `setpriv`
-//! to become the user (uid = gid = ugid, no supplementary groups but ugid, no inheritable
-//! capabilities), which execs `env -i` with the environment osctld gives its runners.
+//! hierarchy's `cgroup.procs` of the container's cgroup while still root, then execs
+//! `setpriv` to become the user (uid = gid = ugid, no supplementary groups but ugid, no
+//! inheritable capabilities), which execs `env -i` with the environment osctld gives its
+//! runners.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -25,7 +29,7 @@ while [ "$n" -gt 0 ]; do
 done
 exec "$@""#;
 
-/// A command running `program args...` as `ct`'s user inside its entry cgroups, with
+/// A command running `program args...` as `ct`'s user inside its cgroup, with
 /// `HOME`, `USER`, `XDG_RUNTIME_DIR=<home>/.cache/lxc/run` and [`TOOL_PATH`] as the whole
 /// environment. Stdin is `/dev/null`; the caller may override stdio.
 pub fn command_as_user<S: AsRef<OsStr>>(

@@ -21,8 +21,11 @@ use crate::safefs::Dir;
 
 /// The host bridge that veth containers join.
 pub const BRIDGE: &str = "ctlbr0";
-/// Parent of every container's entry cgroup.
+/// Parent of every container's cgroup tree (`ctl/<name>`).
 pub const CGROUP_PARENT: &str = "ctl";
+/// In [`Layout::Osctld`], the container's cgroup below its tree `ctl/<name>` (osctld's
+/// `<group>/ct.<id>/user-owned`).
+pub const OSCTLD_USER_OWNED: &str = "user-owned";
 /// GECOS of the users we create; `destroy` refuses to delete users without it.
 pub const USER_MARKER: &str = "ctl-provision test container";
 /// Where the host-shared directory of every container appears inside it (see
@@ -30,6 +33,21 @@ pub const USER_MARKER: &str = "ctl-provision test container";
 pub const SHARED_DIR_IN_CT: &str = "/run/ctl-shared";
 /// Written into the container directory once the rootfs is complete.
 const ROOTFS_DONE: &str = ".rootfs-done";
+
+/// How a container's cgroups are laid out (recorded in its [`Container`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// One cgroup `ctl/<name>`, owned by the container's user: runners enter it, and LXC
+    /// puts `lxc.monitor.<name>` and `lxc.payload.<name>` below it
+    /// (`entry_cgroup_path: None`).
+    #[default]
+    Default,
+    /// osctld's: the container's cgroup is `ctl/<name>/user-owned` (owned by the user,
+    /// below a root-owned `ctl/<name>`, like osctld's `.../ct.<id>/user-owned`), runners
+    /// enter `ctl/<name>/user-owned/lxc.monitor.<name>` (also the user's), and the payload
+    /// is that entry's sibling `ctl/<name>/user-owned/lxc.payload.<name>`.
+    Osctld,
+}
 
 /// Options of [`Provisioner::create`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +58,8 @@ pub struct CreateOptions {
     pub net: Net,
     /// Resource limits recorded in the container (default none).
     pub rlimits: BTreeMap<String, Rlimit>,
+    /// The cgroup layout (default [`Layout::Default`]).
+    pub layout: Layout,
 }
 
 impl Default for CreateOptions {
@@ -48,6 +68,7 @@ impl Default for CreateOptions {
             pool: "default".to_owned(),
             net: Net::Empty,
             rlimits: BTreeMap::new(),
+            layout: Layout::Default,
         }
     }
 }
@@ -130,10 +151,10 @@ impl Provisioner {
     }
 
     /// The container as it is (or would be) provisioned; `ugid` is 0 when unknown.
-    fn layout(&self, name: &str, ugid: u32, opts: &CreateOptions) -> Container {
+    fn record(&self, name: &str, ugid: u32, opts: &CreateOptions) -> Container {
         let user = names::user_name(name);
         let lxc_home = self.state_dir.join("lxc").join(&user);
-        Container {
+        let mut ct = Container {
             pool: opts.pool.clone(),
             id: name.to_owned(),
             home: self.state_dir.join("homes").join(&user),
@@ -141,12 +162,17 @@ impl Provisioner {
             lxc_home,
             user,
             ugid,
-            cgroup_path: format!("{CGROUP_PARENT}/{name}"),
+            cgroup_path: cgroup_tree(name),
             entry_cgroup_path: None,
             container_path: None,
             runner_path: None,
             rlimits: opts.rlimits.clone(),
+        };
+        if opts.layout == Layout::Osctld {
+            ct.cgroup_path = format!("{}/{OSCTLD_USER_OWNED}", cgroup_tree(name));
+            ct.entry_cgroup_path = Some(ct.osctld_entry_cgroup_path());
         }
+        ct
     }
 
     /// Creates container `name` or completes a half-done one (every step is idempotent and
@@ -158,7 +184,7 @@ impl Provisioner {
         let user = names::user_name(name);
         let (ugid, base) = {
             let _lock = HostLock::acquire()?;
-            let home = self.layout(name, 0, opts).home;
+            let home = self.record(name, 0, opts).home;
             let ugid = ensure_user(&user, &home)?;
             let base = ensure_subids(&user)?;
             if opts.net == Net::Veth {
@@ -175,12 +201,26 @@ impl Provisioner {
             // must not belong to whichever container came first).
             cgroup::create_entry(CGROUP_PARENT, 0)
                 .context(|| format!("create cgroup {CGROUP_PARENT}"))?;
-            let relative = format!("{CGROUP_PARENT}/{name}");
-            cgroup::create_entry(&relative, ugid)
-                .context(|| format!("create cgroup {relative}"))?;
+            let ct = self.record(name, ugid, opts);
+            let tree = cgroup_tree(name);
+            if opts.layout == Layout::Osctld {
+                // The tree stays root's (osctld keeps its limits there).
+                cgroup::create_entry(&tree, 0).context(|| format!("create cgroup {tree}"))?;
+            }
+            // The user owns the container's cgroup, where LXC creates the payload and its
+            // monitor.
+            cgroup::create_entry(&ct.cgroup_path, ugid)
+                .context(|| format!("create cgroup {}", ct.cgroup_path))?;
+            if opts.layout == Layout::Osctld {
+                // The runners' entry exists before the first start, as with osctld (whose
+                // frontend creates it for every runner): LXC then names its monitor's
+                // cgroup `lxc.monitor.<name>-1` and never shares the entry.
+                let entry = ct.entry_cgroup();
+                cgroup::create_entry(entry, ugid).context(|| format!("create cgroup {entry}"))?;
+            }
             (ugid, base)
         };
-        let ct = self.layout(name, ugid, opts);
+        let ct = self.record(name, ugid, opts);
         // The user owns its home, its LXC home and the container directory (and the
         // container's root the rootfs): below the state directory's own `homes` and `lxc`
         // every step goes through directory handles and follows no symlink (`safefs`).
@@ -266,7 +306,7 @@ impl Provisioner {
         }
         let ct = match self.load(name) {
             Ok(ct) => ct,
-            Err(ProvisionError::NotFound(_)) | Err(ProvisionError::Record { .. }) => self.layout(
+            Err(ProvisionError::NotFound(_)) | Err(ProvisionError::Record { .. }) => self.record(
                 name,
                 entry.as_ref().map_or(0, |e| e.uid),
                 &CreateOptions::default(),
@@ -277,7 +317,9 @@ impl Provisioner {
         if entry.is_some() && ct_dir.join("config").exists() {
             stop_gently(&ct);
         }
-        kill_cgroup(&ct.cgroup_path)?;
+        // The whole tree `ctl/<name>`, in either layout (and without a record).
+        let tree = cgroup_tree(name);
+        kill_cgroup(&tree)?;
         let base = host::parse_subid(&host::read(host::SUBUID)?)
             .into_iter()
             .find(|s| s.owner == user)
@@ -288,7 +330,7 @@ impl Provisioner {
         if let Some((start, count)) = base {
             kill_by_uid(start, count)?;
         }
-        remove_cgroup(&ct.cgroup_path)?;
+        remove_cgroup(&tree)?;
         remove_shared_dir(&self.shared_dir(name))?;
         for dir in [&ct_dir, &ct.lxc_home, &ct.home] {
             remove_tree(dir)?;
@@ -316,6 +358,12 @@ impl Provisioner {
             _ => Ok(()),
         }
     }
+}
+
+/// The cgroup tree of container `name`, `ctl/<name>`: its cgroup in [`Layout::Default`],
+/// the root-owned parent of it in [`Layout::Osctld`]. Destroy removes it whole.
+fn cgroup_tree(name: &str) -> String {
+    format!("{CGROUP_PARENT}/{name}")
 }
 
 /// The log file's name in the container directory.
@@ -447,7 +495,7 @@ fn stop_gently(ct: &Container) {
     // frozen init never dies of `lxc-stop -k`'s SIGKILL. Thaw the whole tree first, and
     // bound the stop: `kill_cgroup` follows in any case.
     for h in cgroup::hierarchies() {
-        thaw_tree(&h.path_of(&ct.cgroup_path));
+        thaw_tree(&h.path_of(&cgroup_tree(&ct.id)));
     }
     let state = oracle::lxc_state(ct).unwrap_or_default();
     if state == "frozen" || state == "freezing" {
@@ -561,7 +609,7 @@ fn kill_by_uid(start: u64, count: u64) -> Result<(), ProvisionError> {
     }
 }
 
-/// Removes the entry cgroup, retrying while the kernel still reports it busy (a killed
+/// Removes a cgroup tree, retrying while the kernel still reports it busy (a killed
 /// task leaves its cgroup shortly after it is reaped).
 fn remove_cgroup(relative: &str) -> Result<(), ProvisionError> {
     let deadline = Instant::now() + Duration::from_secs(5);

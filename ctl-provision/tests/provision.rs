@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use common::{unique_name, Env, Guard};
-use ctl_provision::{oracle, CreateOptions, Net};
+use ctl_provision::{oracle, CreateOptions, Layout, Net};
 
 fn getent(db: &str, key: &str) -> bool {
     Command::new("getent")
@@ -140,6 +140,61 @@ fn half_done_create_is_completed() {
     oracle::start(&again).unwrap();
     assert_eq!(oracle::lxc_state(&again).unwrap(), "running");
     // destroy must stop a running container by itself.
+}
+
+/// osctld's layout: a root-owned tree `ctl/<name>`, the user's `user-owned` below it and
+/// the runners' entry `user-owned/lxc.monitor.<name>` (the user's too). LXC started from
+/// the container's cgroup puts the payload beside the entry; destroy removes the whole
+/// tree, also when the record is gone.
+#[test]
+fn osctld_layout_is_created_started_beside_the_entry_and_destroyed_whole() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let name = unique_name("osl");
+    let opts = CreateOptions {
+        layout: Layout::Osctld,
+        ..CreateOptions::default()
+    };
+    let guard = Guard::create(&env.prov, name.clone(), &opts);
+    let ct = guard.ct().clone();
+    let tree = format!("ctl/{name}");
+    assert_eq!(ct.cgroup_path, format!("{tree}/user-owned"));
+    assert_eq!(
+        ct.entry_cgroup_path.as_deref(),
+        Some(format!("{tree}/user-owned/lxc.monitor.{name}").as_str())
+    );
+    assert_eq!(env.prov.load(&name).unwrap(), ct);
+    let owners = |relative: &str| -> Vec<u32> {
+        ctl_core::cgroup::hierarchies()
+            .iter()
+            .map(|h| std::fs::metadata(h.path_of(relative)).unwrap().uid())
+            .collect()
+    };
+    let everywhere = |uid: u32| vec![uid; ctl_core::cgroup::hierarchies().len()];
+    assert_eq!(owners(&tree), everywhere(0), "the tree stays root's");
+    assert_eq!(owners(&ct.cgroup_path), everywhere(ct.ugid));
+    assert_eq!(owners(ct.entry_cgroup()), everywhere(ct.ugid));
+
+    oracle::start(&ct).unwrap();
+    let init = oracle::lxc_init_pid(&ct).unwrap().unwrap();
+    let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    for line in cgroups.lines() {
+        assert!(
+            line.ends_with(&format!(":/{}/lxc.payload.{name}", ct.cgroup_path)),
+            "{cgroups}"
+        );
+    }
+
+    // Destroy without the record: the tree still goes, running container and all.
+    std::fs::remove_file(
+        env.state_dir()
+            .join("containers")
+            .join(format!("{name}.json")),
+    )
+    .unwrap();
+    drop(guard);
+    assert!(cgroup_dirs(&tree).is_empty(), "cgroups left behind");
+    assert!(!getent("passwd", &ct.user), "user left behind");
 }
 
 #[test]

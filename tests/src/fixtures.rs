@@ -298,10 +298,38 @@ impl TestContainer {
 
     /// Creates and starts a container (with LXC's own tools, not the framework).
     pub fn running(tag: &str) -> TestContainer {
-        let ct = Self::new(tag);
+        Self::running_with(tag, ctl_provision::Layout::Default)
+    }
+
+    /// Creates a stopped container with this cgroup layout.
+    pub fn with_layout(tag: &str, layout: ctl_provision::Layout) -> TestContainer {
+        Self::with_options(
+            tag,
+            &ctl_provision::CreateOptions {
+                layout,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Creates a stopped container in osctld's cgroup layout: runners enter
+    /// `<cgroup_path>/lxc.monitor.<id>`, the payload is its sibling.
+    pub fn osctld_layout(tag: &str) -> TestContainer {
+        Self::with_layout(tag, ctl_provision::Layout::Osctld)
+    }
+
+    /// Creates a container with this layout and starts it with LXC's own tools, from the
+    /// container's cgroup (as osctld starts its containers).
+    pub fn running_with(tag: &str, layout: ctl_provision::Layout) -> TestContainer {
+        let ct = Self::with_layout(tag, layout);
         ctl_provision::oracle::start(&ct.container)
             .unwrap_or_else(|e| panic!("starting {}: {e}", ct.name));
         ct
+    }
+
+    /// [`running_with`](Self::running_with) osctld's layout.
+    pub fn running_osctld(tag: &str) -> TestContainer {
+        Self::running_with(tag, ctl_provision::Layout::Osctld)
     }
 
     pub fn container(&self) -> &Container {
