@@ -16,7 +16,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use commands::{Exec, Freeze, GetHostname, Start, State, Stop, StopMode, Unfreeze, WithMountns};
+use commands::{
+    Exec, Freeze, GetHostname, Runscript, ScriptSource, Start, State, Stop, StopMode, Unfreeze,
+    WithMountns,
+};
 use ctl_core::diag::Identity;
 use ctl_core::frontend::WarmPool;
 use ctl_core::{cgroup, Container, Envelope, Error, Placement, Stdio};
@@ -253,6 +256,28 @@ fn exec(ct: &Container, argv: &[&str], run: bool) -> (i32, String) {
     (status, text)
 }
 
+/// Runscript with `run` of a script read from stdin; exit status and output.
+fn runscript_run(ct: &Container, script: &str) -> (i32, String) {
+    use std::io::{Read, Seek, Write};
+    let (r, w) = nix::unistd::pipe().unwrap();
+    std::fs::File::from(w).write_all(script.as_bytes()).unwrap();
+    let mut out = tempfile::tempfile().unwrap();
+    let status = Runscript::run_with(
+        &call(ct)
+            .stdin(Some(r.as_fd()))
+            .stdout(Stdio::Fd(out.as_fd()))
+            .stderr(Stdio::Fd(out.as_fd())),
+        ScriptSource::Stdin,
+        true,
+        false,
+    )
+    .unwrap_or_else(|e| panic!("Runscript with run: {e}"));
+    out.rewind().unwrap();
+    let mut text = String::new();
+    out.read_to_string(&mut text).unwrap();
+    (status, text)
+}
+
 /// `Exec ["sleep", "3"]` in a thread; while it runs, where its program, its runner and
 /// (with `run`) the container are. Returns the runner's cgroup paths.
 fn exec_observed(ct: &Container, layout: Layout, run: bool) -> Vec<String> {
@@ -375,6 +400,13 @@ fn commands_in(layout: Layout, tag: &str) {
     );
     assert_eq!(oracle::lxc_state(ct).unwrap(), "stopped");
     assert!(!cgroup::exists_in_memory_hierarchy(&payload(ct)));
+    assert_eq!(pids_below(&ct.cgroup_path), Vec::<i32>::new());
+    // Runscript with `run` takes the same start.
+    assert_eq!(
+        runscript_run(ct, "#!/bin/sh\necho script-ran; exit 3\n"),
+        (3, "script-ran\n".into())
+    );
+    assert_eq!(oracle::lxc_state(ct).unwrap(), "stopped");
     assert_eq!(pids_below(&ct.cgroup_path), Vec::<i32>::new());
     if layout == Layout::Osctld {
         assert_eq!(dirs_below(ct.entry_cgroup()), Vec::<PathBuf>::new());
