@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use ctl_core::terminal::{self, WindowSize};
 use ctl_core::{bail, container_command, Call, CommandError, Error, RunnerContext, Stdio};
-use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, State, SYSTEM_PATH};
+use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, State};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
@@ -59,7 +59,12 @@ pub struct SyscmdOutput {
 /// Run a command inside the container with the call's stdin/stdout/stderr; returns its
 /// exit status. `run` starts a stopped container just for the command (lxc-execute
 /// style); `network` then sets up its configured network first.
-#[container_command(placement = exec, setuid_helpers, frontend = exec_frontend)]
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    frontend = exec_frontend,
+    osctld = exec_osctld
+)]
 pub fn exec(
     ctx: &mut RunnerContext,
     cmd: Vec<String>,
@@ -107,8 +112,16 @@ pub fn exec_terminal(
         bail!("container {} does not exist", ctx.ident());
     }
     match ct.state()? {
-        State::Running => terminal_attached(&ct, &cmd, &term, size, channel),
-        State::Stopped if run => terminal_started(&ct, &cmd, &term, size, network, channel),
+        State::Running => terminal_attached(&ct, &cmd, &term, size, channel, ctx.container_path()),
+        State::Stopped if run => terminal_started(
+            &ct,
+            &cmd,
+            &term,
+            size,
+            network,
+            channel,
+            ctx.container_path(),
+        ),
         State::Stopped => bail!(
             "container {} is not running (set `run` to start it for the command)",
             ctx.ident()
@@ -123,13 +136,19 @@ pub fn exec_terminal(
     }
 }
 
-/// Run a script inside the container; returns its exit status. The frontend copies the
-/// script (a host file, or the call's stdin) into the rootfs as a temporary 0500 file of
+/// Run a script inside the container with arguments `args`; returns its exit status. The
+/// frontend copies the script (a host file, or the call's stdin) into the rootfs as a temporary 0500 file of
 /// the container's root and removes it afterwards, whatever happens.
-#[container_command(placement = exec, setuid_helpers, frontend = runscript_frontend)]
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    frontend = runscript_frontend,
+    osctld = runscript_osctld
+)]
 pub fn runscript(
     ctx: &mut RunnerContext,
     script: ScriptSource,
+    #[kwarg(default)] args: Vec<String>,
     #[kwarg(default)] run: bool,
     #[kwarg(default)] network: bool,
 ) -> Result<i32, CommandError> {
@@ -142,17 +161,133 @@ pub fn runscript(
     let Some(path) = path.to_str().filter(|p| p.starts_with('/')) else {
         bail!("bad script path inside the container: {}", path.display());
     };
-    run_program(ctx, &[path.to_owned()], run, network)
+    let mut argv = vec![path.to_owned()];
+    argv.extend(args);
+    run_program(ctx, &argv, run, network)
+}
+
+/// osctld's Exec options: `[mode, {cmd, init_script, net_config}]`.
+#[derive(Debug, Deserialize)]
+struct OsctldExec {
+    cmd: Vec<String>,
+    #[serde(flatten)]
+    network: crate::osctld_modes::Network,
+}
+
+/// osctld's Exec, in its modes `running`, `run` and `run_network` (see
+/// `crate::osctld_modes`); answers the exit status, `null` when the program was killed by
+/// a signal.
+fn exec_osctld(
+    ctx: &mut RunnerContext,
+    args: ctl_core::Args,
+    _native: ctl_core::RunnerFn,
+) -> Result<ctl_core::osctld::Value, CommandError> {
+    let (mode, opts): (crate::osctld_modes::Mode, OsctldExec) =
+        ctl_core::osctld::mode_and_options(args)?;
+    crate::osctld_modes::run(ctx, mode, &opts.cmd, opts.network)
+}
+
+/// osctld's Runscript options: `[mode, {script, args, init_script, net_config}]`; the
+/// script is a path inside the rootfs that osctld's frontend put there.
+#[derive(Debug, Deserialize)]
+struct OsctldRunscript {
+    script: String,
+    #[serde(default)]
+    args: Option<Vec<String>>,
+    #[serde(flatten)]
+    network: crate::osctld_modes::Network,
+}
+
+/// osctld's Runscript: the script with its arguments, in the modes of Exec. (osctld's own
+/// runner drops the arguments in mode `run`; they are passed in every mode here.)
+fn runscript_osctld(
+    ctx: &mut RunnerContext,
+    args: ctl_core::Args,
+    _native: ctl_core::RunnerFn,
+) -> Result<ctl_core::osctld::Value, CommandError> {
+    let (mode, opts): (crate::osctld_modes::Mode, OsctldRunscript) =
+        ctl_core::osctld::mode_and_options(args)?;
+    if !opts.script.starts_with('/') {
+        bail!("bad script path inside the container: {}", opts.script);
+    }
+    let mut argv = vec![opts.script];
+    argv.extend(opts.args.unwrap_or_default());
+    crate::osctld_modes::run(ctx, mode, &argv, opts.network)
+}
+
+/// Which exit statuses Syscmd accepts besides 0 (osctld's `valid_rcs`): a list, or
+/// `"all"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValidRcs {
+    /// These statuses and 0 (the default: none but 0).
+    List(Vec<i32>),
+    /// Every status.
+    All,
+}
+
+impl ValidRcs {
+    /// Whether Syscmd accepts exit status `rc`.
+    pub fn accepts(&self, rc: i32) -> bool {
+        match self {
+            ValidRcs::List(list) => rc == 0 || list.contains(&rc),
+            ValidRcs::All => true,
+        }
+    }
+}
+
+impl Default for ValidRcs {
+    fn default() -> Self {
+        ValidRcs::List(Vec::new())
+    }
+}
+
+impl From<Vec<i32>> for ValidRcs {
+    fn from(list: Vec<i32>) -> Self {
+        ValidRcs::List(list)
+    }
+}
+
+impl Serialize for ValidRcs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ValidRcs::List(list) => list.serialize(s),
+            ValidRcs::All => s.serialize_str("all"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ValidRcs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            List(Vec<i32>),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::List(list) => Ok(ValidRcs::List(list)),
+            Raw::Word(w) if w == "all" => Ok(ValidRcs::All),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "valid_rcs must be a list of exit statuses or \"all\", not {w:?}"
+            ))),
+        }
+    }
 }
 
 /// Run a command inside the container and collect its output (stdout and stderr
-/// together); an error unless its exit status is 0 or one of `valid_rcs`.
+/// together); an error unless its exit status is 0 or accepted by `valid_rcs`.
+///
+/// Its input is the call's stdin, or `input` (bytes; not both). `run` and `network` are
+/// Exec's. A status the caller did not accept is [`Error::ProgramFailed`], which keeps the
+/// exit status and the output.
 #[container_command(frontend_only)]
 pub fn syscmd(
     call: &Call<'_>,
     cmd: Vec<String>,
-    #[kwarg(default)] valid_rcs: Vec<i32>,
+    #[kwarg(default)] valid_rcs: ValidRcs,
     #[kwarg(default)] run: bool,
+    #[kwarg(default)] network: bool,
+    #[kwarg(default)] input: Option<Vec<u8>>,
 ) -> Result<SyscmdOutput, ctl_core::Error> {
     let ident = call.container().ident();
     let setup = |what: &'static str| {
@@ -167,35 +302,66 @@ pub fn syscmd(
     let memfd =
         nix::sys::memfd::memfd_create(c"ctl-syscmd", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(setup("creating the output memfd"))?;
-    let exec_call = call
+    let input_fd = match input {
+        None => None,
+        Some(_) if call.stdin_fd().is_some() => {
+            return Err(Error::Arguments {
+                command: "Syscmd".to_owned(),
+                message: "give the input either as the call's stdin or as bytes, not both"
+                    .to_owned(),
+            })
+        }
+        Some(bytes) => Some(input_memfd(&bytes).map_err(|source| Error::Setup {
+            command: "Syscmd".to_owned(),
+            what: "writing the input",
+            source,
+        })?),
+    };
+    let mut exec_call = call
         .clone()
         .stdout(Stdio::Fd(memfd.as_fd()))
         .stderr(Stdio::Fd(memfd.as_fd()));
-    let status = Exec::run_with(&exec_call, cmd.clone(), run, false);
+    if let Some(fd) = &input_fd {
+        exec_call = exec_call.stdin(Some(fd.as_fd()));
+    }
+    let status = Exec::run_with(&exec_call, cmd.clone(), run, network);
     drop(exec_call);
+    drop(input_fd);
     let output = read_output(memfd).map_err(|source| Error::Setup {
         command: "Syscmd".to_owned(),
         what: "reading the command's output",
         source,
     })?;
     match status {
-        Ok(rc) if rc == 0 || valid_rcs.contains(&rc) => Ok(SyscmdOutput {
+        Ok(rc) if valid_rcs.accepts(rc) => Ok(SyscmdOutput {
             exitstatus: rc,
             output,
         }),
-        Ok(rc) => Err(Error::command(
-            "Syscmd",
-            format!(
+        Ok(rc) => Err(Error::ProgramFailed {
+            command: "Syscmd".to_owned(),
+            message: format!(
                 "command {cmd:?} in {ident} failed with exit status {rc}: {}",
                 output.trim_end()
             ),
-        )),
+            exitstatus: rc,
+            output,
+        }),
         Err(Error::Command { message, .. }) => Err(Error::command(
             "Syscmd",
             format!("command {cmd:?} in {ident} failed: {message}"),
         )),
         Err(e) => Err(e),
     }
+}
+
+/// The input bytes in a memfd, at offset 0, for the program's stdin.
+fn input_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    let fd =
+        nix::sys::memfd::memfd_create(c"ctl-syscmd-in", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    let mut file = File::from(fd);
+    file.write_all(bytes)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(OwnedFd::from(file))
 }
 
 /// Most of a command's output Syscmd keeps (the rest is cut, with a note).
@@ -281,6 +447,7 @@ const MAX_SCRIPT_BYTES: u64 = 64 << 20;
 fn runscript_frontend(
     call: &Call<'_>,
     script: ScriptSource,
+    args: Vec<String>,
     run: bool,
     network: bool,
 ) -> Result<i32, Error> {
@@ -308,7 +475,7 @@ fn runscript_frontend(
     let placed = PlacedScript::create(rootfs, config.root_uid, config.root_gid, &content)
         .map_err(|e| refuse(e.to_string()))?;
     let inside = PathBuf::from(placed.path_inside());
-    let result = Runscript::runner(&call, ScriptSource::File(inside), run, network);
+    let result = Runscript::runner(&call, ScriptSource::File(inside), args, run, network);
     // Removed on every path: `placed` is dropped here (and on the early returns above it
     // did not exist yet).
     drop(placed);
@@ -531,14 +698,14 @@ fn c_argv(argv: &[String]) -> Result<Vec<CString>, CommandError> {
         .collect()
 }
 
-/// The options of every attach of these commands: root inside, a clean environment,
-/// `/` as working directory.
-pub(crate) fn attach_options(stdio: &ProgramStdio) -> AttachOptions {
+/// The options of every attach of these commands: root inside, osctld's clean environment
+/// with `path` as `PATH`, `/` as working directory.
+pub(crate) fn attach_options(stdio: &ProgramStdio, path: &str) -> AttachOptions {
     AttachOptions {
         stdin: stdio.fds[0],
         stdout: stdio.fds[1],
         stderr: stdio.fds[2],
-        env: EnvPolicy::clean(),
+        env: EnvPolicy::clean().var("PATH", path),
         cwd: Some(PathBuf::from("/")),
         ..AttachOptions::default()
     }
@@ -549,19 +716,29 @@ fn exec_attached(
     ct: &ctl_lxc::Container,
     argv: &[String],
 ) -> Result<i32, CommandError> {
+    attached_status(ctx, ct, argv).map(exit_code)
+}
+
+/// Runs `argv` attached to the running container `ct` with the call's stdio, as the
+/// container's root, in osctld's clean environment; returns its wait status.
+pub(crate) fn attached_status(
+    ctx: &RunnerContext,
+    ct: &ctl_lxc::Container,
+    argv: &[String],
+) -> Result<ExitStatus, CommandError> {
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::of(ctx)?;
     // Runs in the attached process, a fork of this single-threaded runner.
     let program = || exec_argv(&c_argv);
     let status = util::attach_isolated(
         ct,
-        &attach_options(&stdio),
+        &attach_options(&stdio, ctx.container_path()),
         AttachProgram::Function(&program),
         None,
     )?
     .ok_or_else(|| CommandError::msg("the attached program timed out"))?;
     drop(stdio);
-    Ok(exit_code(status))
+    Ok(status)
 }
 
 /// [`ExecTerminal`] on a running container: the attached process (root inside, a fork of
@@ -573,6 +750,7 @@ fn terminal_attached(
     term: &str,
     size: Option<WindowSize>,
     channel: OwnedFd,
+    path: &str,
 ) -> Result<i32, CommandError> {
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::null()?;
@@ -588,8 +766,8 @@ fn terminal_attached(
         }
     };
     let opts = AttachOptions {
-        env: EnvPolicy::clean().var("TERM", term),
-        ..attach_options(&stdio)
+        env: EnvPolicy::clean().var("PATH", path).var("TERM", term),
+        ..attach_options(&stdio, path)
     };
     let status = util::attach_isolated(ct, &opts, AttachProgram::Function(&program), None);
     drop(writer);
@@ -640,6 +818,7 @@ fn terminal_started(
     size: Option<WindowSize>,
     network: bool,
     channel: OwnedFd,
+    path: &str,
 ) -> Result<i32, CommandError> {
     let (master, slave) = terminal::open_pty()?;
     if let Some(size) = size {
@@ -650,7 +829,7 @@ fn terminal_started(
     drop(master);
     drop(channel);
     let slave = slave.as_raw_fd();
-    started_with_stdio(ct, argv, network, [slave, slave, slave], Some(term))
+    started_with_stdio(ct, argv, network, [slave, slave, slave], Some(term), path)
 }
 
 /// `execvp` with the shell's exit statuses when it fails (127: not found, 126: cannot be
@@ -690,7 +869,7 @@ fn exec_started(
     network: bool,
 ) -> Result<i32, CommandError> {
     let stdio = ProgramStdio::of(ctx)?;
-    started_with_stdio(ct, argv, network, stdio.fds, None)
+    started_with_stdio(ct, argv, network, stdio.fds, None, ctx.container_path())
 }
 
 /// Starts the stopped container for `argv` (liblxc's execute) with `fds` as the program's
@@ -702,6 +881,7 @@ fn started_with_stdio(
     network: bool,
     fds: [RawFd; 3],
     term: Option<&str>,
+    path: &str,
 ) -> Result<i32, CommandError> {
     if !network {
         // No networking: a network namespace with only the loopback device (in memory,
@@ -711,7 +891,7 @@ fn started_with_stdio(
         ct.set_config_item("lxc.net.0.flags", "up")?;
     }
     let mut env = vec![
-        ("PATH".to_owned(), SYSTEM_PATH.to_owned()),
+        ("PATH".to_owned(), path.to_owned()),
         ("HOME".to_owned(), "/root".to_owned()),
         ("USER".to_owned(), "root".to_owned()),
     ];

@@ -8,6 +8,8 @@ pub mod info;
 pub(crate) mod initpid;
 pub mod lifecycle;
 pub mod mount;
+pub mod netconfig;
+mod osctld_modes;
 pub mod stop;
 pub mod tasks;
 mod util;

@@ -28,7 +28,12 @@ pub const WALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// following symlinks and without blocking (a stuck terminal loses the message). The
 /// process doing that inside is killed after [`WALL_TIMEOUT`] (the container's root can
 /// stop it), and the command then fails saying so.
-#[container_command(placement = exec, setuid_helpers, frontend = wall_frontend)]
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    frontend = wall_frontend,
+    osctld = wall_osctld
+)]
 pub fn wall(
     ctx: &mut RunnerContext,
     message: String,
@@ -48,7 +53,16 @@ pub(crate) fn wall_inside(
     banner: Option<&str>,
     limit: Option<Instant>,
 ) -> Result<usize, CommandError> {
-    let text = compose(message, banner);
+    wall_text_inside(ct, &compose(message, banner), limit)
+}
+
+/// Writes `text` exactly as it is to the user ttys of the running container `ct` (see
+/// [`wall_inside`]).
+pub(crate) fn wall_text_inside(
+    ct: &ctl_lxc::Container,
+    text: &str,
+    limit: Option<Instant>,
+) -> Result<usize, CommandError> {
     let deadline = crate::util::bounded_by(WALL_TIMEOUT, limit);
     let report = attach_and_report(ct, "wall", deadline, &|| {
         Ok(write_to_user_ttys(text.as_bytes()).to_string())
@@ -56,6 +70,21 @@ pub(crate) fn wall_inside(
     let written = report?;
     tracing::debug!(ttys = %written, "wall");
     Ok(written.parse().unwrap_or(0))
+}
+
+/// osctld's Wall: `[message]`, which its frontend composed (banner, blank lines): written
+/// as it is. Answers `null`; fails with osctld's `failed to send message: ...`.
+fn wall_osctld(
+    ctx: &mut RunnerContext,
+    mut args: ctl_core::Args,
+    _native: ctl_core::RunnerFn,
+) -> Result<ctl_core::osctld::Value, CommandError> {
+    let message: String = args.positional("message")?;
+    args.finish()?;
+    let ct = running(ctx)?;
+    wall_text_inside(&ct, &message, None)
+        .map_err(|e| CommandError::msg(format!("failed to send message: {e}")))?;
+    Ok(ctl_core::osctld::Value::Null)
 }
 
 fn wall_frontend(call: &Call<'_>, message: String, banner: Option<String>) -> Result<bool, Error> {

@@ -260,6 +260,13 @@ pub enum CtCommand {
         name: String,
         /// Script file on the host; `-` reads the script from stdin.
         script: PathBuf,
+        /// Arguments of the script.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARG"
+        )]
+        args: Vec<String>,
     },
 }
 

@@ -214,7 +214,12 @@ pub fn run(ctx: &Ctx, cmd: CtCommand) -> Result<Outcome, CliError> {
             let status = Exec::run_with(&interactive_call(ctx, &ct), cmd, opts.run, opts.network)?;
             exit_status(status)
         }
-        CtCommand::Runscript { opts, name, script } => runscript(ctx, opts, &name, &script),
+        CtCommand::Runscript {
+            opts,
+            name,
+            script,
+            args,
+        } => runscript(ctx, opts, &name, &script, args),
     }
 }
 
@@ -242,14 +247,26 @@ fn exit_status(status: i32) -> Result<Outcome, CliError> {
     }
 }
 
-fn runscript(ctx: &Ctx, opts: RunOpts, name: &str, script: &Path) -> Result<Outcome, CliError> {
+fn runscript(
+    ctx: &Ctx,
+    opts: RunOpts,
+    name: &str,
+    script: &Path,
+    args: Vec<String>,
+) -> Result<Outcome, CliError> {
     let source = if script == Path::new("-") {
         ScriptSource::Stdin
     } else {
         ScriptSource::File(script_path(script)?)
     };
     let ct = ctx.load(name)?;
-    let status = Runscript::run_with(&interactive_call(ctx, &ct), source, opts.run, opts.network)?;
+    let status = Runscript::run_with(
+        &interactive_call(ctx, &ct),
+        source,
+        args,
+        opts.run,
+        opts.network,
+    )?;
     exit_status(status)
 }
 

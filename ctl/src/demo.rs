@@ -183,7 +183,7 @@ impl Demo<'_> {
                     .write_all(SCRIPT.as_bytes())
                     .map_err(|e| io_failure("writing the script", e))?;
                 capture(
-                    |c| Runscript::run_with(c, ScriptSource::Stdin, false, false),
+                    |c| Runscript::run_with(c, ScriptSource::Stdin, Vec::new(), false, false),
                     call().stdin(Some(script_r.as_fd())),
                 )
             },

@@ -78,7 +78,7 @@ fn runscript(
 ) -> Result<Ran, Error> {
     let t = Instant::now();
     let ran = with_stdio(ct, stdin, |c| {
-        Runscript::run_with(c, script.clone(), run, false)
+        Runscript::run_with(c, script.clone(), Vec::new(), run, false)
     });
     eprintln!("Runscript {script:?} run={run}: {:?}", t.elapsed());
     ran
@@ -449,6 +449,7 @@ fn runscript_refusals_leave_nothing_behind() {
     let message = command_error(Runscript::run_with(
         &call(ct),
         ScriptSource::Stdin,
+        Vec::new(),
         false,
         false,
     ));
@@ -513,7 +514,7 @@ fn runscript_refusals_leave_nothing_behind() {
 
 fn syscmd(ct: &Container, cmd: &[&str], valid: &[i32], run: bool) -> Result<SyscmdOutput, Error> {
     let cmd = cmd.iter().map(|s| (*s).to_owned()).collect();
-    Syscmd::run_with(&call(ct), cmd, valid.to_vec(), run)
+    Syscmd::run_with(&call(ct), cmd, valid.to_vec().into(), run, false, None)
 }
 
 #[test]
@@ -560,7 +561,15 @@ fn syscmd_collects_output_and_checks_the_status() {
     // The call's stdin reaches the command.
     let stdin = input("typed\n");
     let c = call(ct).stdin(Some(stdin.as_fd()));
-    let out = Syscmd::run_with(&c, vec!["cat".into()], vec![], false).unwrap();
+    let out = Syscmd::run_with(
+        &c,
+        vec!["cat".into()],
+        Default::default(),
+        false,
+        false,
+        None,
+    )
+    .unwrap();
     assert_eq!(out.output, "typed\n");
 
     oracle::stop(ct).unwrap();
@@ -588,7 +597,7 @@ fn runscript_removes_the_script_when_the_deadline_kills_the_runner() {
     let stdin = input("#!/bin/sh\nsleep 60\n");
     let c = c.stdin(Some(stdin.as_fd()));
     let t0 = Instant::now();
-    match Runscript::run_with(&c, ScriptSource::Stdin, false, false) {
+    match Runscript::run_with(&c, ScriptSource::Stdin, Vec::new(), false, false) {
         Err(Error::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }

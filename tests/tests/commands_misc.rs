@@ -323,7 +323,10 @@ fn mount_moves_a_host_mount_into_the_container_and_unmount_removes_it() {
         "missing".into(),
         "/mnt/x".into(),
     ));
-    assert!(message.contains("source not found"), "{message}");
+    assert!(
+        message.contains("Source directory not found at: "),
+        "{message}"
+    );
     let message = command_error(Mount::run_with(
         &call(ct),
         SHARED_DIR_IN_CT.into(),
@@ -353,7 +356,7 @@ fn mount_moves_a_host_mount_into_the_container_and_unmount_removes_it() {
         "vol".into(),
         "/mnt/z".into(),
     ));
-    assert!(message.contains("shared dir not found"), "{message}");
+    assert!(message.contains("Shared dir not found at: "), "{message}");
     assert_eq!(
         std::fs::read_dir(data.path()).unwrap().count(),
         1,

@@ -92,5 +92,6 @@ fn ctx() -> ctl_core::RunnerContext {
         stdout: None,
         stderr: None,
         user: None,
+        container_path: None,
     }
 }

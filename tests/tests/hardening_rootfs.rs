@@ -235,6 +235,7 @@ fn symlinks_in_the_rootfs_lead_nowhere_on_the_host() {
     let rc = Runscript::run_with(
         &call(ct).stdin(Some(std::os::fd::AsFd::as_fd(&stdin))),
         ScriptSource::Stdin,
+        Vec::new(),
         false,
         false,
     )
@@ -362,6 +363,7 @@ fn a_user_edited_config_cannot_point_root_at_a_host_directory() {
         let result = Runscript::run_with(
             &call(ct).stdin(Some(std::os::fd::AsFd::as_fd(&stdin))),
             ScriptSource::Stdin,
+            Vec::new(),
             false,
             false,
         );
@@ -385,6 +387,7 @@ fn a_user_edited_config_cannot_point_root_at_a_host_directory() {
     let rs = Runscript::run_with(
         &call(ct).stdin(Some(std::os::fd::AsFd::as_fd(&stdin))),
         ScriptSource::Stdin,
+        Vec::new(),
         false,
         false,
     );
@@ -410,6 +413,7 @@ fn a_user_edited_config_cannot_point_root_at_a_host_directory() {
             let r = Runscript::run_with(
                 &c.stdin(Some(std::os::fd::AsFd::as_fd(&stdin))),
                 ScriptSource::Stdin,
+                Vec::new(),
                 false,
                 false,
             );

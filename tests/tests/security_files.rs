@@ -263,6 +263,7 @@ fn a_container_user_cannot_redirect_root_to_another_container() {
         Runscript::run_with(
             &call(b),
             ScriptSource::File(script.path.clone()),
+            Vec::new(),
             false,
             false,
         ),
@@ -309,6 +310,7 @@ fn a_config_owned_by_another_user_is_refused() {
         Runscript::run_with(
             &call(b),
             ScriptSource::File(script.path.clone()),
+            Vec::new(),
             false,
             false,
         ),

@@ -39,9 +39,20 @@ pub struct RunnerContext {
     pub stderr: Option<OwnedFd>,
     /// The identity the runner switched to (`None`: root, or placed by another frontend).
     pub user: Option<UserSpec>,
+    /// `PATH` of programs run inside the container, when the frontend set one
+    /// (`Container::container_path`); see [`RunnerContext::container_path`].
+    pub container_path: Option<String>,
 }
 
 impl RunnerContext {
+    /// `PATH` for programs run inside the container: the frontend's, else osctld's system
+    /// path ([`crate::container::DEFAULT_CONTAINER_PATH`]).
+    pub fn container_path(&self) -> &str {
+        self.container_path
+            .as_deref()
+            .unwrap_or(crate::container::DEFAULT_CONTAINER_PATH)
+    }
+
     /// `pool:id`.
     pub fn ident(&self) -> String {
         format!("{}:{}", self.pool, self.id)
@@ -198,6 +209,7 @@ fn list(json: bool) -> ! {
                     "name": r.spec.name,
                     "placement": r.spec.placement_name(),
                     "summary": r.spec.summary(),
+                    "osctld_shape": r.osctld.is_some(),
                 })
             })
             .collect();
@@ -390,9 +402,16 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
         stdout,
         stderr,
         user,
+        container_path: envelope.ctl.as_ref().and_then(|e| e.container_path.clone()),
     };
     let args = Args::new(envelope.args, envelope.kwargs);
-    let result = run(&mut ctx, args);
+    // An envelope without our extension comes from osctld's own frontends: the command
+    // reads it in osctld's shape and answers as osctld's runner does, where it declares
+    // how (`crate::osctld`).
+    let result = match registration.osctld {
+        Some(osctld) if envelope.ctl.is_none() => osctld(&mut ctx, args, run),
+        _ => run(&mut ctx, args),
+    };
     drop(ctx);
     reply(match result {
         Ok(v) => Reply::ok(v),
