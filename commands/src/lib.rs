@@ -8,6 +8,7 @@ pub mod info;
 pub(crate) mod initpid;
 pub mod lifecycle;
 pub mod mount;
+pub mod netconfig;
 pub mod stop;
 pub mod tasks;
 mod util;
