@@ -16,6 +16,7 @@
 //! - running container with `run`: attaches, as osctld does (`network` is then ignored);
 //! - stopped container without `run`, frozen or changing state: refused.
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -49,6 +50,132 @@ pub enum ScriptSource {
     Stdin,
 }
 
+/// How Exec sets up the program inside, beyond osctld's defaults: what users of
+/// `lxc-attach` and `incus exec` expect. The default is osctld's: root (uid and gid 0), `/`
+/// as working directory, and a cleared environment with `PATH` (the container's path),
+/// `HOME=/root`, `USER=root` and, for interactive use, `TERM`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecOptions {
+    /// Variables to set, over the defaults (`lxc-attach -v`, `incus exec --env`).
+    pub env: BTreeMap<String, String>,
+    /// Variables of the *caller's* environment to pass on (`lxc-attach --keep-var`); the
+    /// frontend copies their values into `env` (a name the caller does not have is left
+    /// out).
+    pub keep: Vec<String>,
+    /// Start from an empty environment: no `PATH`, `HOME`, `USER` or `TERM` but what `env`
+    /// sets (`lxc-attach --clear-env` with `-v`).
+    pub clear: bool,
+    /// Working directory inside (absolute); default `/`.
+    pub cwd: Option<String>,
+    /// User id inside the container; default 0.
+    pub uid: Option<u32>,
+    /// Group id inside the container; default 0.
+    pub gid: Option<u32>,
+}
+
+impl ExecOptions {
+    /// Refuses what cannot be an environment or a working directory.
+    pub fn validate(&self) -> Result<(), CommandError> {
+        for (name, value) in &self.env {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                bail!("bad environment variable name {name:?}");
+            }
+            if value.contains('\0') {
+                bail!("the value of {name} contains a NUL byte");
+            }
+        }
+        if let Some(cwd) = &self.cwd {
+            if !cwd.starts_with('/') || cwd.contains('\0') {
+                bail!("the working directory must be an absolute path, not {cwd:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The frontend's step: the values of [`keep`](Self::keep) from this process's
+    /// environment, moved into [`env`](Self::env) (an explicit `env` entry wins).
+    pub fn resolve_kept(mut self) -> Result<ExecOptions, String> {
+        for name in std::mem::take(&mut self.keep) {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(format!("bad environment variable name {name:?}"));
+            }
+            if let Some(value) = std::env::var_os(&name) {
+                let value = value
+                    .into_string()
+                    .map_err(|_| format!("the value of {name} is not UTF-8"))?;
+                self.env.entry(name).or_insert(value);
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// [`ExecOptions`] with what the runner adds: the container's `PATH` and the terminal
+/// type of an interactive session.
+struct Setup<'a> {
+    options: &'a ExecOptions,
+    path: &'a str,
+    term: Option<&'a str>,
+}
+
+impl<'a> Setup<'a> {
+    fn new(options: &'a ExecOptions, path: &'a str, term: Option<&'a str>) -> Setup<'a> {
+        Setup {
+            options,
+            path,
+            term,
+        }
+    }
+
+    /// The program's environment as a list.
+    fn env_list(&self) -> Vec<(String, String)> {
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        if !self.options.clear {
+            env.insert("PATH".into(), self.path.into());
+            env.insert("HOME".into(), "/root".into());
+            env.insert("USER".into(), "root".into());
+            if let Some(term) = self.term {
+                env.insert("TERM".into(), term.into());
+            }
+        }
+        for (name, value) in &self.options.env {
+            env.insert(name.clone(), value.clone());
+        }
+        env.into_iter().collect()
+    }
+
+    /// The options of the attach: root (or the chosen ids), the environment, the cwd.
+    fn attach_options(&self, stdio: &ProgramStdio) -> AttachOptions {
+        AttachOptions {
+            env: EnvPolicy {
+                clear: true,
+                keep: Vec::new(),
+                set: self.env_list(),
+            },
+            uid: self.options.uid.unwrap_or(0),
+            gid: self.options.gid.unwrap_or(0),
+            cwd: Some(PathBuf::from(self.options.cwd.as_deref().unwrap_or("/"))),
+            ..attach_options(stdio, self.path)
+        }
+    }
+
+    /// For a container started for the program: the ids and working directory of its
+    /// init (`lxc.init.uid`, `lxc.init.gid`, `lxc.init.cwd`, in memory for this start).
+    fn configure_start(&self, ct: &ctl_lxc::Container) -> Result<(), CommandError> {
+        if let Some(uid) = self.options.uid {
+            ct.set_config_item("lxc.init.uid", &uid.to_string())?;
+        }
+        if let Some(gid) = self.options.gid {
+            ct.set_config_item("lxc.init.gid", &gid.to_string())?;
+        }
+        if let Some(cwd) = &self.options.cwd {
+            ct.set_config_item("lxc.init.cwd", cwd)?;
+        }
+        Ok(())
+    }
+}
+
 /// What `Syscmd` returns.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyscmdOutput {
@@ -70,11 +197,13 @@ pub fn exec(
     cmd: Vec<String>,
     #[kwarg(default)] run: bool,
     #[kwarg(default)] network: bool,
+    #[kwarg(default)] options: ExecOptions,
 ) -> Result<i32, CommandError> {
     if cmd.is_empty() {
         bail!("empty command");
     }
-    run_program(ctx, &cmd, run, network)
+    options.validate()?;
+    run_program(ctx, &cmd, run, network, &options)
 }
 
 /// Run a command inside the container on a new terminal of the container's own (a pty
@@ -93,10 +222,12 @@ pub fn exec_terminal(
     #[kwarg(default)] network: bool,
     #[kwarg(default)] term: Option<String>,
     #[kwarg(default)] size: Option<WindowSize>,
+    #[kwarg(default)] options: ExecOptions,
 ) -> Result<i32, CommandError> {
     if cmd.is_empty() {
         bail!("empty command");
     }
+    options.validate()?;
     let Some(channel) = ctx.stdin.take() else {
         bail!("ExecTerminal needs the frontend's terminal socket as its stdin");
     };
@@ -112,16 +243,14 @@ pub fn exec_terminal(
         bail!("container {} does not exist", ctx.ident());
     }
     match ct.state()? {
-        State::Running => terminal_attached(&ct, &cmd, &term, size, channel, ctx.container_path()),
-        State::Stopped if run => terminal_started(
-            &ct,
-            &cmd,
-            &term,
-            size,
-            network,
-            channel,
-            ctx.container_path(),
-        ),
+        State::Running => {
+            let setup = Setup::new(&options, ctx.container_path(), Some(&term));
+            terminal_attached(&ct, &cmd, size, channel, &setup)
+        }
+        State::Stopped if run => {
+            let setup = Setup::new(&options, ctx.container_path(), Some(&term));
+            terminal_started(&ct, &cmd, size, network, channel, &setup)
+        }
         State::Stopped => bail!(
             "container {} is not running (set `run` to start it for the command)",
             ctx.ident()
@@ -163,7 +292,7 @@ pub fn runscript(
     };
     let mut argv = vec![path.to_owned()];
     argv.extend(args);
-    run_program(ctx, &argv, run, network)
+    run_program(ctx, &argv, run, network, &ExecOptions::default())
 }
 
 /// osctld's Exec options: `[mode, {cmd, init_script, net_config}]`.
@@ -324,7 +453,13 @@ pub fn syscmd(
     if let Some(fd) = &input_fd {
         exec_call = exec_call.stdin(Some(fd.as_fd()));
     }
-    let status = Exec::run_with(&exec_call, cmd.clone(), run, network);
+    let status = Exec::run_with(
+        &exec_call,
+        cmd.clone(),
+        run,
+        network,
+        ExecOptions::default(),
+    );
     drop(exec_call);
     drop(input_fd);
     let output = read_output(memfd).map_err(|source| Error::Setup {
@@ -396,9 +531,14 @@ fn exec_frontend(
     cmd: Vec<String>,
     run: bool,
     network: bool,
+    options: ExecOptions,
 ) -> Result<i32, Error> {
+    let options = options.resolve_kept().map_err(|message| Error::Arguments {
+        command: "Exec".to_owned(),
+        message,
+    })?;
     let Some(stdin) = call.stdin_fd().filter(|fd| terminal::is_terminal(*fd)) else {
-        return Exec::runner(call, cmd, run, network);
+        return Exec::runner(call, cmd, run, network, options);
     };
     let setup = |what: &'static str| {
         move |source: std::io::Error| Error::Setup {
@@ -431,7 +571,7 @@ fn exec_frontend(
         .stdin(Some(back.as_fd()))
         .stdout(Stdio::Null)
         .stderr(Stdio::Null);
-    let result = ExecTerminal::runner(&runner_call, cmd, run, network, term, size);
+    let result = ExecTerminal::runner(&runner_call, cmd, run, network, term, size, options);
     drop(runner_call);
     drop(back);
     relay.finish();
@@ -621,15 +761,20 @@ fn run_program(
     argv: &[String],
     run: bool,
     network: bool,
+    options: &ExecOptions,
 ) -> Result<i32, CommandError> {
+    let setup = Setup::new(options, ctx.container_path(), None);
     let ct = util::open(ctx)?;
     if !ct.is_defined()? {
         bail!("container {} does not exist", ctx.ident());
     }
     let state = ct.state()?;
     match state {
-        State::Running => exec_attached(ctx, &ct, argv),
-        State::Stopped if run => exec_started(ctx, &ct, argv, network),
+        State::Running => attached_with(ctx, &ct, argv, &setup).map(exit_code),
+        State::Stopped if run => {
+            let stdio = ProgramStdio::of(ctx)?;
+            started_with_stdio(&ct, argv, network, stdio.fds, &setup)
+        }
         State::Stopped => bail!(
             "container {} is not running (set `run` to start it for the command)",
             ctx.ident()
@@ -711,14 +856,6 @@ pub(crate) fn attach_options(stdio: &ProgramStdio, path: &str) -> AttachOptions 
     }
 }
 
-fn exec_attached(
-    ctx: &RunnerContext,
-    ct: &ctl_lxc::Container,
-    argv: &[String],
-) -> Result<i32, CommandError> {
-    attached_status(ctx, ct, argv).map(exit_code)
-}
-
 /// Runs `argv` attached to the running container `ct` with the call's stdio, as the
 /// container's root, in osctld's clean environment; returns its wait status.
 pub(crate) fn attached_status(
@@ -726,13 +863,27 @@ pub(crate) fn attached_status(
     ct: &ctl_lxc::Container,
     argv: &[String],
 ) -> Result<ExitStatus, CommandError> {
+    let options = ExecOptions::default();
+    // osctld's runner keeps its own TERM for the program (`setup_exec_env`).
+    let term = std::env::var("TERM").ok();
+    let setup = Setup::new(&options, ctx.container_path(), term.as_deref());
+    attached_with(ctx, ct, argv, &setup)
+}
+
+/// [`attached_status`] with these options.
+fn attached_with(
+    ctx: &RunnerContext,
+    ct: &ctl_lxc::Container,
+    argv: &[String],
+    setup: &Setup<'_>,
+) -> Result<ExitStatus, CommandError> {
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::of(ctx)?;
     // Runs in the attached process, a fork of this single-threaded runner.
     let program = || exec_argv(&c_argv);
     let status = util::attach_isolated(
         ct,
-        &attach_options(&stdio, ctx.container_path()),
+        &setup.attach_options(&stdio),
         AttachProgram::Function(&program),
         None,
     )?
@@ -747,10 +898,9 @@ pub(crate) fn attached_status(
 fn terminal_attached(
     ct: &ctl_lxc::Container,
     argv: &[String],
-    term: &str,
     size: Option<WindowSize>,
     channel: OwnedFd,
-    path: &str,
+    setup: &Setup<'_>,
 ) -> Result<i32, CommandError> {
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::null()?;
@@ -765,10 +915,7 @@ fn terminal_attached(
             126
         }
     };
-    let opts = AttachOptions {
-        env: EnvPolicy::clean().var("PATH", path).var("TERM", term),
-        ..attach_options(&stdio, path)
-    };
+    let opts = setup.attach_options(&stdio);
     let status = util::attach_isolated(ct, &opts, AttachProgram::Function(&program), None);
     drop(writer);
     drop(channel);
@@ -814,11 +961,10 @@ fn pty_in_container(channel: RawFd, size: Option<WindowSize>) -> Result<(), Stri
 fn terminal_started(
     ct: &ctl_lxc::Container,
     argv: &[String],
-    term: &str,
     size: Option<WindowSize>,
     network: bool,
     channel: OwnedFd,
-    path: &str,
+    setup: &Setup<'_>,
 ) -> Result<i32, CommandError> {
     let (master, slave) = terminal::open_pty()?;
     if let Some(size) = size {
@@ -829,7 +975,7 @@ fn terminal_started(
     drop(master);
     drop(channel);
     let slave = slave.as_raw_fd();
-    started_with_stdio(ct, argv, network, [slave, slave, slave], Some(term), path)
+    started_with_stdio(ct, argv, network, [slave, slave, slave], setup)
 }
 
 /// `execvp` with the shell's exit statuses when it fails (127: not found, 126: cannot be
@@ -862,16 +1008,6 @@ fn exec_argv(argv: &[CString]) -> i32 {
     }
 }
 
-fn exec_started(
-    ctx: &RunnerContext,
-    ct: &ctl_lxc::Container,
-    argv: &[String],
-    network: bool,
-) -> Result<i32, CommandError> {
-    let stdio = ProgramStdio::of(ctx)?;
-    started_with_stdio(ct, argv, network, stdio.fds, None, ctx.container_path())
-}
-
 /// Starts the stopped container for `argv` (liblxc's execute) with `fds` as the program's
 /// stdio; with `term`, `fds[0]` is a terminal made for this session, which becomes the
 /// controlling terminal of the worker running liblxc (see below).
@@ -880,9 +1016,9 @@ fn started_with_stdio(
     argv: &[String],
     network: bool,
     fds: [RawFd; 3],
-    term: Option<&str>,
-    path: &str,
+    setup: &Setup<'_>,
 ) -> Result<i32, CommandError> {
+    let term = setup.term;
     if !network {
         // No networking: a network namespace with only the loopback device (in memory,
         // for this start only).
@@ -890,19 +1026,12 @@ fn started_with_stdio(
         ct.set_config_item("lxc.net.0.type", "empty")?;
         ct.set_config_item("lxc.net.0.flags", "up")?;
     }
-    let mut env = vec![
-        ("PATH".to_owned(), path.to_owned()),
-        ("HOME".to_owned(), "/root".to_owned()),
-        ("USER".to_owned(), "root".to_owned()),
-    ];
-    if let Some(term) = term {
-        env.push(("TERM".to_owned(), term.to_owned()));
-    }
+    setup.configure_start(ct)?;
     let opts = ExecuteOptions {
         stdin: Some(fds[0]),
         stdout: Some(fds[1]),
         stderr: Some(fds[2]),
-        env,
+        env: setup.env_list(),
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     // liblxc's execute needs a dumpable caller; the runner is not one (see

@@ -15,7 +15,9 @@ pub mod tasks;
 mod util;
 pub mod wall;
 
-pub use exec::{Exec, ExecTerminal, Runscript, ScriptSource, Syscmd, SyscmdOutput};
+pub use exec::{
+    Exec, ExecOptions, ExecTerminal, Runscript, ScriptSource, Syscmd, SyscmdOutput, ValidRcs,
+};
 pub use info::{GetHostname, VethName};
 pub use lifecycle::{Freeze, Reboot, Start, State, StateInfo, Unfreeze};
 pub use mount::{Mount, Unmount};

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use commands::{
-    Exec, Freeze, GetHostname, Mount, Reboot, Runscript, ScriptSource, Start, State, Stop,
-    Unfreeze, Unmount, VethName, Wall,
+    Exec, ExecOptions, Freeze, GetHostname, Mount, Reboot, Runscript, ScriptSource, Start, State,
+    Stop, Unfreeze, Unmount, VethName, Wall,
 };
 use ctl_core::{Call, Container, Stdio};
 use ctl_provision::{CreateOptions, ProvisionError, Provisioner};
@@ -209,9 +209,21 @@ pub fn run(ctx: &Ctx, cmd: CtCommand) -> Result<Outcome, CliError> {
                 dst
             )?)))
         }
-        CtCommand::Exec { opts, name, cmd } => {
+        CtCommand::Exec {
+            opts,
+            env,
+            name,
+            cmd,
+        } => {
+            let options = exec_options(env)?;
             let ct = ctx.load(&name)?;
-            let status = Exec::run_with(&interactive_call(ctx, &ct), cmd, opts.run, opts.network)?;
+            let status = Exec::run_with(
+                &interactive_call(ctx, &ct),
+                cmd,
+                opts.run,
+                opts.network,
+                options,
+            )?;
             exit_status(status)
         }
         CtCommand::Runscript {
@@ -236,6 +248,32 @@ fn interactive_call<'a>(ctx: &Ctx, ct: &'a Container) -> Call<'a> {
         .stdin(Some(stdin_fd()))
         .stdout(Stdio::Fd(stdout_fd()))
         .stderr(Stdio::Fd(stderr_fd()))
+}
+
+/// `exec`'s environment options as [`ExecOptions`], checked before anything starts.
+fn exec_options(opts: crate::cli::ExecEnvOpts) -> Result<ExecOptions, CliError> {
+    let mut env = std::collections::BTreeMap::new();
+    for item in opts.env {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(CliError::new(
+                "usage",
+                format!("--env {item:?}: expected NAME=VALUE"),
+            ));
+        };
+        env.insert(name.to_owned(), value.to_owned());
+    }
+    let options = ExecOptions {
+        env,
+        keep: opts.keep,
+        clear: opts.clear_env,
+        cwd: opts.cwd,
+        uid: opts.user,
+        gid: opts.group,
+    };
+    options
+        .validate()
+        .map_err(|e| CliError::new("usage", e.message().to_owned()))?;
+    Ok(options)
 }
 
 /// exec/runscript: the command's status becomes ctl's.

@@ -140,7 +140,15 @@ impl Demo<'_> {
             "exec: uname -a",
             || {
                 capture(
-                    |c| Exec::run_with(c, vec!["uname".into(), "-a".into()], false, false),
+                    |c| {
+                        Exec::run_with(
+                            c,
+                            vec!["uname".into(), "-a".into()],
+                            false,
+                            false,
+                            Default::default(),
+                        )
+                    },
                     call(),
                 )
             },

@@ -95,6 +95,7 @@ fn as_container_root(ct: &Container, cmd: &[&str]) {
         cmd.clone(),
         false,
         false,
+        Default::default(),
     )
     .unwrap_or_else(|e| panic!("exec {cmd:?} in the container: {e}"));
     assert_eq!(rc, 0, "exec {cmd:?} in the container");
