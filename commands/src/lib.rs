@@ -23,7 +23,7 @@ pub use lifecycle::{Freeze, Reboot, Start, State, StateInfo, Unfreeze};
 pub use mount::{Mount, Unmount};
 pub use stop::{Stop, StopByHalt, StopMode, StopRunit};
 pub use tasks::{RootfsTask, WithMountns, WithRootfs};
-pub use wall::Wall;
+pub use wall::{Banner, Wall};
 
 // A warm runner loads liblxc once; the children it forks for each command inherit it.
 inventory::submit! {

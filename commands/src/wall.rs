@@ -19,9 +19,45 @@ use crate::mount::{attach_and_report, running};
 /// a hundred times what it takes on a loaded machine, and short next to a stop's timeout.
 pub const WALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Whether Wall puts a banner above the message, as osctld's `banner:` option: on (the
+/// default: `Message from host machine <host> (<time>):`, built by the frontend), off, or
+/// a text of the caller's. In arguments: `true`, `false` or the text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Banner {
+    #[default]
+    On,
+    Off,
+    Text(String),
+}
+
+impl serde::Serialize for Banner {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Banner::On => s.serialize_bool(true),
+            Banner::Off => s.serialize_bool(false),
+            Banner::Text(text) => s.serialize_str(text),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Banner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Text(String),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Flag(true) => Banner::On,
+            Raw::Flag(false) => Banner::Off,
+            Raw::Text(text) => Banner::Text(text),
+        })
+    }
+}
+
 /// Write a message to every user tty inside the container, with a banner naming the host
-/// and the time (`Message from host machine <host> (<time>):`; the frontend builds it
-/// unless `banner` is given, and `Some("")` means no banner).
+/// and the time above it unless `banner` is off (see [`Banner`]).
 ///
 /// The ttys are the `USER_PROCESS` entries of the container's utmp (`/run/utmp`,
 /// `/var/run/utmp`); only `/dev/pts/<n>` and `/dev/tty<name>` are written, opened without
@@ -37,9 +73,15 @@ pub const WALL_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn wall(
     ctx: &mut RunnerContext,
     message: String,
-    #[kwarg(default)] banner: Option<String>,
+    #[kwarg(default)] banner: Banner,
 ) -> Result<bool, CommandError> {
     let ct = running(ctx)?;
+    let banner = match &banner {
+        // The frontend turns `On` into the text; a runner called directly builds it.
+        Banner::On => Some(default_banner()),
+        Banner::Off => None,
+        Banner::Text(text) => Some(text.clone()),
+    };
     wall_inside(&ct, &message, banner.as_deref(), None)?;
     Ok(true)
 }
@@ -87,9 +129,13 @@ fn wall_osctld(
     Ok(ctl_core::osctld::Value::Null)
 }
 
-fn wall_frontend(call: &Call<'_>, message: String, banner: Option<String>) -> Result<bool, Error> {
-    let banner = banner.unwrap_or_else(default_banner);
-    Wall::runner(call, message, Some(banner))
+fn wall_frontend(call: &Call<'_>, message: String, banner: Banner) -> Result<bool, Error> {
+    // The banner names this host and the time of the call, as osctld's frontend does.
+    let banner = match banner {
+        Banner::On => Banner::Text(default_banner()),
+        other => other,
+    };
+    Wall::runner(call, message, banner)
 }
 
 /// `Message from host machine <hostname> (<UTC time>):`.

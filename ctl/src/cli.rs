@@ -193,8 +193,11 @@ pub enum CtCommand {
         /// The message.
         text: String,
         /// Banner printed above the message (default: names host and time).
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", conflicts_with = "no_banner")]
         banner: Option<String>,
+        /// No banner: the message only.
+        #[arg(long)]
+        no_banner: bool,
     },
 
     /// Move the mount SHARED_DIR/SRC (propagated into the container) onto DST inside it.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use commands::{
-    Exec, ExecOptions, Freeze, GetHostname, Mount, Reboot, Runscript, ScriptSource, Start, State,
-    Stop, Unfreeze, Unmount, VethName, Wall,
+    Banner, Exec, ExecOptions, Freeze, GetHostname, Mount, Reboot, Runscript, ScriptSource, Start,
+    State, Stop, Unfreeze, Unmount, VethName, Wall,
 };
 use ctl_core::{Call, Container, Stdio};
 use ctl_provision::{CreateOptions, ProvisionError, Provisioner};
@@ -180,7 +180,17 @@ pub fn run(ctx: &Ctx, cmd: CtCommand) -> Result<Outcome, CliError> {
             let veth = VethName::run_with(&ctx.call(&ct), index)?;
             Ok(Outcome::new(json!(veth), veth))
         }
-        CtCommand::Wall { name, text, banner } => {
+        CtCommand::Wall {
+            name,
+            text,
+            banner,
+            no_banner,
+        } => {
+            let banner = match (banner, no_banner) {
+                (_, true) => Banner::Off,
+                (Some(text), false) => Banner::Text(text),
+                (None, false) => Banner::On,
+            };
             let ct = ctx.load(&name)?;
             Ok(Outcome::quiet(json!(Wall::run_with(
                 &ctx.call(&ct),

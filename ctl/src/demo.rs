@@ -172,7 +172,7 @@ impl Demo<'_> {
                 Ok(Wall::run_with(
                     &call(),
                     "hello from ctl demo".to_owned(),
-                    None,
+                    commands::Banner::On,
                 )?)
             },
             |_| String::new(),

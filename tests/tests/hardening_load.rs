@@ -360,7 +360,7 @@ fn commands_on_a_frozen_container_end_within_their_deadline() {
     .unwrap_err()
     .to_string();
     assert!(message.contains("frozen"), "{message}");
-    let message = commands::Wall::run_with(&call(ct), "x".into(), None)
+    let message = commands::Wall::run_with(&call(ct), "x".into(), commands::Banner::On)
         .unwrap_err()
         .to_string();
     assert!(message.contains("frozen"), "{message}");

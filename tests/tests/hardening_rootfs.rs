@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use commands::{Mount, Runscript, ScriptSource, Wall, WithMountns, WithRootfs};
+use commands::{Banner, Mount, Runscript, ScriptSource, Wall, WithMountns, WithRootfs};
 use ctl_core::{Call, Container, Error};
 use ctl_provision::{oracle, SHARED_DIR_IN_CT};
 use serde_json::json;
@@ -512,7 +512,7 @@ fn wall_with_hostile_utmp_and_ttys_writes_nothing_else() {
     );
 
     let t0 = Instant::now();
-    assert!(Wall::run_with(&call(ct), "hostile utmp".into(), None).unwrap());
+    assert!(Wall::run_with(&call(ct), "hostile utmp".into(), Banner::On).unwrap());
     eprintln!("Wall with hostile utmp: {:?}", t0.elapsed());
     assert_eq!(
         std::fs::read(root.join("etc/passwd")).unwrap(),
@@ -534,7 +534,7 @@ fn wall_with_hostile_utmp_and_ttys_writes_nothing_else() {
     let result = Wall::run_with(
         &call(ct).deadline(Duration::from_secs(20)),
         "fifo utmp".into(),
-        None,
+        Banner::On,
     );
     eprintln!(
         "Wall with a FIFO as utmp: {:?} in {:?}",
