@@ -16,6 +16,7 @@
 //! - running container with `run`: attaches, as osctld does (`network` is then ignored);
 //! - stopped container without `run`, frozen or changing state: refused.
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use ctl_core::terminal::{self, WindowSize};
 use ctl_core::{bail, container_command, Call, CommandError, Error, RunnerContext, Stdio};
-use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, State, SYSTEM_PATH};
+use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, State};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
@@ -49,6 +50,132 @@ pub enum ScriptSource {
     Stdin,
 }
 
+/// How Exec sets up the program inside, beyond osctld's defaults: what users of
+/// `lxc-attach` and `incus exec` expect. The default is osctld's: root (uid and gid 0), `/`
+/// as working directory, and a cleared environment with `PATH` (the container's path),
+/// `HOME=/root`, `USER=root` and, for interactive use, `TERM`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecOptions {
+    /// Variables to set, over the defaults (`lxc-attach -v`, `incus exec --env`).
+    pub env: BTreeMap<String, String>,
+    /// Variables of the *caller's* environment to pass on (`lxc-attach --keep-var`); the
+    /// frontend copies their values into `env` (a name the caller does not have is left
+    /// out).
+    pub keep: Vec<String>,
+    /// Start from an empty environment: no `PATH`, `HOME`, `USER` or `TERM` but what `env`
+    /// sets (`lxc-attach --clear-env` with `-v`).
+    pub clear: bool,
+    /// Working directory inside (absolute); default `/`.
+    pub cwd: Option<String>,
+    /// User id inside the container; default 0.
+    pub uid: Option<u32>,
+    /// Group id inside the container; default 0.
+    pub gid: Option<u32>,
+}
+
+impl ExecOptions {
+    /// Refuses what cannot be an environment or a working directory.
+    pub fn validate(&self) -> Result<(), CommandError> {
+        for (name, value) in &self.env {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                bail!("bad environment variable name {name:?}");
+            }
+            if value.contains('\0') {
+                bail!("the value of {name} contains a NUL byte");
+            }
+        }
+        if let Some(cwd) = &self.cwd {
+            if !cwd.starts_with('/') || cwd.contains('\0') {
+                bail!("the working directory must be an absolute path, not {cwd:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The frontend's step: the values of [`keep`](Self::keep) from this process's
+    /// environment, moved into [`env`](Self::env) (an explicit `env` entry wins).
+    pub fn resolve_kept(mut self) -> Result<ExecOptions, String> {
+        for name in std::mem::take(&mut self.keep) {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(format!("bad environment variable name {name:?}"));
+            }
+            if let Some(value) = std::env::var_os(&name) {
+                let value = value
+                    .into_string()
+                    .map_err(|_| format!("the value of {name} is not UTF-8"))?;
+                self.env.entry(name).or_insert(value);
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// [`ExecOptions`] with what the runner adds: the container's `PATH` and the terminal
+/// type of an interactive session.
+struct Setup<'a> {
+    options: &'a ExecOptions,
+    path: &'a str,
+    term: Option<&'a str>,
+}
+
+impl<'a> Setup<'a> {
+    fn new(options: &'a ExecOptions, path: &'a str, term: Option<&'a str>) -> Setup<'a> {
+        Setup {
+            options,
+            path,
+            term,
+        }
+    }
+
+    /// The program's environment as a list.
+    fn env_list(&self) -> Vec<(String, String)> {
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        if !self.options.clear {
+            env.insert("PATH".into(), self.path.into());
+            env.insert("HOME".into(), "/root".into());
+            env.insert("USER".into(), "root".into());
+            if let Some(term) = self.term {
+                env.insert("TERM".into(), term.into());
+            }
+        }
+        for (name, value) in &self.options.env {
+            env.insert(name.clone(), value.clone());
+        }
+        env.into_iter().collect()
+    }
+
+    /// The options of the attach: root (or the chosen ids), the environment, the cwd.
+    fn attach_options(&self, stdio: &ProgramStdio) -> AttachOptions {
+        AttachOptions {
+            env: EnvPolicy {
+                clear: true,
+                keep: Vec::new(),
+                set: self.env_list(),
+            },
+            uid: self.options.uid.unwrap_or(0),
+            gid: self.options.gid.unwrap_or(0),
+            cwd: Some(PathBuf::from(self.options.cwd.as_deref().unwrap_or("/"))),
+            ..attach_options(stdio, self.path)
+        }
+    }
+
+    /// For a container started for the program: the ids and working directory of its
+    /// init (`lxc.init.uid`, `lxc.init.gid`, `lxc.init.cwd`, in memory for this start).
+    fn configure_start(&self, ct: &ctl_lxc::Container) -> Result<(), CommandError> {
+        if let Some(uid) = self.options.uid {
+            ct.set_config_item("lxc.init.uid", &uid.to_string())?;
+        }
+        if let Some(gid) = self.options.gid {
+            ct.set_config_item("lxc.init.gid", &gid.to_string())?;
+        }
+        if let Some(cwd) = &self.options.cwd {
+            ct.set_config_item("lxc.init.cwd", cwd)?;
+        }
+        Ok(())
+    }
+}
+
 /// What `Syscmd` returns.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyscmdOutput {
@@ -59,17 +186,24 @@ pub struct SyscmdOutput {
 /// Run a command inside the container with the call's stdin/stdout/stderr; returns its
 /// exit status. `run` starts a stopped container just for the command (lxc-execute
 /// style); `network` then sets up its configured network first.
-#[container_command(placement = exec, setuid_helpers, frontend = exec_frontend)]
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    frontend = exec_frontend,
+    osctld = exec_osctld
+)]
 pub fn exec(
     ctx: &mut RunnerContext,
     cmd: Vec<String>,
     #[kwarg(default)] run: bool,
     #[kwarg(default)] network: bool,
+    #[kwarg(default)] options: ExecOptions,
 ) -> Result<i32, CommandError> {
     if cmd.is_empty() {
         bail!("empty command");
     }
-    run_program(ctx, &cmd, run, network)
+    options.validate()?;
+    run_program(ctx, &cmd, run, network, &options)
 }
 
 /// Run a command inside the container on a new terminal of the container's own (a pty
@@ -88,10 +222,12 @@ pub fn exec_terminal(
     #[kwarg(default)] network: bool,
     #[kwarg(default)] term: Option<String>,
     #[kwarg(default)] size: Option<WindowSize>,
+    #[kwarg(default)] options: ExecOptions,
 ) -> Result<i32, CommandError> {
     if cmd.is_empty() {
         bail!("empty command");
     }
+    options.validate()?;
     let Some(channel) = ctx.stdin.take() else {
         bail!("ExecTerminal needs the frontend's terminal socket as its stdin");
     };
@@ -107,10 +243,14 @@ pub fn exec_terminal(
         bail!("container {} does not exist", ctx.ident());
     }
     match ct.state()? {
-        State::Running => terminal_attached(&ct, &cmd, &term, size, channel),
+        State::Running => {
+            let setup = Setup::new(&options, ctx.container_path(), Some(&term));
+            terminal_attached(&ct, &cmd, size, channel, &setup)
+        }
         State::Stopped if run => {
             util::enter_container_cgroup_to_start(ctx)?;
-            terminal_started(&ct, &cmd, &term, size, network, channel)
+            let setup = Setup::new(&options, ctx.container_path(), Some(&term));
+            terminal_started(&ct, &cmd, size, network, channel, &setup)
         }
         State::Stopped => bail!(
             "container {} is not running (set `run` to start it for the command)",
@@ -126,13 +266,19 @@ pub fn exec_terminal(
     }
 }
 
-/// Run a script inside the container; returns its exit status. The frontend copies the
-/// script (a host file, or the call's stdin) into the rootfs as a temporary 0500 file of
+/// Run a script inside the container with arguments `args`; returns its exit status. The
+/// frontend copies the script (a host file, or the call's stdin) into the rootfs as a temporary 0500 file of
 /// the container's root and removes it afterwards, whatever happens.
-#[container_command(placement = exec, setuid_helpers, frontend = runscript_frontend)]
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    frontend = runscript_frontend,
+    osctld = runscript_osctld
+)]
 pub fn runscript(
     ctx: &mut RunnerContext,
     script: ScriptSource,
+    #[kwarg(default)] args: Vec<String>,
     #[kwarg(default)] run: bool,
     #[kwarg(default)] network: bool,
 ) -> Result<i32, CommandError> {
@@ -145,17 +291,133 @@ pub fn runscript(
     let Some(path) = path.to_str().filter(|p| p.starts_with('/')) else {
         bail!("bad script path inside the container: {}", path.display());
     };
-    run_program(ctx, &[path.to_owned()], run, network)
+    let mut argv = vec![path.to_owned()];
+    argv.extend(args);
+    run_program(ctx, &argv, run, network, &ExecOptions::default())
+}
+
+/// osctld's Exec options: `[mode, {cmd, init_script, net_config}]`.
+#[derive(Debug, Deserialize)]
+struct OsctldExec {
+    cmd: Vec<String>,
+    #[serde(flatten)]
+    network: crate::osctld_modes::Network,
+}
+
+/// osctld's Exec, in its modes `running`, `run` and `run_network` (see
+/// `crate::osctld_modes`); answers the exit status, `null` when the program was killed by
+/// a signal.
+fn exec_osctld(
+    ctx: &mut RunnerContext,
+    args: ctl_core::Args,
+    _native: ctl_core::RunnerFn,
+) -> Result<ctl_core::osctld::Value, CommandError> {
+    let (mode, opts): (crate::osctld_modes::Mode, OsctldExec) =
+        ctl_core::osctld::mode_and_options(args)?;
+    crate::osctld_modes::run(ctx, mode, &opts.cmd, opts.network)
+}
+
+/// osctld's Runscript options: `[mode, {script, args, init_script, net_config}]`; the
+/// script is a path inside the rootfs that osctld's frontend put there.
+#[derive(Debug, Deserialize)]
+struct OsctldRunscript {
+    script: String,
+    #[serde(default)]
+    args: Option<Vec<String>>,
+    #[serde(flatten)]
+    network: crate::osctld_modes::Network,
+}
+
+/// osctld's Runscript: the script with its arguments, in the modes of Exec. (osctld's own
+/// runner drops the arguments in mode `run`; they are passed in every mode here.)
+fn runscript_osctld(
+    ctx: &mut RunnerContext,
+    args: ctl_core::Args,
+    _native: ctl_core::RunnerFn,
+) -> Result<ctl_core::osctld::Value, CommandError> {
+    let (mode, opts): (crate::osctld_modes::Mode, OsctldRunscript) =
+        ctl_core::osctld::mode_and_options(args)?;
+    if !opts.script.starts_with('/') {
+        bail!("bad script path inside the container: {}", opts.script);
+    }
+    let mut argv = vec![opts.script];
+    argv.extend(opts.args.unwrap_or_default());
+    crate::osctld_modes::run(ctx, mode, &argv, opts.network)
+}
+
+/// Which exit statuses Syscmd accepts besides 0 (osctld's `valid_rcs`): a list, or
+/// `"all"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValidRcs {
+    /// These statuses and 0 (the default: none but 0).
+    List(Vec<i32>),
+    /// Every status.
+    All,
+}
+
+impl ValidRcs {
+    /// Whether Syscmd accepts exit status `rc`.
+    pub fn accepts(&self, rc: i32) -> bool {
+        match self {
+            ValidRcs::List(list) => rc == 0 || list.contains(&rc),
+            ValidRcs::All => true,
+        }
+    }
+}
+
+impl Default for ValidRcs {
+    fn default() -> Self {
+        ValidRcs::List(Vec::new())
+    }
+}
+
+impl From<Vec<i32>> for ValidRcs {
+    fn from(list: Vec<i32>) -> Self {
+        ValidRcs::List(list)
+    }
+}
+
+impl Serialize for ValidRcs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ValidRcs::List(list) => list.serialize(s),
+            ValidRcs::All => s.serialize_str("all"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ValidRcs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            List(Vec<i32>),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::List(list) => Ok(ValidRcs::List(list)),
+            Raw::Word(w) if w == "all" => Ok(ValidRcs::All),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "valid_rcs must be a list of exit statuses or \"all\", not {w:?}"
+            ))),
+        }
+    }
 }
 
 /// Run a command inside the container and collect its output (stdout and stderr
-/// together); an error unless its exit status is 0 or one of `valid_rcs`.
+/// together); an error unless its exit status is 0 or accepted by `valid_rcs`.
+///
+/// Its input is the call's stdin, or `input` (bytes; not both). `run` and `network` are
+/// Exec's. A status the caller did not accept is [`Error::ProgramFailed`], which keeps the
+/// exit status and the output.
 #[container_command(frontend_only)]
 pub fn syscmd(
     call: &Call<'_>,
     cmd: Vec<String>,
-    #[kwarg(default)] valid_rcs: Vec<i32>,
+    #[kwarg(default)] valid_rcs: ValidRcs,
     #[kwarg(default)] run: bool,
+    #[kwarg(default)] network: bool,
+    #[kwarg(default)] input: Option<Vec<u8>>,
 ) -> Result<SyscmdOutput, ctl_core::Error> {
     let ident = call.container().ident();
     let setup = |what: &'static str| {
@@ -170,35 +432,72 @@ pub fn syscmd(
     let memfd =
         nix::sys::memfd::memfd_create(c"ctl-syscmd", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(setup("creating the output memfd"))?;
-    let exec_call = call
+    let input_fd = match input {
+        None => None,
+        Some(_) if call.stdin_fd().is_some() => {
+            return Err(Error::Arguments {
+                command: "Syscmd".to_owned(),
+                message: "give the input either as the call's stdin or as bytes, not both"
+                    .to_owned(),
+            })
+        }
+        Some(bytes) => Some(input_memfd(&bytes).map_err(|source| Error::Setup {
+            command: "Syscmd".to_owned(),
+            what: "writing the input",
+            source,
+        })?),
+    };
+    let mut exec_call = call
         .clone()
         .stdout(Stdio::Fd(memfd.as_fd()))
         .stderr(Stdio::Fd(memfd.as_fd()));
-    let status = Exec::run_with(&exec_call, cmd.clone(), run, false);
+    if let Some(fd) = &input_fd {
+        exec_call = exec_call.stdin(Some(fd.as_fd()));
+    }
+    let status = Exec::run_with(
+        &exec_call,
+        cmd.clone(),
+        run,
+        network,
+        ExecOptions::default(),
+    );
     drop(exec_call);
+    drop(input_fd);
     let output = read_output(memfd).map_err(|source| Error::Setup {
         command: "Syscmd".to_owned(),
         what: "reading the command's output",
         source,
     })?;
     match status {
-        Ok(rc) if rc == 0 || valid_rcs.contains(&rc) => Ok(SyscmdOutput {
+        Ok(rc) if valid_rcs.accepts(rc) => Ok(SyscmdOutput {
             exitstatus: rc,
             output,
         }),
-        Ok(rc) => Err(Error::command(
-            "Syscmd",
-            format!(
+        Ok(rc) => Err(Error::ProgramFailed {
+            command: "Syscmd".to_owned(),
+            message: format!(
                 "command {cmd:?} in {ident} failed with exit status {rc}: {}",
                 output.trim_end()
             ),
-        )),
+            exitstatus: rc,
+            output,
+        }),
         Err(Error::Command { message, .. }) => Err(Error::command(
             "Syscmd",
             format!("command {cmd:?} in {ident} failed: {message}"),
         )),
         Err(e) => Err(e),
     }
+}
+
+/// The input bytes in a memfd, at offset 0, for the program's stdin.
+fn input_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    let fd =
+        nix::sys::memfd::memfd_create(c"ctl-syscmd-in", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    let mut file = File::from(fd);
+    file.write_all(bytes)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(OwnedFd::from(file))
 }
 
 /// Most of a command's output Syscmd keeps (the rest is cut, with a note).
@@ -233,9 +532,14 @@ fn exec_frontend(
     cmd: Vec<String>,
     run: bool,
     network: bool,
+    options: ExecOptions,
 ) -> Result<i32, Error> {
+    let options = options.resolve_kept().map_err(|message| Error::Arguments {
+        command: "Exec".to_owned(),
+        message,
+    })?;
     let Some(stdin) = call.stdin_fd().filter(|fd| terminal::is_terminal(*fd)) else {
-        return Exec::runner(call, cmd, run, network);
+        return Exec::runner(call, cmd, run, network, options);
     };
     let setup = |what: &'static str| {
         move |source: std::io::Error| Error::Setup {
@@ -268,7 +572,7 @@ fn exec_frontend(
         .stdin(Some(back.as_fd()))
         .stdout(Stdio::Null)
         .stderr(Stdio::Null);
-    let result = ExecTerminal::runner(&runner_call, cmd, run, network, term, size);
+    let result = ExecTerminal::runner(&runner_call, cmd, run, network, term, size, options);
     drop(runner_call);
     drop(back);
     relay.finish();
@@ -284,6 +588,7 @@ const MAX_SCRIPT_BYTES: u64 = 64 << 20;
 fn runscript_frontend(
     call: &Call<'_>,
     script: ScriptSource,
+    args: Vec<String>,
     run: bool,
     network: bool,
 ) -> Result<i32, Error> {
@@ -311,7 +616,7 @@ fn runscript_frontend(
     let placed = PlacedScript::create(rootfs, config.root_uid, config.root_gid, &content)
         .map_err(|e| refuse(e.to_string()))?;
     let inside = PathBuf::from(placed.path_inside());
-    let result = Runscript::runner(&call, ScriptSource::File(inside), run, network);
+    let result = Runscript::runner(&call, ScriptSource::File(inside), args, run, network);
     // Removed on every path: `placed` is dropped here (and on the early returns above it
     // did not exist yet).
     drop(placed);
@@ -457,17 +762,20 @@ fn run_program(
     argv: &[String],
     run: bool,
     network: bool,
+    options: &ExecOptions,
 ) -> Result<i32, CommandError> {
+    let setup = Setup::new(options, ctx.container_path(), None);
     let ct = util::open(ctx)?;
     if !ct.is_defined()? {
         bail!("container {} does not exist", ctx.ident());
     }
     let state = ct.state()?;
     match state {
-        State::Running => exec_attached(ctx, &ct, argv),
+        State::Running => attached_with(ctx, &ct, argv, &setup).map(exit_code),
         State::Stopped if run => {
             util::enter_container_cgroup_to_start(ctx)?;
-            exec_started(ctx, &ct, argv, network)
+            let stdio = ProgramStdio::of(ctx)?;
+            started_with_stdio(&ct, argv, network, stdio.fds, &setup)
         }
         State::Stopped => bail!(
             "container {} is not running (set `run` to start it for the command)",
@@ -537,37 +845,53 @@ fn c_argv(argv: &[String]) -> Result<Vec<CString>, CommandError> {
         .collect()
 }
 
-/// The options of every attach of these commands: root inside, a clean environment,
-/// `/` as working directory.
-pub(crate) fn attach_options(stdio: &ProgramStdio) -> AttachOptions {
+/// The options of every attach of these commands: root inside, osctld's clean environment
+/// with `path` as `PATH`, `/` as working directory.
+pub(crate) fn attach_options(stdio: &ProgramStdio, path: &str) -> AttachOptions {
     AttachOptions {
         stdin: stdio.fds[0],
         stdout: stdio.fds[1],
         stderr: stdio.fds[2],
-        env: EnvPolicy::clean(),
+        env: EnvPolicy::clean().var("PATH", path),
         cwd: Some(PathBuf::from("/")),
         ..AttachOptions::default()
     }
 }
 
-fn exec_attached(
+/// Runs `argv` attached to the running container `ct` with the call's stdio, as the
+/// container's root, in osctld's clean environment; returns its wait status.
+pub(crate) fn attached_status(
     ctx: &RunnerContext,
     ct: &ctl_lxc::Container,
     argv: &[String],
-) -> Result<i32, CommandError> {
+) -> Result<ExitStatus, CommandError> {
+    let options = ExecOptions::default();
+    // osctld's runner keeps its own TERM for the program (`setup_exec_env`).
+    let term = std::env::var("TERM").ok();
+    let setup = Setup::new(&options, ctx.container_path(), term.as_deref());
+    attached_with(ctx, ct, argv, &setup)
+}
+
+/// [`attached_status`] with these options.
+fn attached_with(
+    ctx: &RunnerContext,
+    ct: &ctl_lxc::Container,
+    argv: &[String],
+    setup: &Setup<'_>,
+) -> Result<ExitStatus, CommandError> {
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::of(ctx)?;
     // Runs in the attached process, a fork of this single-threaded runner.
     let program = || exec_argv(&c_argv);
     let status = util::attach_isolated(
         ct,
-        &attach_options(&stdio),
+        &setup.attach_options(&stdio),
         AttachProgram::Function(&program),
         None,
     )?
     .ok_or_else(|| CommandError::msg("the attached program timed out"))?;
     drop(stdio);
-    Ok(exit_code(status))
+    Ok(status)
 }
 
 /// [`ExecTerminal`] on a running container: the attached process (root inside, a fork of
@@ -576,9 +900,9 @@ fn exec_attached(
 fn terminal_attached(
     ct: &ctl_lxc::Container,
     argv: &[String],
-    term: &str,
     size: Option<WindowSize>,
     channel: OwnedFd,
+    setup: &Setup<'_>,
 ) -> Result<i32, CommandError> {
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::null()?;
@@ -593,10 +917,7 @@ fn terminal_attached(
             126
         }
     };
-    let opts = AttachOptions {
-        env: EnvPolicy::clean().var("TERM", term),
-        ..attach_options(&stdio)
-    };
+    let opts = setup.attach_options(&stdio);
     let status = util::attach_isolated(ct, &opts, AttachProgram::Function(&program), None);
     drop(writer);
     drop(channel);
@@ -642,10 +963,10 @@ fn pty_in_container(channel: RawFd, size: Option<WindowSize>) -> Result<(), Stri
 fn terminal_started(
     ct: &ctl_lxc::Container,
     argv: &[String],
-    term: &str,
     size: Option<WindowSize>,
     network: bool,
     channel: OwnedFd,
+    setup: &Setup<'_>,
 ) -> Result<i32, CommandError> {
     let (master, slave) = terminal::open_pty()?;
     if let Some(size) = size {
@@ -656,7 +977,7 @@ fn terminal_started(
     drop(master);
     drop(channel);
     let slave = slave.as_raw_fd();
-    started_with_stdio(ct, argv, network, [slave, slave, slave], Some(term))
+    started_with_stdio(ct, argv, network, [slave, slave, slave], setup)
 }
 
 /// `execvp` with the shell's exit statuses when it fails (127: not found, 126: cannot be
@@ -689,16 +1010,6 @@ fn exec_argv(argv: &[CString]) -> i32 {
     }
 }
 
-fn exec_started(
-    ctx: &RunnerContext,
-    ct: &ctl_lxc::Container,
-    argv: &[String],
-    network: bool,
-) -> Result<i32, CommandError> {
-    let stdio = ProgramStdio::of(ctx)?;
-    started_with_stdio(ct, argv, network, stdio.fds, None)
-}
-
 /// Starts the stopped container for `argv` (liblxc's execute) with `fds` as the program's
 /// stdio; with `term`, `fds[0]` is a terminal made for this session, which becomes the
 /// controlling terminal of the worker running liblxc (see below).
@@ -707,8 +1018,9 @@ fn started_with_stdio(
     argv: &[String],
     network: bool,
     fds: [RawFd; 3],
-    term: Option<&str>,
+    setup: &Setup<'_>,
 ) -> Result<i32, CommandError> {
+    let term = setup.term;
     if !network {
         // No networking: a network namespace with only the loopback device (in memory,
         // for this start only).
@@ -716,19 +1028,12 @@ fn started_with_stdio(
         ct.set_config_item("lxc.net.0.type", "empty")?;
         ct.set_config_item("lxc.net.0.flags", "up")?;
     }
-    let mut env = vec![
-        ("PATH".to_owned(), SYSTEM_PATH.to_owned()),
-        ("HOME".to_owned(), "/root".to_owned()),
-        ("USER".to_owned(), "root".to_owned()),
-    ];
-    if let Some(term) = term {
-        env.push(("TERM".to_owned(), term.to_owned()));
-    }
+    setup.configure_start(ct)?;
     let opts = ExecuteOptions {
         stdin: Some(fds[0]),
         stdout: Some(fds[1]),
         stderr: Some(fds[2]),
-        env,
+        env: setup.env_list(),
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     // liblxc's execute needs a dumpable caller; the runner is not one (see

@@ -89,7 +89,11 @@ pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
 /// error), a container starting or stopping. liblxc must then run in the entry cgroup:
 /// liblxc 5.0.2 on the hybrid cgroup layout fails (ENOENT) to freeze or thaw from outside
 /// it.
-#[container_command(placement = exec, frontend = freeze_frontend)]
+#[container_command(
+    placement = exec,
+    frontend = freeze_frontend,
+    osctld = ctl_core::osctld::ok_without_output
+)]
 pub fn freeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     set_frozen_in_runner(ctx, true)
 }
@@ -105,7 +109,11 @@ fn freeze_frontend(call: &Call<'_>) -> Result<bool, Error> {
 ///
 /// The same two paths as `Freeze`. A thaw must tell LXC's monitor: it keeps the frozen
 /// state it was told about and reports it until told otherwise.
-#[container_command(placement = exec, frontend = unfreeze_frontend)]
+#[container_command(
+    placement = exec,
+    frontend = unfreeze_frontend,
+    osctld = ctl_core::osctld::ok_without_output
+)]
 pub fn unfreeze(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     set_frozen_in_runner(ctx, false)
 }

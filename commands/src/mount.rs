@@ -36,7 +36,14 @@ pub const MOUNT_HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Move the mount `shared_dir/src` (propagated into the container) onto `dst` inside
 /// (created with its parents if missing). `shared_dir` and `dst` are absolute paths in the
 /// container, `src` a relative path below `shared_dir`.
-#[container_command(placement = exec, setuid_helpers)]
+///
+/// osctld's frontend passes the three as one hash (`[{shared_dir, src, dst}]`) and gets
+/// `null`.
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    osctld = ctl_core::osctld::options_hash_without_output
+)]
 pub fn mount(
     ctx: &mut RunnerContext,
     #[kwarg] shared_dir: String,
@@ -62,7 +69,7 @@ pub fn mount(
 }
 
 /// Unmount `mountpoint` inside the container (not mounted is fine).
-#[container_command(placement = exec, setuid_helpers)]
+#[container_command(placement = exec, setuid_helpers, osctld = unmount_osctld)]
 pub fn unmount(ctx: &mut RunnerContext, mountpoint: String) -> Result<bool, CommandError> {
     check_absolute("mountpoint", &mountpoint)?;
     let ct = running(ctx)?;
@@ -71,6 +78,22 @@ pub fn unmount(ctx: &mut RunnerContext, mountpoint: String) -> Result<bool, Comm
         unmount_inside(Path::new(&mountpoint)).map(|()| String::new())
     })?;
     report.map(|_| true)
+}
+
+/// osctld's Unmount: the same argument; `null`, or osctld's `unmount failed` (the reason
+/// goes to the runner's stderr, where osctld logs its runner's warnings).
+fn unmount_osctld(
+    ctx: &mut RunnerContext,
+    args: ctl_core::Args,
+    native: ctl_core::RunnerFn,
+) -> Result<ctl_core::osctld::Value, CommandError> {
+    match native(ctx, args) {
+        Ok(_) => Ok(ctl_core::osctld::Value::Null),
+        Err(e) => {
+            eprintln!("unmount {}: {e}", ctx.ident());
+            Err(CommandError::msg("unmount failed"))
+        }
+    }
 }
 
 fn check_absolute(what: &str, path: &str) -> Result<(), CommandError> {
@@ -100,10 +123,13 @@ pub(crate) fn running(ctx: &RunnerContext) -> Result<ctl_lxc::Container, Command
 /// `dst`, move the mount.
 fn move_mount(shared_dir: &Path, source: &Path, dst: &Path) -> Result<(), String> {
     if !shared_dir.is_dir() {
-        return Err(format!("shared dir not found at {}", shared_dir.display()));
+        return Err(format!("Shared dir not found at: {}", shared_dir.display()));
     }
-    if !source.exists() {
-        return Err(format!("source not found at {}", source.display()));
+    if !source.is_dir() {
+        return Err(format!(
+            "Source directory not found at: {}",
+            source.display()
+        ));
     }
     nix::mount::mount(
         None::<&str>,
@@ -167,7 +193,7 @@ pub(crate) fn attach_and_report(
     let started = Instant::now();
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let stdio = ProgramStdio::null()?;
-    let mut opts = attach_options(&stdio);
+    let mut opts = attach_options(&stdio, ctl_lxc::SYSTEM_PATH);
     // Whatever the work prints goes where the runner's diagnostics go.
     opts.stderr = 2;
     let child = || {

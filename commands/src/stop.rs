@@ -80,11 +80,16 @@ pub const RUNIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// when it passes, so a container cannot delay its own kill): in mode `stop` the container
 /// is killed when it passes, in mode `shutdown` the command fails (the container keeps
 /// running), in mode `kill` the message gets at most that long (and at most Wall's own
-/// bound) before the kill. A frozen container is thawed first. The frontend refuses a stopped container,
-/// and runs the runner in the exec placement when it has to attach (clean shutdown, a
+/// bound) before the kill. A frozen container is thawed first. A stopped container is left
+/// as it is and the command succeeds. The frontend runs the runner in the exec placement when it has to attach (clean shutdown, a
 /// message to show) or thaw, else in the fork placement. `setuid_helpers`: LXC 5 moves an
 /// attached process into an unprivileged container's cgroups through `newuidmap`.
-#[container_command(placement = exec, setuid_helpers, frontend = stop_frontend)]
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    frontend = stop_frontend,
+    osctld = stop_osctld
+)]
 pub fn stop(
     ctx: &mut RunnerContext,
     mode: StopMode,
@@ -93,7 +98,11 @@ pub fn stop(
 ) -> Result<bool, CommandError> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let ct = util::open_defined(ctx)?;
-    let state = util::require_running(&ct)?;
+    let state = ct.state()?;
+    if state == LxcState::Stopped {
+        // Stopped already (osctld's `ct stop` and `restart` rely on that succeeding).
+        return Ok(true);
+    }
     if matches!(state, LxcState::Frozen | LxcState::Freezing) {
         // Our frontend thawed the cgroups as root already (and chose the exec placement,
         // where liblxc's unfreeze works); this also tells the monitor, which keeps
@@ -134,10 +143,9 @@ fn stop_frontend(
     let ct = call.container();
     let info = State::run_with(&call.clone().placement(Placement::Fork))?;
     if info.is_stopped() {
-        return Err(Error::command(
-            "Stop",
-            format!("container {} is not running", ct.id),
-        ));
+        // Nothing to do: a stop of a stopped container succeeds, as osctld's does (its
+        // `ct stop` and `restart` rely on it).
+        return Ok(true);
     }
     // Thawed as root whatever the monitor says: osctld thaws the whole cgroup tree before
     // a kill (a frozen task does not die until thawed), a clean shutdown needs it too, and
@@ -190,6 +198,77 @@ fn stop_frontend(
         other => other,
     }
 }
+
+/// The options osctld's Stop frontend passes with the mode.
+#[derive(Debug, Deserialize)]
+struct OsctldStopOptions {
+    timeout: u64,
+    /// Composed by osctld's frontend (banner included): written as it is.
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    halt_from_inside: bool,
+}
+
+/// osctld's Stop: `[mode, {timeout, message, halt_from_inside}]`, with osctld's semantics:
+/// the message is written as it is (a failure is ignored); with `halt_from_inside`,
+/// `halt` (`poweroff`, `shutdown`) runs inside, killed at the timeout; then LXC's shutdown
+/// waits for what is left of the timeout, but at least 60 s (osctld's rule). Answers
+/// `null`; a shutdown that does not finish is osctld's `kill required` in mode `stop` (its
+/// frontend then kills the container) and `unable to shutdown container` in mode
+/// `shutdown`; mode `kill` is LXC's stop (`unable to kill container`).
+fn stop_osctld(
+    ctx: &mut RunnerContext,
+    args: ctl_core::Args,
+    _native: ctl_core::RunnerFn,
+) -> Result<ctl_core::osctld::Value, CommandError> {
+    let (mode, opts): (StopMode, OsctldStopOptions) = ctl_core::osctld::mode_and_options(args)?;
+    let ct = util::open_defined(ctx)?;
+    if ct.state()? == LxcState::Stopped {
+        return Ok(ctl_core::osctld::Value::Null);
+    }
+    let timeout = Duration::from_secs(opts.timeout);
+    if let Some(message) = &opts.message {
+        let limit = Instant::now() + timeout;
+        if let Err(e) = crate::wall::wall_text_inside(&ct, message, Some(limit)) {
+            eprintln!("stop {}: cannot show the message inside: {e}", ctx.ident());
+        }
+    }
+    let failed = match mode {
+        StopMode::Kill => match ct.stop() {
+            Ok(()) => None,
+            Err(e) => {
+                eprintln!("stop {}: {e}", ctx.ident());
+                Some("unable to kill container")
+            }
+        },
+        StopMode::Stop | StopMode::Shutdown => {
+            let mut remaining = timeout;
+            if opts.halt_from_inside {
+                let started = Instant::now();
+                match halt_inside(&ct, started + timeout) {
+                    Ok(_) => {}
+                    Err(e) => eprintln!("stop {}: cannot run halt inside: {e}", ctx.ident()),
+                }
+                remaining = timeout
+                    .saturating_sub(started.elapsed())
+                    .max(OSCTLD_MIN_SHUTDOWN);
+            }
+            match ct.shutdown(remaining) {
+                Ok(true) => None,
+                Ok(false) | Err(_) if mode == StopMode::Stop => Some("kill required"),
+                Ok(false) | Err(_) => Some("unable to shutdown container"),
+            }
+        }
+    };
+    match failed {
+        None => Ok(ctl_core::osctld::Value::Null),
+        Some(message) => Err(CommandError::msg(message)),
+    }
+}
+
+/// osctld gives LXC's shutdown at least this long after a halt from inside.
+const OSCTLD_MIN_SHUTDOWN: Duration = Duration::from_secs(60);
 
 /// How much longer than `timeout` + [`KILL_GRACE`] the runner of `Stop` may take (attach,
 /// liblxc's own steps) before the frontend kills it and the container's cgroups.
@@ -312,7 +391,7 @@ fn wall_best_effort(
 /// kills every process inside). Refuses a stopped or frozen container. The message is
 /// bounded as Wall is, and `halt` by [`HALT_TIMEOUT`]: a halt still running then is killed
 /// and the command fails saying so.
-#[container_command(placement = exec, setuid_helpers)]
+#[container_command(placement = exec, setuid_helpers, osctld = stop_by_halt_osctld)]
 pub fn stop_by_halt(
     ctx: &mut RunnerContext,
     #[kwarg(default)] message: Option<String>,
@@ -322,37 +401,109 @@ pub fn stop_by_halt(
     if let Some(message) = message {
         wall_best_effort(ctx, &ct, &message, None);
     }
+    match halt_for_stop_by_halt(&ct)? {
+        Ok(()) => Ok(true),
+        Err(status) => bail!(
+            "halt inside container {} {}",
+            ctx.id,
+            util::describe_status(status)
+        ),
+    }
+}
+
+/// The `{message}` hash osctld's StopByHalt and StopRunit frontends pass.
+#[derive(Debug, Deserialize)]
+struct OsctldMessage {
+    /// Composed by osctld's frontend: written as it is.
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Decodes osctld's `[{message}]` and writes the message as it is (a failure only noted
+/// on stderr, as osctld ignores it); returns the open, running, thawed container.
+fn osctld_message_first(
+    ctx: &RunnerContext,
+    mut args: ctl_core::Args,
+) -> Result<ctl_lxc::Container, CommandError> {
+    let opts: OsctldMessage = args.positional("options")?;
+    args.finish()?;
+    let ct = util::open_defined(ctx)?;
+    util::require_running_thawed(&ct)?;
+    if let Some(message) = &opts.message {
+        if let Err(e) = crate::wall::wall_text_inside(&ct, message, None) {
+            eprintln!("{}: cannot show the message inside: {e}", ctx.ident());
+        }
+    }
+    Ok(ct)
+}
+
+/// osctld's StopByHalt: `[{message}]`; `null`, or osctld's `halt failed with exit status N`.
+fn stop_by_halt_osctld(
+    ctx: &mut RunnerContext,
+    args: ctl_core::Args,
+    _native: ctl_core::RunnerFn,
+) -> Result<ctl_core::osctld::Value, CommandError> {
+    let ct = osctld_message_first(ctx, args)?;
+    match halt_for_stop_by_halt(&ct)? {
+        Ok(()) => Ok(ctl_core::osctld::Value::Null),
+        Err(status) => Err(CommandError::msg(format!(
+            "halt failed with exit status {}",
+            status.code().map_or_else(String::new, |c| c.to_string())
+        ))),
+    }
+}
+
+/// StopByHalt's halt (see [`StopByHalt`]): `Ok(Err(status))` when it failed.
+fn halt_for_stop_by_halt(
+    ct: &ctl_lxc::Container,
+) -> Result<Result<(), std::process::ExitStatus>, CommandError> {
     let deadline = Instant::now() + HALT_TIMEOUT;
-    let Some((_, status)) = halt_inside(&ct, deadline)? else {
+    let Some((_, status)) = halt_inside(ct, deadline)? else {
         return Err(util::helper_timed_out("halt", HALT_TIMEOUT));
     };
     // The shutdown halt starts ends with init sending SIGTERM, then SIGKILL, to every
     // process inside, and a halt that has not exited yet is among them.
-    if matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL)) {
-        return Ok(true);
+    if matches!(status.signal(), Some(libc::SIGTERM | libc::SIGKILL)) || status.success() {
+        return Ok(Ok(()));
     }
-    if !status.success() {
-        bail!(
-            "halt inside container {} {}",
-            ctx.id,
-            util::describe_status(status)
-        );
-    }
-    Ok(true)
+    Ok(Err(status))
 }
 
 /// Prepare runit inside the container for a stop (`/etc/runit/stopit` executable,
-/// `/etc/runit/reboot` mode 0).
+/// `/etc/runit/reboot` mode 0), after an optional wall message (with Wall's banner).
 ///
-/// Does nothing (and succeeds) when `/etc/runit` does not exist inside; creates the two
-/// files when missing, as osctld does. Refuses a stopped or frozen container. The process
-/// doing it inside is killed after [`RUNIT_TIMEOUT`] and the command then fails.
-#[container_command(placement = exec, setuid_helpers)]
-pub fn stop_runit(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
+/// Does nothing (and succeeds) when `/etc/runit` does not exist inside; creates `stopit`
+/// when missing and takes every permission from an existing `reboot` (only its existence
+/// can make runit reboot), as osctld does. Refuses a stopped or frozen container. The
+/// process doing it inside is killed after [`RUNIT_TIMEOUT`] and the command then fails.
+#[container_command(placement = exec, setuid_helpers, osctld = stop_runit_osctld)]
+pub fn stop_runit(
+    ctx: &mut RunnerContext,
+    #[kwarg(default)] message: Option<String>,
+) -> Result<bool, CommandError> {
     let ct = util::open_defined(ctx)?;
     util::require_running_thawed(&ct)?;
+    if let Some(message) = message {
+        wall_best_effort(ctx, &ct, &message, None);
+    }
+    runit_prepare_inside(&ct)
+}
+
+/// osctld's StopRunit: `[{message}]`; `null`, or osctld's `runit-stop failed ...`.
+fn stop_runit_osctld(
+    ctx: &mut RunnerContext,
+    args: ctl_core::Args,
+    _native: ctl_core::RunnerFn,
+) -> Result<ctl_core::osctld::Value, CommandError> {
+    let ct = osctld_message_first(ctx, args)?;
+    runit_prepare_inside(&ct)
+        .map(|_| ctl_core::osctld::Value::Null)
+        .map_err(|e| CommandError::msg(format!("runit-stop failed: {e}")))
+}
+
+fn runit_prepare_inside(ct: &ctl_lxc::Container) -> Result<bool, CommandError> {
     let deadline = Instant::now() + RUNIT_TIMEOUT;
-    crate::mount::attach_and_report(&ct, "the runit preparation", deadline, &|| {
+    crate::mount::attach_and_report(ct, "the runit preparation", deadline, &|| {
         prepare_runit().map(|()| String::new())
     })??;
     Ok(true)
@@ -368,6 +519,8 @@ fn prepare_runit() -> Result<(), String> {
         let path = dir.join(name);
         match std::fs::symlink_metadata(&path) {
             Ok(_) => {}
+            // Only the existence of `reboot` makes runit reboot: a missing one stays missing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "reboot" => continue,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // O_EXCL: never opens what is there already (a FIFO would block us).
                 std::fs::OpenOptions::new()

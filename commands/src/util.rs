@@ -411,6 +411,17 @@ fn forked_report(
     until: Option<Instant>,
     body: impl FnOnce() -> String,
 ) -> Result<Option<(String, nix::sys::wait::WaitStatus)>, CommandError> {
+    fork_reporter(body)?.collect(until)
+}
+
+/// A forked child that reports one line when it is done: see [`forked_report`].
+pub(crate) struct Reporter {
+    child: nix::unistd::Pid,
+    reader: std::os::fd::OwnedFd,
+}
+
+/// Forks the child of [`forked_report`] and returns at once.
+fn fork_reporter(body: impl FnOnce() -> String) -> Result<Reporter, CommandError> {
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let runner = nix::unistd::getpid();
     // SAFETY: the runner is single-threaded (commands run after the placement, before any
@@ -436,19 +447,30 @@ fn forked_report(
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(writer);
-            let Some(report) = read_report(reader, child, until) else {
-                kill_attach(child);
-                let _ = nix::sys::wait::waitpid(child, None);
-                return Ok(None);
-            };
-            let status = loop {
-                match nix::sys::wait::waitpid(child, None) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    other => break other?,
-                }
-            };
-            Ok(Some((report, status)))
+            Ok(Reporter { child, reader })
         }
+    }
+}
+
+impl Reporter {
+    /// Waits for the report (until `until`) and reaps the child.
+    fn collect(
+        self,
+        until: Option<Instant>,
+    ) -> Result<Option<(String, nix::sys::wait::WaitStatus)>, CommandError> {
+        let Reporter { child, reader } = self;
+        let Some(report) = read_report(reader, child, until) else {
+            kill_attach(child);
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Ok(None);
+        };
+        let status = loop {
+            match nix::sys::wait::waitpid(child, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        Ok(Some((report, status)))
     }
 }
 
@@ -468,7 +490,23 @@ pub(crate) fn in_dumpable_worker(
     what: &str,
     f: &dyn Fn() -> Result<i32, CommandError>,
 ) -> Result<i32, CommandError> {
-    let reported = forked_report(None, || {
+    start_dumpable_worker(what, f)?.wait()
+}
+
+/// A dumpable worker started by [`start_dumpable_worker`], running while the runner does
+/// something else (osctld's `run_network`: the container runs its init script while the
+/// runner configures its network and runs the command).
+pub(crate) struct DumpableWorker {
+    what: String,
+    reporter: Reporter,
+}
+
+/// [`in_dumpable_worker`] without waiting: `f` runs in the worker while this returns.
+pub(crate) fn start_dumpable_worker(
+    what: &str,
+    f: &dyn Fn() -> Result<i32, CommandError>,
+) -> Result<DumpableWorker, CommandError> {
+    let reporter = fork_reporter(|| {
         let done = ctl_core::runner::seal_fds_for_attach()
             .map_err(|e| CommandError::msg(format!("cannot prepare the {what}: {e}")))
             .and_then(|()| {
@@ -486,17 +524,30 @@ pub(crate) fn in_dumpable_worker(
             Err(e) => format!("err {}", e.message()),
         }
     })?;
-    // Without a deadline the report always comes (complete, or cut by the worker's end).
-    let (report, status) =
-        reported.ok_or_else(|| CommandError::msg(format!("the {what} did not report")))?;
-    match report.split_once(' ') {
-        Some(("ok", value)) => value
-            .parse()
-            .map_err(|_| CommandError::msg(format!("bad {what} report {report:?}"))),
-        Some(("err", message)) => Err(CommandError::msg(message)),
-        _ => Err(CommandError::msg(format!(
-            "the process running the {what} ended ({status:?}) before it could report"
-        ))),
+    Ok(DumpableWorker {
+        what: what.to_owned(),
+        reporter,
+    })
+}
+
+impl DumpableWorker {
+    /// Waits until the worker reports what `f` returned.
+    pub(crate) fn wait(self) -> Result<i32, CommandError> {
+        let what = self.what;
+        // Without a deadline the report always comes (complete, or cut by the worker's end).
+        let (report, status) = self
+            .reporter
+            .collect(None)?
+            .ok_or_else(|| CommandError::msg(format!("the {what} did not report")))?;
+        match report.split_once(' ') {
+            Some(("ok", value)) => value
+                .parse()
+                .map_err(|_| CommandError::msg(format!("bad {what} report {report:?}"))),
+            Some(("err", message)) => Err(CommandError::msg(message)),
+            _ => Err(CommandError::msg(format!(
+                "the process running the {what} ended ({status:?}) before it could report"
+            ))),
+        }
     }
 }
 

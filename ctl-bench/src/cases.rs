@@ -248,7 +248,13 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                     (
                         "exec_true",
                         Box::new(|| {
-                            match Exec::run_with(&call, vec!["true".to_owned()], false, false) {
+                            match Exec::run_with(
+                                &call,
+                                vec!["true".to_owned()],
+                                false,
+                                false,
+                                Default::default(),
+                            ) {
                                 Ok(0) => Ok(None),
                                 Ok(rc) => Err(format!("true exited with {rc}")),
                                 Err(e) => Err(e.to_string()),
@@ -259,7 +265,13 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                     (
                         "warm_exec_true",
                         Box::new(|| {
-                            match Exec::run_with(&warm, vec!["true".to_owned()], false, false) {
+                            match Exec::run_with(
+                                &warm,
+                                vec!["true".to_owned()],
+                                false,
+                                false,
+                                Default::default(),
+                            ) {
                                 Ok(0) => Ok(None),
                                 Ok(rc) => Err(format!("true exited with {rc}")),
                                 Err(e) => Err(e.to_string()),

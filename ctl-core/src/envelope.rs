@@ -175,6 +175,10 @@ pub struct Extension {
     /// serves commands from its stdin socket, forking one child per command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm: Option<WarmSpec>,
+    /// `PATH` of programs run inside the container (`Container::container_path`); absent:
+    /// osctld's system path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_path: Option<String>,
 }
 
 /// How a warm runner behaves.
@@ -333,6 +337,7 @@ mod tests {
                 }),
                 ..Default::default()
             }),
+            container_path: Some("/bin".into()),
         });
         assert_eq!(Envelope::from_slice(&e.to_vec()).unwrap(), e);
     }

@@ -68,6 +68,19 @@ pub enum Error {
     /// Arguments could not be encoded, or were refused before the runner started.
     #[error("{command}: {message}")]
     Arguments { command: String, message: String },
+
+    /// A program the command ran exited with a status the caller did not accept (Syscmd's
+    /// failure, osctld's `SystemCommandFailed`): its exit status and its output are kept
+    /// for the caller to look at.
+    #[error("{command}: {message}")]
+    ProgramFailed {
+        command: String,
+        message: String,
+        /// Exit status (`128 + n` for a program killed by signal `n`).
+        exitstatus: i32,
+        /// What it printed (stdout and stderr together).
+        output: String,
+    },
 }
 
 impl Error {
@@ -89,7 +102,8 @@ impl Error {
             | Error::VersionMismatch { command, .. }
             | Error::Timeout { command, .. }
             | Error::Setup { command, .. }
-            | Error::Arguments { command, .. } => command,
+            | Error::Arguments { command, .. }
+            | Error::ProgramFailed { command, .. } => command,
         }
     }
 
@@ -104,6 +118,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Setup { .. } => "setup",
             Error::Arguments { .. } => "arguments",
+            Error::ProgramFailed { .. } => "program_failed",
         }
     }
 

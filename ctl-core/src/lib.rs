@@ -30,6 +30,7 @@ pub mod envelope;
 pub mod error;
 pub mod files;
 pub mod frontend;
+pub mod osctld;
 pub mod registry;
 pub mod reply;
 pub mod runner;
@@ -74,6 +75,11 @@ pub mod __private {
     }
 
     pub use crate::frontend::call_runner;
+
+    /// Checks the function of `osctld = ...` (a mismatch is reported at its path).
+    pub const fn osctld_fn(f: crate::osctld::OsctldFn) -> crate::osctld::OsctldFn {
+        f
+    }
 
     /// Compile-time checks with readable errors at the parameter's span.
     pub fn assert_arg<T: serde::Serialize + serde::de::DeserializeOwned>() {}

@@ -9,12 +9,16 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use crate::command::{CommandSpec, RunnerFn};
+use crate::osctld::OsctldFn;
 
 /// One command as linked into this binary.
 pub struct Registration {
     pub spec: &'static CommandSpec,
     /// `None` for frontend-only commands.
     pub runner: Option<RunnerFn>,
+    /// How the runner half reads an envelope from osctld's own frontends
+    /// (`#[container_command(osctld = ...)]`, see [`crate::osctld`]); `None`: as its own.
+    pub osctld: Option<OsctldFn>,
     /// `module_path!()` of the definition.
     pub module: &'static str,
     /// `file:line` of the definition.
@@ -178,18 +182,21 @@ mod tests {
     static REG_A: Registration = Registration {
         spec: &A,
         runner: None,
+        osctld: None,
         module: "a",
         location: "a.rs:1",
     };
     static REG_B: Registration = Registration {
         spec: &B,
         runner: None,
+        osctld: None,
         module: "b",
         location: "b.rs:2",
     };
     static REG_A2: Registration = Registration {
         spec: &A,
         runner: None,
+        osctld: None,
         module: "plugin",
         location: "p.rs:9",
     };

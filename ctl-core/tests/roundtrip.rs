@@ -83,6 +83,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                             idle_timeout_ms: u64::from(version),
                             warm_up: version % 4 == 0,
                         }),
+                        container_path: (version % 5 == 0).then(|| "/bin:/usr/bin".to_owned()),
                         placement: Some(PlacementSpec {
                             rlimits: rlimits
                                 .into_iter()

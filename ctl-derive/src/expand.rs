@@ -3,6 +3,7 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 use syn::{Ident, Item, LitStr};
 
 use crate::parse::{self, Command, DocPart, Mode, Options, ParamKind};
@@ -94,12 +95,20 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
     let output = &cmd.output;
     let docs = &cmd.docs;
 
-    let (placement, frontend) = match &cmd.options.mode {
+    let (placement, frontend, osctld) = match &cmd.options.mode {
         Mode::Runner {
             placement,
             frontend,
-        } => (Some(*placement), frontend.as_ref()),
-        Mode::FrontendOnly => (None, None),
+            osctld,
+        } => (Some(*placement), frontend.as_ref(), osctld.as_ref()),
+        Mode::FrontendOnly => (None, None, None),
+    };
+    // A function of the wrong signature is reported at its path.
+    let osctld_ref = match osctld {
+        Some(path) => {
+            quote_spanned!(path.span()=> ::core::option::Option::Some(::ctl_core::__private::osctld_fn(#path)))
+        }
+        None => quote!(::core::option::Option::None),
     };
     let placement_tokens = match placement {
         Some(p) => {
@@ -393,6 +402,7 @@ pub(crate) fn expand(cmd: &Command) -> TokenStream {
                 ::ctl_core::Registration {
                     spec: <#ty as ::ctl_core::Command>::SPEC,
                     runner: #runner_ref,
+                    osctld: #osctld_ref,
                     module: ::core::module_path!(),
                     location: ::core::concat!(::core::file!(), ":", #location),
                 }

@@ -17,8 +17,8 @@ use syn::{
 use crate::case;
 
 const OPTIONS: &str = "`placement = exec | fork | fork_as_root`, `frontend_only`, \
-                       `frontend = path::to::fn`, `name = \"PascalName\"`, `setuid_helpers`, \
-                       `no_liblxc`";
+                       `frontend = path::to::fn`, `osctld = path::to::fn`, \
+                       `name = \"PascalName\"`, `setuid_helpers`, `no_liblxc`";
 const PLACEMENTS: &str = "`exec`, `fork` or `fork_as_root`";
 
 /// Collects independent errors into one.
@@ -86,6 +86,8 @@ pub(crate) enum Mode {
     Runner {
         placement: Placement,
         frontend: Option<syn::Path>,
+        /// How the runner reads osctld's envelopes (`ctl_core::osctld::OsctldFn`).
+        osctld: Option<syn::Path>,
     },
     /// Only a frontend: the function itself.
     FrontendOnly,
@@ -110,6 +112,7 @@ impl Options {
         let mut placement_seen = false;
         let mut frontend_only: Option<Span> = None;
         let mut frontend: Option<(syn::Path, Span)> = None;
+        let mut osctld: Option<(syn::Path, Span)> = None;
         let mut name: Option<LitStr> = None;
         let mut setuid_helpers: Option<Span> = None;
         let mut no_liblxc: Option<Span> = None;
@@ -159,6 +162,11 @@ impl Options {
                         frontend = Some((p, key_span));
                     }
                 }
+                "osctld" => {
+                    if let Some(p) = errors.push_result(parse_osctld(meta)) {
+                        osctld = Some((p, key_span));
+                    }
+                }
                 "name" => name = errors.push_result(parse_name(meta)),
                 _ => {
                     errors.push(Error::new_spanned(
@@ -184,6 +192,13 @@ impl Options {
                     *frontend_span,
                     "`frontend = ...` cannot be combined with `frontend_only`: the function of a \
                      frontend-only command is its frontend",
+                ));
+            }
+            if let Some((_, osctld_span)) = &osctld {
+                errors.push(Error::new(
+                    *osctld_span,
+                    "`osctld = ...` cannot be combined with `frontend_only`: it says how the runner \
+                     half reads osctld's envelopes, and a frontend-only command has no runner half",
                 ));
             }
             if let Some(setuid_span) = setuid_helpers {
@@ -213,6 +228,7 @@ impl Options {
             Some((placement, _)) => Mode::Runner {
                 placement,
                 frontend: frontend.map(|(p, _)| p),
+                osctld: osctld.map(|(p, _)| p),
             },
             None => Mode::FrontendOnly,
         };
@@ -288,6 +304,22 @@ fn parse_frontend(meta: &Meta) -> syn::Result<syn::Path> {
         _ => Err(Error::new_spanned(
             expr,
             "expected the path of the frontend function, e.g. `frontend = state_frontend`",
+        )),
+    }
+}
+
+fn parse_osctld(meta: &Meta) -> syn::Result<syn::Path> {
+    let expr = value(meta, "`osctld = path::to::osctld_fn`")?;
+    match expr {
+        Expr::Path(ExprPath {
+            attrs,
+            qself: None,
+            path,
+        }) if attrs.is_empty() => Ok(path.clone()),
+        _ => Err(Error::new_spanned(
+            expr,
+            "expected the path of a `ctl_core::osctld::OsctldFn`, e.g. \
+             `osctld = ctl_core::osctld::ok_without_output`",
         )),
     }
 }
@@ -820,7 +852,8 @@ mod tests {
             o.mode,
             Mode::Runner {
                 placement: Placement::Exec,
-                frontend: None
+                frontend: None,
+                osctld: None,
             }
         ));
         assert!(!o.setuid_helpers && o.name.is_none());
@@ -849,9 +882,25 @@ mod tests {
             Mode::Runner {
                 placement: Placement::Fork,
                 frontend: Some(p),
+                osctld: None,
             } => {
                 assert_eq!(p.to_token_stream().to_string(), "self :: front :: state")
             }
+            other => panic!("{other:?}"),
+        }
+
+        let o = options(quote!(
+            placement = exec,
+            osctld = ctl_core::osctld::ok_without_output
+        ))
+        .unwrap();
+        match o.mode {
+            Mode::Runner {
+                osctld: Some(p), ..
+            } => assert_eq!(
+                p.to_token_stream().to_string(),
+                "ctl_core :: osctld :: ok_without_output"
+            ),
             other => panic!("{other:?}"),
         }
 

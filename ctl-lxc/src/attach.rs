@@ -16,7 +16,9 @@ use crate::error::LxcError;
 use crate::strings::{cstring_path, NulTerminated};
 
 /// The `PATH` osctld gives commands run in a container, independent of the host's.
-pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const SYSTEM_PATH: &str = "/bin:/usr/bin:/sbin:/usr/sbin:/run/current-system/sw/bin:\
+/nix/var/nix/profiles/system/sw/bin:/run/current-system/profile/bin:/run/current-system/profile/sbin:\
+/var/guix/profiles/system/profile/bin:/var/guix/profiles/system/profile/sbin";
 
 /// How the attached process's environment is built.
 #[derive(Clone, Debug, PartialEq, Eq)]

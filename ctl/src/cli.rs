@@ -193,8 +193,11 @@ pub enum CtCommand {
         /// The message.
         text: String,
         /// Banner printed above the message (default: names host and time).
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", conflicts_with = "no_banner")]
         banner: Option<String>,
+        /// No banner: the message only.
+        #[arg(long)]
+        no_banner: bool,
     },
 
     /// Move the mount SHARED_DIR/SRC (propagated into the container) onto DST inside it.
@@ -237,6 +240,8 @@ pub enum CtCommand {
     Exec {
         #[command(flatten)]
         opts: RunOpts,
+        #[command(flatten)]
+        env: ExecEnvOpts,
         /// Container name.
         name: String,
         /// The command and its arguments (after `--`).
@@ -260,7 +265,37 @@ pub enum CtCommand {
         name: String,
         /// Script file on the host; `-` reads the script from stdin.
         script: PathBuf,
+        /// Arguments of the script.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARG"
+        )]
+        args: Vec<String>,
     },
+}
+
+/// How `exec` sets up the program inside (as `lxc-attach` and `incus exec` do).
+#[derive(Clone, Debug, Default, Args)]
+pub struct ExecEnvOpts {
+    /// Set a variable in the program's environment (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Pass this variable of ctl's own environment on (repeatable).
+    #[arg(long = "keep-env", value_name = "NAME")]
+    pub keep: Vec<String>,
+    /// Start from an empty environment (only what --env and --keep-env give).
+    #[arg(long)]
+    pub clear_env: bool,
+    /// Working directory inside the container (default /).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// User id inside the container (default 0).
+    #[arg(long, value_name = "UID")]
+    pub user: Option<u32>,
+    /// Group id inside the container (default 0).
+    #[arg(long, value_name = "GID")]
+    pub group: Option<u32>,
 }
 
 /// Options shared by `exec` and `runscript`.
@@ -349,10 +384,53 @@ mod tests {
             Cli::try_parse_from(["ctl", "ct", "exec", "-r", "web", "--", "sh", "-c", "exit 3"])
                 .unwrap();
         match cli.command {
-            Command::Ct(CtCommand::Exec { opts, name, cmd }) => {
+            Command::Ct(CtCommand::Exec {
+                opts,
+                env,
+                name,
+                cmd,
+            }) => {
                 assert!(opts.run && !opts.network);
+                assert!(env.env.is_empty() && !env.clear_env && env.cwd.is_none());
                 assert_eq!(name, "web");
                 assert_eq!(cmd, ["sh", "-c", "exit 3"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exec_environment_options() {
+        let cli = Cli::try_parse_from([
+            "ctl",
+            "ct",
+            "exec",
+            "-e",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "--keep-env",
+            "LANG",
+            "--clear-env",
+            "--cwd",
+            "/tmp",
+            "--user",
+            "1000",
+            "--group",
+            "100",
+            "web",
+            "--",
+            "env",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Ct(CtCommand::Exec { env, cmd, .. }) => {
+                assert_eq!(env.env, ["A=1", "B=x=y"]);
+                assert_eq!(env.keep, ["LANG"]);
+                assert!(env.clear_env);
+                assert_eq!(env.cwd.as_deref(), Some("/tmp"));
+                assert_eq!((env.user, env.group), (Some(1000), Some(100)));
+                assert_eq!(cmd, ["env"]);
             }
             other => panic!("{other:?}"),
         }

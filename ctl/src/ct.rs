@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use commands::{
-    Exec, Freeze, GetHostname, Mount, Reboot, Runscript, ScriptSource, Start, State, Stop,
-    Unfreeze, Unmount, VethName, Wall,
+    Banner, Exec, ExecOptions, Freeze, GetHostname, Mount, Reboot, Runscript, ScriptSource, Start,
+    State, Stop, Unfreeze, Unmount, VethName, Wall,
 };
 use ctl_core::{Call, Container, Stdio};
 use ctl_provision::{CreateOptions, ProvisionError, Provisioner};
@@ -180,7 +180,17 @@ pub fn run(ctx: &Ctx, cmd: CtCommand) -> Result<Outcome, CliError> {
             let veth = VethName::run_with(&ctx.call(&ct), index)?;
             Ok(Outcome::new(json!(veth), veth))
         }
-        CtCommand::Wall { name, text, banner } => {
+        CtCommand::Wall {
+            name,
+            text,
+            banner,
+            no_banner,
+        } => {
+            let banner = match (banner, no_banner) {
+                (_, true) => Banner::Off,
+                (Some(text), false) => Banner::Text(text),
+                (None, false) => Banner::On,
+            };
             let ct = ctx.load(&name)?;
             Ok(Outcome::quiet(json!(Wall::run_with(
                 &ctx.call(&ct),
@@ -209,12 +219,29 @@ pub fn run(ctx: &Ctx, cmd: CtCommand) -> Result<Outcome, CliError> {
                 dst
             )?)))
         }
-        CtCommand::Exec { opts, name, cmd } => {
+        CtCommand::Exec {
+            opts,
+            env,
+            name,
+            cmd,
+        } => {
+            let options = exec_options(env)?;
             let ct = ctx.load(&name)?;
-            let status = Exec::run_with(&interactive_call(ctx, &ct), cmd, opts.run, opts.network)?;
+            let status = Exec::run_with(
+                &interactive_call(ctx, &ct),
+                cmd,
+                opts.run,
+                opts.network,
+                options,
+            )?;
             exit_status(status)
         }
-        CtCommand::Runscript { opts, name, script } => runscript(ctx, opts, &name, &script),
+        CtCommand::Runscript {
+            opts,
+            name,
+            script,
+            args,
+        } => runscript(ctx, opts, &name, &script, args),
     }
 }
 
@@ -233,6 +260,32 @@ fn interactive_call<'a>(ctx: &Ctx, ct: &'a Container) -> Call<'a> {
         .stderr(Stdio::Fd(stderr_fd()))
 }
 
+/// `exec`'s environment options as [`ExecOptions`], checked before anything starts.
+fn exec_options(opts: crate::cli::ExecEnvOpts) -> Result<ExecOptions, CliError> {
+    let mut env = std::collections::BTreeMap::new();
+    for item in opts.env {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(CliError::new(
+                "usage",
+                format!("--env {item:?}: expected NAME=VALUE"),
+            ));
+        };
+        env.insert(name.to_owned(), value.to_owned());
+    }
+    let options = ExecOptions {
+        env,
+        keep: opts.keep,
+        clear: opts.clear_env,
+        cwd: opts.cwd,
+        uid: opts.user,
+        gid: opts.group,
+    };
+    options
+        .validate()
+        .map_err(|e| CliError::new("usage", e.message().to_owned()))?;
+    Ok(options)
+}
+
 /// exec/runscript: the command's status becomes ctl's.
 fn exit_status(status: i32) -> Result<Outcome, CliError> {
     if status == 0 {
@@ -242,14 +295,26 @@ fn exit_status(status: i32) -> Result<Outcome, CliError> {
     }
 }
 
-fn runscript(ctx: &Ctx, opts: RunOpts, name: &str, script: &Path) -> Result<Outcome, CliError> {
+fn runscript(
+    ctx: &Ctx,
+    opts: RunOpts,
+    name: &str,
+    script: &Path,
+    args: Vec<String>,
+) -> Result<Outcome, CliError> {
     let source = if script == Path::new("-") {
         ScriptSource::Stdin
     } else {
         ScriptSource::File(script_path(script)?)
     };
     let ct = ctx.load(name)?;
-    let status = Runscript::run_with(&interactive_call(ctx, &ct), source, opts.run, opts.network)?;
+    let status = Runscript::run_with(
+        &interactive_call(ctx, &ct),
+        source,
+        args,
+        opts.run,
+        opts.network,
+    )?;
     exit_status(status)
 }
 

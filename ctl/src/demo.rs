@@ -140,7 +140,15 @@ impl Demo<'_> {
             "exec: uname -a",
             || {
                 capture(
-                    |c| Exec::run_with(c, vec!["uname".into(), "-a".into()], false, false),
+                    |c| {
+                        Exec::run_with(
+                            c,
+                            vec!["uname".into(), "-a".into()],
+                            false,
+                            false,
+                            Default::default(),
+                        )
+                    },
                     call(),
                 )
             },
@@ -164,7 +172,7 @@ impl Demo<'_> {
                 Ok(Wall::run_with(
                     &call(),
                     "hello from ctl demo".to_owned(),
-                    None,
+                    commands::Banner::On,
                 )?)
             },
             |_| String::new(),
@@ -183,7 +191,7 @@ impl Demo<'_> {
                     .write_all(SCRIPT.as_bytes())
                     .map_err(|e| io_failure("writing the script", e))?;
                 capture(
-                    |c| Runscript::run_with(c, ScriptSource::Stdin, false, false),
+                    |c| Runscript::run_with(c, ScriptSource::Stdin, Vec::new(), false, false),
                     call().stdin(Some(script_r.as_fd())),
                 )
             },

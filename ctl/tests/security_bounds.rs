@@ -295,7 +295,7 @@ fn error_lines_from_inside_the_container_are_printed_escaped() {
         run.stderr
     );
     assert!(
-        message.contains(r"source not found at /run/ctl-shared/x\x1b[2J\u{9b}31m"),
+        message.contains(r"Source directory not found at: /run/ctl-shared/x\x1b[2J\u{9b}31m"),
         "{message}"
     );
 }

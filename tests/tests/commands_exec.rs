@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use commands::{Exec, Runscript, ScriptSource, Syscmd, SyscmdOutput};
+use commands::{Exec, ExecOptions, Runscript, ScriptSource, Syscmd, SyscmdOutput, ValidRcs};
 use ctl_core::{Call, Container, Error, Stdio};
 use ctl_provision::{oracle, CreateOptions, Net};
 use tests::fixtures::{command_call as call, command_error, lingering_zombies, TestContainer};
@@ -65,7 +65,9 @@ fn with_stdio(
 fn exec(ct: &Container, cmd: &[&str], run: bool, stdin: Option<&str>) -> Result<Ran, Error> {
     let cmd: Vec<String> = cmd.iter().map(|s| (*s).to_owned()).collect();
     let t = Instant::now();
-    let ran = with_stdio(ct, stdin, |c| Exec::run_with(c, cmd.clone(), run, false));
+    let ran = with_stdio(ct, stdin, |c| {
+        Exec::run_with(c, cmd.clone(), run, false, Default::default())
+    });
     eprintln!("Exec {cmd:?} run={run}: {:?}", t.elapsed());
     ran
 }
@@ -78,7 +80,7 @@ fn runscript(
 ) -> Result<Ran, Error> {
     let t = Instant::now();
     let ran = with_stdio(ct, stdin, |c| {
-        Runscript::run_with(c, script.clone(), run, false)
+        Runscript::run_with(c, script.clone(), Vec::new(), run, false)
     });
     eprintln!("Runscript {script:?} run={run}: {:?}", t.elapsed());
     ran
@@ -203,6 +205,7 @@ fn exec_killed_by_the_deadline_leaves_nothing_running() {
         sleep.clone(),
         false,
         false,
+        Default::default(),
     ) {
         Err(Error::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
@@ -221,6 +224,7 @@ fn exec_killed_by_the_deadline_leaves_nothing_running() {
         sleep,
         true,
         false,
+        Default::default(),
     ) {
         Err(Error::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
@@ -276,6 +280,100 @@ fn exec_runs_a_stopped_container_only_with_run() {
     assert!(lingering_zombies().is_empty());
 }
 
+/// Exec's options (environment set, kept, cleared; working directory; ids inside), attached
+/// to a running container and in a container started for the command.
+#[test]
+fn exec_options_environment_cwd_and_ids() {
+    let t = TestContainer::running("exo");
+    let ct = t.container();
+    let show =
+        "echo \"${FOO-unset} ${HOME-unset} ${PATH-unset} ${CARGO_PKG_NAME-unset}\"; pwd; id -u; id -g";
+    let cmd: Vec<String> = ["sh", "-c", show].iter().map(|s| (*s).to_owned()).collect();
+    // The test's own environment is the caller's: a kept variable comes from it (cargo
+    // sets CARGO_PKG_NAME for the tests it runs).
+    let kept = std::env::var("CARGO_PKG_NAME").expect("cargo sets CARGO_PKG_NAME");
+    let options = ExecOptions {
+        env: [("FOO".to_owned(), "bar baz".to_owned())].into(),
+        keep: vec![
+            "CARGO_PKG_NAME".to_owned(),
+            "CTL_NOT_SET_ANYWHERE".to_owned(),
+        ],
+        cwd: Some("/tmp".to_owned()),
+        uid: Some(1000),
+        gid: Some(1001),
+        ..ExecOptions::default()
+    };
+    for run in [false, true] {
+        if run {
+            oracle::stop(ct).unwrap();
+        }
+        let r = with_stdio(ct, None, |c| {
+            Exec::run_with(c, cmd.clone(), run, false, options.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            (r.status, r.stdout.as_str()),
+            (
+                0,
+                format!(
+                    "bar baz /root {} {kept}\n/tmp\n1000\n1001\n",
+                    ctl_lxc::SYSTEM_PATH
+                )
+                .as_str()
+            ),
+            "run={run}: {r:?}"
+        );
+        // A cleared environment has only what is set.
+        let cleared = ExecOptions {
+            env: [("FOO".to_owned(), "only".to_owned())].into(),
+            clear: true,
+            ..ExecOptions::default()
+        };
+        let r = with_stdio(ct, None, |c| {
+            Exec::run_with(
+                c,
+                vec!["/bin/sh".into(), "-c".into(), show.into()],
+                run,
+                false,
+                cleared.clone(),
+            )
+        })
+        .unwrap();
+        let first = r.stdout.lines().next().unwrap_or_default().to_owned();
+        assert!(
+            first.starts_with("only unset ") && first.ends_with(" unset"),
+            "run={run}: {r:?}"
+        );
+        assert!(!first.contains(ctl_lxc::SYSTEM_PATH), "run={run}: {r:?}");
+    }
+    assert_eq!(t.lxc_state(), "stopped");
+
+    // Bad options are refused before anything starts.
+    for bad in [
+        ExecOptions {
+            env: [("A=B".to_owned(), "x".to_owned())].into(),
+            ..ExecOptions::default()
+        },
+        ExecOptions {
+            cwd: Some("relative".to_owned()),
+            ..ExecOptions::default()
+        },
+    ] {
+        let message = command_error(Exec::run_with(
+            &call(ct),
+            vec!["true".into()],
+            true,
+            false,
+            bad,
+        ));
+        assert!(
+            message.contains("environment variable name") || message.contains("absolute path"),
+            "{message}"
+        );
+    }
+    assert_eq!(t.lxc_state(), "stopped");
+}
+
 #[test]
 fn exec_with_run_and_network_sets_up_the_configured_network() {
     let t = TestContainer::with_options(
@@ -293,14 +391,20 @@ fn exec_with_run_and_network_sets_up_the_configured_network() {
 
     let show = ["sh", "-c", "ip -4 -o addr show | cut -d' ' -f2,7 | sort"];
     let cmd: Vec<String> = show.iter().map(|s| (*s).to_owned()).collect();
-    let r = with_stdio(ct, None, |c| Exec::run_with(c, cmd.clone(), true, true)).unwrap();
+    let r = with_stdio(ct, None, |c| {
+        Exec::run_with(c, cmd.clone(), true, true, Default::default())
+    })
+    .unwrap();
     assert_eq!(
         (r.status, r.stdout.as_str()),
         (0, "eth0 10.213.77.2/24\nlo 127.0.0.1/8\n"),
         "{r:?}"
     );
     // Without `network`: only the loopback device.
-    let r = with_stdio(ct, None, |c| Exec::run_with(c, cmd.clone(), true, false)).unwrap();
+    let r = with_stdio(ct, None, |c| {
+        Exec::run_with(c, cmd.clone(), true, false, Default::default())
+    })
+    .unwrap();
     assert_eq!(
         (r.status, r.stdout.as_str()),
         (0, "lo 127.0.0.1/8\n"),
@@ -310,7 +414,7 @@ fn exec_with_run_and_network_sets_up_the_configured_network() {
     // On a running container `network` changes nothing: it attaches.
     oracle::start(ct).unwrap();
     let r = with_stdio(ct, None, |c| {
-        Exec::run_with(c, vec!["true".into()], true, true)
+        Exec::run_with(c, vec!["true".into()], true, true, Default::default())
     })
     .unwrap();
     assert_eq!(r.status, 0);
@@ -325,6 +429,14 @@ fn runscript_cases(ct: &Container, run: bool) {
         ScriptSource::File(path)
     };
     let from_stdin = |body: &str| format!("#!/bin/sh\n{body}\n");
+
+    // The script's arguments, as given (one with a space stays one).
+    let args = script("args", "echo \"$#:$1:$2\"");
+    let r = with_stdio(ct, None, |c| {
+        Runscript::run_with(c, args.clone(), vec!["a b".into(), "-c".into()], run, false)
+    })
+    .unwrap();
+    assert_eq!((r.status, r.stdout.as_str()), (0, "2:a b:-c\n"), "{r:?}");
 
     let r = runscript(ct, script("out", "echo hi"), run, None).unwrap();
     assert_eq!(
@@ -449,6 +561,7 @@ fn runscript_refusals_leave_nothing_behind() {
     let message = command_error(Runscript::run_with(
         &call(ct),
         ScriptSource::Stdin,
+        Vec::new(),
         false,
         false,
     ));
@@ -513,7 +626,15 @@ fn runscript_refusals_leave_nothing_behind() {
 
 fn syscmd(ct: &Container, cmd: &[&str], valid: &[i32], run: bool) -> Result<SyscmdOutput, Error> {
     let cmd = cmd.iter().map(|s| (*s).to_owned()).collect();
-    Syscmd::run_with(&call(ct), cmd, valid.to_vec(), run)
+    Syscmd::run_with(&call(ct), cmd, valid.to_vec().into(), run, false, None)
+}
+
+/// The message of Syscmd's [`Error::ProgramFailed`].
+fn program_failure(result: Result<SyscmdOutput, Error>) -> String {
+    match result {
+        Err(e @ Error::ProgramFailed { .. }) => e.to_string(),
+        other => panic!("expected ProgramFailed, got {other:?}"),
+    }
 }
 
 #[test]
@@ -535,7 +656,7 @@ fn syscmd_collects_output_and_checks_the_status() {
         }
     );
 
-    let message = command_error(syscmd(ct, &["sh", "-c", "echo why; exit 3"], &[], false));
+    let message = program_failure(syscmd(ct, &["sh", "-c", "echo why; exit 3"], &[], false));
     assert!(
         message.contains("exit status 3") && message.contains("why"),
         "{message}"
@@ -548,7 +669,7 @@ fn syscmd_collects_output_and_checks_the_status() {
             output: "why\n".into()
         }
     );
-    let message = command_error(syscmd(ct, &["no-such-command-here"], &[], false));
+    let message = program_failure(syscmd(ct, &["no-such-command-here"], &[], false));
     assert!(message.contains("127"), "{message}");
 
     // A background process keeping the output open does not make Syscmd wait for it.
@@ -557,10 +678,68 @@ fn syscmd_collects_output_and_checks_the_status() {
     assert_eq!(out.output, "started\n");
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 
+    // Every status accepted with `valid_rcs` "all"; a refused one keeps its status and
+    // output as fields.
+    let all = Syscmd::run_with(
+        &call(ct),
+        vec!["sh".into(), "-c".into(), "echo x; exit 7".into()],
+        ValidRcs::All,
+        false,
+        false,
+        None,
+    )
+    .unwrap();
+    assert_eq!((all.exitstatus, all.output.as_str()), (7, "x\n"));
+    match Syscmd::run_with(
+        &call(ct),
+        vec!["sh".into(), "-c".into(), "echo y; exit 5".into()],
+        vec![1].into(),
+        false,
+        false,
+        None,
+    ) {
+        Err(Error::ProgramFailed {
+            exitstatus, output, ..
+        }) => assert_eq!((exitstatus, output.as_str()), (5, "y\n")),
+        other => panic!("expected ProgramFailed, got {other:?}"),
+    }
+    // Input as bytes instead of an fd; not both.
+    let out = Syscmd::run_with(
+        &call(ct),
+        vec!["cat".into()],
+        Default::default(),
+        false,
+        false,
+        Some(b"as bytes\n".to_vec()),
+    )
+    .unwrap();
+    assert_eq!(out.output, "as bytes\n");
+    let both = input("fd");
+    let message = match Syscmd::run_with(
+        &call(ct).stdin(Some(both.as_fd())),
+        vec!["cat".into()],
+        Default::default(),
+        false,
+        false,
+        Some(b"bytes".to_vec()),
+    ) {
+        Err(Error::Arguments { message, .. }) => message,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(message.contains("not both"), "{message}");
+
     // The call's stdin reaches the command.
     let stdin = input("typed\n");
     let c = call(ct).stdin(Some(stdin.as_fd()));
-    let out = Syscmd::run_with(&c, vec!["cat".into()], vec![], false).unwrap();
+    let out = Syscmd::run_with(
+        &c,
+        vec!["cat".into()],
+        Default::default(),
+        false,
+        false,
+        None,
+    )
+    .unwrap();
     assert_eq!(out.output, "typed\n");
 
     oracle::stop(ct).unwrap();
@@ -588,7 +767,7 @@ fn runscript_removes_the_script_when_the_deadline_kills_the_runner() {
     let stdin = input("#!/bin/sh\nsleep 60\n");
     let c = c.stdin(Some(stdin.as_fd()));
     let t0 = Instant::now();
-    match Runscript::run_with(&c, ScriptSource::Stdin, false, false) {
+    match Runscript::run_with(&c, ScriptSource::Stdin, Vec::new(), false, false) {
         Err(Error::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use commands::{Mount, Unmount, Wall, WithMountns, WithRootfs};
+use commands::{Banner, Mount, Unmount, Wall, WithMountns, WithRootfs};
 use ctl_core::Container;
 use ctl_provision::{oracle, SHARED_DIR_IN_CT};
 use nix::fcntl::OFlag;
@@ -182,7 +182,7 @@ fn wall_writes_to_the_user_ttys_inside() {
     std::os::unix::fs::lchown(&utmp_path, Some(id), Some(id)).unwrap();
 
     let t0 = Instant::now();
-    assert!(Wall::run_with(&call(ct), "the host goes down at noon".into(), None).unwrap());
+    assert!(Wall::run_with(&call(ct), "the host goes down at noon".into(), Banner::On).unwrap());
     eprintln!("Wall: {:?}", t0.elapsed());
     let seen = pty.read(Duration::from_secs(5));
     assert!(seen.contains("the host goes down at noon"), "{seen:?}");
@@ -198,14 +198,19 @@ fn wall_writes_to_the_user_ttys_inside() {
     );
 
     // A banner of our own, and none.
-    assert!(Wall::run_with(&call(ct), "second".into(), Some("Custom banner:".into())).unwrap());
+    assert!(Wall::run_with(
+        &call(ct),
+        "second".into(),
+        Banner::Text("Custom banner:".into())
+    )
+    .unwrap());
     let seen = pty.read(Duration::from_secs(5));
     assert!(
         seen.contains("Custom banner:") && seen.contains("second"),
         "{seen:?}"
     );
     assert!(!seen.contains("Message from host machine"), "{seen:?}");
-    assert!(Wall::run_with(&call(ct), "third".into(), Some(String::new())).unwrap());
+    assert!(Wall::run_with(&call(ct), "third".into(), Banner::Off).unwrap());
     let seen = pty.read(Duration::from_secs(5));
     assert!(
         seen.contains("third") && !seen.contains("banner"),
@@ -216,7 +221,7 @@ fn wall_writes_to_the_user_ttys_inside() {
         .unwrap()
         .status
         .success());
-    let message = command_error(Wall::run_with(&call(ct), "frozen".into(), None));
+    let message = command_error(Wall::run_with(&call(ct), "frozen".into(), Banner::On));
     assert!(message.contains("frozen"), "{message}");
     assert!(oracle::lxc_tool(ct, "lxc-unfreeze", &[])
         .unwrap()
@@ -224,7 +229,7 @@ fn wall_writes_to_the_user_ttys_inside() {
         .success());
 
     oracle::stop(ct).unwrap();
-    let message = command_error(Wall::run_with(&call(ct), "nobody".into(), None));
+    let message = command_error(Wall::run_with(&call(ct), "nobody".into(), Banner::On));
     assert!(message.contains("not running"), "{message}");
     assert!(lingering_zombies().is_empty());
 }
@@ -323,7 +328,10 @@ fn mount_moves_a_host_mount_into_the_container_and_unmount_removes_it() {
         "missing".into(),
         "/mnt/x".into(),
     ));
-    assert!(message.contains("source not found"), "{message}");
+    assert!(
+        message.contains("Source directory not found at: "),
+        "{message}"
+    );
     let message = command_error(Mount::run_with(
         &call(ct),
         SHARED_DIR_IN_CT.into(),
@@ -353,7 +361,7 @@ fn mount_moves_a_host_mount_into_the_container_and_unmount_removes_it() {
         "vol".into(),
         "/mnt/z".into(),
     ));
-    assert!(message.contains("shared dir not found"), "{message}");
+    assert!(message.contains("Shared dir not found at: "), "{message}");
     assert_eq!(
         std::fs::read_dir(data.path()).unwrap().count(),
         1,

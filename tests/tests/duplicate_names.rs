@@ -92,6 +92,7 @@ fn ctx() -> ctl_core::RunnerContext {
         stdout: None,
         stderr: None,
         user: None,
+        container_path: None,
         container_cgroup: None,
         entry_cgroup: None,
     }

@@ -186,6 +186,7 @@ fn sixty_four_threads_of_mixed_commands_on_eight_containers() {
                                 vec!["sh".into(), "-c".into(), format!("exit {code}")],
                                 false,
                                 false,
+                                Default::default(),
                             )
                             .unwrap_or_else(|e| panic!("{tag} Exec: {e}"));
                             assert_eq!(rc, code, "{tag}: Exec got another call's status");
@@ -298,7 +299,13 @@ fn hammer(
                                 let _r = pairs.then(|| lock.read().unwrap());
                                 clear_end(
                                     "Exec",
-                                    &Exec::run_with(&call(ct), vec!["true".into()], false, false),
+                                    &Exec::run_with(
+                                        &call(ct),
+                                        vec!["true".into()],
+                                        false,
+                                        false,
+                                        Default::default(),
+                                    ),
                                 )
                             }
                             _ if pairs => {
@@ -343,11 +350,17 @@ fn commands_on_a_frozen_container_end_within_their_deadline() {
     // Each alone, with its answer.
     assert_eq!(Ping::run_with(&call(ct), json!(1)).unwrap(), json!(1));
     assert_eq!(State::run_with(&call(ct)).unwrap().state, "frozen");
-    let message = Exec::run_with(&call(ct), vec!["true".into()], false, false)
-        .unwrap_err()
-        .to_string();
+    let message = Exec::run_with(
+        &call(ct),
+        vec!["true".into()],
+        false,
+        false,
+        Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(message.contains("frozen"), "{message}");
-    let message = commands::Wall::run_with(&call(ct), "x".into(), None)
+    let message = commands::Wall::run_with(&call(ct), "x".into(), commands::Banner::On)
         .unwrap_err()
         .to_string();
     assert!(message.contains("frozen"), "{message}");

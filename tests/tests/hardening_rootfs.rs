@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use commands::{Mount, Runscript, ScriptSource, Wall, WithMountns, WithRootfs};
+use commands::{Banner, Mount, Runscript, ScriptSource, Wall, WithMountns, WithRootfs};
 use ctl_core::{Call, Container, Error};
 use ctl_provision::{oracle, SHARED_DIR_IN_CT};
 use serde_json::json;
@@ -235,6 +235,7 @@ fn symlinks_in_the_rootfs_lead_nowhere_on_the_host() {
     let rc = Runscript::run_with(
         &call(ct).stdin(Some(std::os::fd::AsFd::as_fd(&stdin))),
         ScriptSource::Stdin,
+        Vec::new(),
         false,
         false,
     )
@@ -362,6 +363,7 @@ fn a_user_edited_config_cannot_point_root_at_a_host_directory() {
         let result = Runscript::run_with(
             &call(ct).stdin(Some(std::os::fd::AsFd::as_fd(&stdin))),
             ScriptSource::Stdin,
+            Vec::new(),
             false,
             false,
         );
@@ -385,6 +387,7 @@ fn a_user_edited_config_cannot_point_root_at_a_host_directory() {
     let rs = Runscript::run_with(
         &call(ct).stdin(Some(std::os::fd::AsFd::as_fd(&stdin))),
         ScriptSource::Stdin,
+        Vec::new(),
         false,
         false,
     );
@@ -410,6 +413,7 @@ fn a_user_edited_config_cannot_point_root_at_a_host_directory() {
             let r = Runscript::run_with(
                 &c.stdin(Some(std::os::fd::AsFd::as_fd(&stdin))),
                 ScriptSource::Stdin,
+                Vec::new(),
                 false,
                 false,
             );
@@ -508,7 +512,7 @@ fn wall_with_hostile_utmp_and_ttys_writes_nothing_else() {
     );
 
     let t0 = Instant::now();
-    assert!(Wall::run_with(&call(ct), "hostile utmp".into(), None).unwrap());
+    assert!(Wall::run_with(&call(ct), "hostile utmp".into(), Banner::On).unwrap());
     eprintln!("Wall with hostile utmp: {:?}", t0.elapsed());
     assert_eq!(
         std::fs::read(root.join("etc/passwd")).unwrap(),
@@ -530,7 +534,7 @@ fn wall_with_hostile_utmp_and_ttys_writes_nothing_else() {
     let result = Wall::run_with(
         &call(ct).deadline(Duration::from_secs(20)),
         "fifo utmp".into(),
-        None,
+        Banner::On,
     );
     eprintln!(
         "Wall with a FIFO as utmp: {:?} in {:?}",

@@ -110,6 +110,7 @@ fn context(command: &'static str, pool: &str) -> RunnerContext {
         stdout: None,
         stderr: None,
         user: None,
+        container_path: None,
         container_cgroup: None,
         entry_cgroup: None,
     }

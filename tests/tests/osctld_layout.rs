@@ -246,6 +246,7 @@ fn exec(ct: &Container, argv: &[&str], run: bool) -> (i32, String) {
         argv.clone(),
         run,
         false,
+        Default::default(),
     )
     .unwrap_or_else(|e| panic!("Exec {argv:?} run={run}: {e}"));
     use std::io::{Read, Seek};
@@ -268,6 +269,7 @@ fn runscript_run(ct: &Container, script: &str) -> (i32, String) {
             .stdout(Stdio::Fd(out.as_fd()))
             .stderr(Stdio::Fd(out.as_fd())),
         ScriptSource::Stdin,
+        Vec::new(),
         true,
         false,
     )
@@ -509,6 +511,7 @@ fn a_container_cgroup_the_runner_cannot_enter_is_named() {
         vec!["true".into()],
         true,
         false,
+        Default::default(),
     ));
     let state = oracle::lxc_state(ct).unwrap();
     let below_entry = dirs_below(ct.entry_cgroup());

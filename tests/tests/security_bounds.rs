@@ -119,7 +119,7 @@ done' </dev/null >/dev/null 2>&1 &"#,
         })
         .expect("Mount hung on a stopped helper");
         let message = command_error(result);
-        if message.contains("shared dir not found") {
+        if message.contains("Shared dir not found at: ") {
             continue; // the helper finished before the stopper saw it
         }
         caught = Some((message, started.elapsed()));

@@ -95,6 +95,7 @@ fn as_container_root(ct: &Container, cmd: &[&str]) {
         cmd.clone(),
         false,
         false,
+        Default::default(),
     )
     .unwrap_or_else(|e| panic!("exec {cmd:?} in the container: {e}"));
     assert_eq!(rc, 0, "exec {cmd:?} in the container");
@@ -263,6 +264,7 @@ fn a_container_user_cannot_redirect_root_to_another_container() {
         Runscript::run_with(
             &call(b),
             ScriptSource::File(script.path.clone()),
+            Vec::new(),
             false,
             false,
         ),
@@ -309,6 +311,7 @@ fn a_config_owned_by_another_user_is_refused() {
         Runscript::run_with(
             &call(b),
             ScriptSource::File(script.path.clone()),
+            Vec::new(),
             false,
             false,
         ),

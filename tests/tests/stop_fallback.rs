@@ -13,6 +13,7 @@ fn stop_by_halt_falls_back_to_poweroff() {
         vec!["rm".into(), "/bin/halt".into()],
         false,
         false,
+        Default::default(),
     )
     .unwrap();
     assert_eq!(rc, 0);
@@ -27,6 +28,7 @@ fn stop_by_halt_falls_back_to_poweroff() {
         ],
         false,
         false,
+        Default::default(),
     )
     .unwrap();
     assert_ne!(rc, 0, "halt must be gone for this test");

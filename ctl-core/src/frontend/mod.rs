@@ -51,10 +51,6 @@ use exchange::{converse, Channels, ChildGuard, Ending};
 /// The fd numbers the runner sees (ours; an osctld runner takes whatever the envelope says).
 const CHILD_RETURN_FD: RawFd = 3;
 
-/// Default `PATH` of runners.
-pub const RUNNER_PATH_ENV: &str =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// Runs `C`'s runner half for this call and decodes its output.
 pub fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output, Error> {
     let value = invoke(call, C::SPEC, args)?;
@@ -373,6 +369,7 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         placement: Some(placement),
         parent_pid: Some(std::process::id() as i32),
         warm: None,
+        container_path: call.container().container_path.clone(),
     });
     let envelope = envelope.to_vec();
     drop((env_child, reply_w, stderr_w));
@@ -488,11 +485,12 @@ fn interpret(
 /// osctld's: `HOME`, `USER` and `XDG_RUNTIME_DIR` of the container's user (LXC keeps its
 /// runtime files there), plus a system `PATH`.
 pub fn runner_environment(ct: &crate::Container, placement: Placement) -> Vec<String> {
+    let path = format!("PATH={}", ct.runner_path());
     match placement {
         Placement::Exec | Placement::Fork => {
             let home = ct.home.to_string_lossy();
             vec![
-                RUNNER_PATH_ENV.to_owned(),
+                path,
                 format!("HOME={home}"),
                 format!("USER={}", ct.user),
                 format!("LOGNAME={}", ct.user),
@@ -500,7 +498,7 @@ pub fn runner_environment(ct: &crate::Container, placement: Placement) -> Vec<St
             ]
         }
         Placement::ForkAsRoot => vec![
-            RUNNER_PATH_ENV.to_owned(),
+            path,
             "HOME=/root".to_owned(),
             "USER=root".to_owned(),
             "LOGNAME=root".to_owned(),

@@ -246,6 +246,7 @@ impl WarmRunner {
                 idle_timeout_ms: idle.as_millis() as u64,
                 warm_up: pool.warm_up,
             }),
+            container_path: None,
         });
         let title = prepared
             .title
@@ -466,7 +467,17 @@ pub(crate) fn invoke(
     args: Args,
 ) -> Result<Value, Error> {
     let stdio = StdioPlan::new(call);
-    let envelope: Envelope = envelope_for(call, prepared, args, &stdio);
+    let mut envelope: Envelope = envelope_for(call, prepared, args, &stdio);
+    // Our extension without a placement (the warm runner applied it once): it marks the
+    // envelope as ours, so that the command reads its own argument shapes, never osctld's
+    // (`crate::osctld`), and that the runner's checks of our envelopes apply.
+    envelope.ctl = Some(Extension {
+        version: PROTOCOL_VERSION,
+        placement: None,
+        parent_pid: None,
+        warm: None,
+        container_path: call.container().container_path.clone(),
+    });
     let mut payload = vec![b'R'];
     payload.extend_from_slice(&envelope.to_vec());
     if payload.len() > MAX_WARM_REQUEST {

@@ -39,6 +39,9 @@ pub struct RunnerContext {
     pub stderr: Option<OwnedFd>,
     /// The identity the runner switched to (`None`: root, or placed by another frontend).
     pub user: Option<UserSpec>,
+    /// `PATH` of programs run inside the container, when the frontend set one
+    /// (`Container::container_path`); see [`RunnerContext::container_path`].
+    pub container_path: Option<String>,
     /// The container's cgroup (`Container::cgroup_path`, relative as `a/b/c`), below which
     /// LXC puts its payload and monitor, as our frontend's exec placement says (also in
     /// the children of a warm runner placed so). `None` in the fork placements and in
@@ -52,6 +55,14 @@ pub struct RunnerContext {
 }
 
 impl RunnerContext {
+    /// `PATH` for programs run inside the container: the frontend's, else osctld's system
+    /// path ([`crate::container::DEFAULT_CONTAINER_PATH`]).
+    pub fn container_path(&self) -> &str {
+        self.container_path
+            .as_deref()
+            .unwrap_or(crate::container::DEFAULT_CONTAINER_PATH)
+    }
+
     /// `pool:id`.
     pub fn ident(&self) -> String {
         format!("{}:{}", self.pool, self.id)
@@ -213,6 +224,7 @@ fn list(json: bool) -> ! {
                     "name": r.spec.name,
                     "placement": r.spec.placement_name(),
                     "summary": r.spec.summary(),
+                    "osctld_shape": r.osctld.is_some(),
                 })
             })
             .collect();
@@ -413,11 +425,18 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
         stdout,
         stderr,
         user,
+        container_path: envelope.ctl.as_ref().and_then(|e| e.container_path.clone()),
         container_cgroup,
         entry_cgroup,
     };
     let args = Args::new(envelope.args, envelope.kwargs);
-    let result = run(&mut ctx, args);
+    // An envelope without our extension comes from osctld's own frontends: the command
+    // reads it in osctld's shape and answers as osctld's runner does, where it declares
+    // how (`crate::osctld`).
+    let result = match registration.osctld {
+        Some(osctld) if envelope.ctl.is_none() => osctld(&mut ctx, args, run),
+        _ => run(&mut ctx, args),
+    };
     drop(ctx);
     reply(match result {
         Ok(v) => Reply::ok(v),
