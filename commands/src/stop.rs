@@ -511,29 +511,41 @@ fn runit_prepare_inside(ct: &ctl_lxc::Container) -> Result<bool, CommandError> {
 
 /// Runs inside the container (attached, root in its user namespace).
 fn prepare_runit() -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
     let dir = Path::new("/etc/runit");
     if !dir.is_dir() {
         return Ok(());
     }
     for (name, mode) in [("stopit", 0o100), ("reboot", 0o000)] {
         let path = dir.join(name);
-        match std::fs::symlink_metadata(&path) {
-            Ok(_) => {}
-            // Only the existence of `reboot` makes runit reboot: a missing one stays missing.
+        // As osctld: both are truncated (`File.new(path, 'w', mode)`); a missing `stopit`
+        // is created, a missing `reboot` stays missing (only its existence makes runit
+        // reboot). Never following a link, never blocking on a FIFO.
+        let file = match std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "reboot" => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // O_EXCL: never opens what is there already (a FIFO would block us).
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(mode)
-                    .open(&path)
-                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            }
-            Err(e) => return Err(format!("cannot stat {}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+            Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
+        };
+        let kind = file
+            .metadata()
+            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+            .file_type();
+        if !kind.is_file() || kind.is_fifo() {
+            return Err(format!("{} is not a regular file", path.display()));
         }
         // The umask may have narrowed the mode of a new file; an existing one gets it too.
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| format!("cannot chmod {mode:o} {}: {e}", path.display()))?;
     }
     Ok(())

@@ -29,6 +29,9 @@ pub struct IdentityInfo {
     pub fds: Vec<i32>,
     /// Names of the environment variables.
     pub env: Vec<String>,
+    /// The value of `PATH` (`Container::runner_path`), if set.
+    #[serde(default)]
+    pub path: Option<String>,
     /// Capability sets as in `/proc/self/status` (hex bit masks).
     pub capabilities: Capabilities,
     pub no_new_privs: bool,
@@ -164,6 +167,7 @@ pub fn identity_of_self() -> Result<IdentityInfo, CommandError> {
         rlimits,
         fds,
         env,
+        path: std::env::var("PATH").ok(),
         capabilities,
         no_new_privs,
         title,

@@ -374,6 +374,26 @@ fn exec_options_environment_cwd_and_ids() {
     assert_eq!(t.lxc_state(), "stopped");
 }
 
+/// The programs' `PATH` is the container's `container_path` when set (osctld's system path
+/// otherwise, checked in `exec_cases`), attached and started.
+#[test]
+fn container_path_is_configurable() {
+    let t = TestContainer::running("exp");
+    let mut ct = t.container().clone();
+    ct.container_path = Some("/usr/bin:/bin:/opt/custom/bin".to_owned());
+    for run in [false, true] {
+        if run {
+            oracle::stop(&ct).unwrap();
+        }
+        let r = exec(&ct, &["sh", "-c", "echo $PATH"], run, None).unwrap();
+        assert_eq!(
+            (r.status, r.stdout.as_str()),
+            (0, "/usr/bin:/bin:/opt/custom/bin\n"),
+            "run={run}: {r:?}"
+        );
+    }
+}
+
 #[test]
 fn exec_with_run_and_network_sets_up_the_configured_network() {
     let t = TestContainer::with_options(

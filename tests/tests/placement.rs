@@ -239,3 +239,36 @@ fn a_half_created_entry_cgroup_is_completed() {
         assert_eq!(cpus, parent);
     }
 }
+
+/// The runner's host `PATH` is osctld's by default (`/run/wrappers/bin` first, where NixOS
+/// keeps `newuidmap`) and the container's `runner_path` when set, in every placement.
+#[test]
+fn runner_path_is_osctlds_by_default_and_configurable() {
+    let user = TestUser::new("path");
+    for placement in [Placement::Exec, Placement::Fork, Placement::ForkAsRoot] {
+        let info = identity(&user, placement);
+        assert_eq!(
+            info.path.as_deref(),
+            Some(ctl_core::container::DEFAULT_RUNNER_PATH),
+            "{placement}"
+        );
+        assert!(info
+            .path
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("/run/wrappers/bin:"));
+        let mut ct = user.container().clone();
+        ct.runner_path = Some("/opt/ctl-test/bin:/usr/bin:/bin".to_owned());
+        let call = Call::new(&ct)
+            .runner(test_runner_path())
+            .placement(placement)
+            .stdout(Stdio::Null)
+            .stderr(Stdio::Null);
+        let info = Identity::run_with(&call).unwrap();
+        assert_eq!(
+            info.path.as_deref(),
+            Some("/opt/ctl-test/bin:/usr/bin:/bin"),
+            "{placement}"
+        );
+    }
+}
