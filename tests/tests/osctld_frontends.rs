@@ -42,11 +42,11 @@ use tests::fixtures::{ctl_runner_path, TestContainer};
 // Layout
 
 /// How the test containers are laid out. `Today`: runners enter the container's cgroup
-/// itself (`entry_cgroup_path` = `cgroup_path`). `Osctld`: runners enter
-/// `<cgroup_path>/lxc.monitor.<id>`, a sibling of the payload, as osctld lays containers
-/// out. The one switch to flip once the provisioner's osctld layout (branch `layout`)
-/// has landed (and [`container`] uses its fixture).
-const LAYOUT: Layout = Layout::Today;
+/// itself (`entry_cgroup_path` = `cgroup_path`). `Osctld`: the provisioner's osctld
+/// layout (`ctl_provision::Layout::Osctld`): the container's cgroup
+/// `ctl/<name>/user-owned`, runners in `<cgroup_path>/lxc.monitor.<id>`, a sibling of the
+/// payload, as osctld lays containers out.
+const LAYOUT: Layout = Layout::Osctld;
 
 #[allow(dead_code)]
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,11 +57,17 @@ enum Layout {
 
 /// A stopped test container with `opts`, laid out as [`LAYOUT`] says.
 fn container(tag: &str, opts: &CreateOptions) -> TestContainer {
-    let mut t = TestContainer::with_options(tag, opts);
-    if LAYOUT == Layout::Osctld {
-        t.container.entry_cgroup_path = Some(t.container.osctld_entry_cgroup_path());
-    }
-    t
+    let layout = match LAYOUT {
+        Layout::Today => ctl_provision::Layout::Default,
+        Layout::Osctld => ctl_provision::Layout::Osctld,
+    };
+    TestContainer::with_options(
+        tag,
+        &CreateOptions {
+            layout,
+            ..opts.clone()
+        },
+    )
 }
 
 fn running_container(tag: &str) -> TestContainer {
