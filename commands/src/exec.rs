@@ -113,14 +113,14 @@ impl ExecOptions {
 
 /// [`ExecOptions`] with what the runner adds: the container's `PATH` and the terminal
 /// type of an interactive session.
-struct Setup<'a> {
+pub(crate) struct Setup<'a> {
     options: &'a ExecOptions,
     path: &'a str,
     term: Option<&'a str>,
 }
 
 impl<'a> Setup<'a> {
-    fn new(options: &'a ExecOptions, path: &'a str, term: Option<&'a str>) -> Setup<'a> {
+    pub(crate) fn new(options: &'a ExecOptions, path: &'a str, term: Option<&'a str>) -> Setup<'a> {
         Setup {
             options,
             path,
@@ -1011,8 +1011,8 @@ fn exec_argv(argv: &[CString]) -> i32 {
 }
 
 /// Starts the stopped container for `argv` (liblxc's execute) with `fds` as the program's
-/// stdio; with `term`, `fds[0]` is a terminal made for this session, which becomes the
-/// controlling terminal of the worker running liblxc (see below).
+/// stdio, and waits for it; with `term`, `fds[0]` is a terminal made for this session,
+/// which becomes the controlling terminal of the worker running liblxc (see below).
 fn started_with_stdio(
     ct: &ctl_lxc::Container,
     argv: &[String],
@@ -1020,10 +1020,26 @@ fn started_with_stdio(
     fds: [RawFd; 3],
     setup: &Setup<'_>,
 ) -> Result<i32, CommandError> {
+    start_for_program(ct, argv, !network, fds, setup, &|| Ok(()))?.wait()
+}
+
+/// Starts the stopped container `ct` just for `argv`, as `lxc-execute` does (liblxc's
+/// execute, `init.lxc` as pid 1), in a dumpable worker that is running when this returns
+/// (liblxc's execute needs a dumpable caller; the runner is not one, see
+/// `util::in_dumpable_worker`). `loopback_only` replaces the container's network with a
+/// loopback device (in memory, for this start); `in_worker` runs in the worker first
+/// (osctld's run modes: their callback and environment). The one start path of Exec,
+/// ExecTerminal, Runscript and of osctld's modes.
+pub(crate) fn start_for_program(
+    ct: &ctl_lxc::Container,
+    argv: &[String],
+    loopback_only: bool,
+    fds: [RawFd; 3],
+    setup: &Setup<'_>,
+    in_worker: &dyn Fn() -> Result<(), CommandError>,
+) -> Result<util::DumpableWorker, CommandError> {
     let term = setup.term;
-    if !network {
-        // No networking: a network namespace with only the loopback device (in memory,
-        // for this start only).
+    if loopback_only {
         ct.set_config_item("lxc.net", "")?;
         ct.set_config_item("lxc.net.0.type", "empty")?;
         ct.set_config_item("lxc.net.0.flags", "up")?;
@@ -1036,9 +1052,8 @@ fn started_with_stdio(
         env: setup.env_list(),
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    // liblxc's execute needs a dumpable caller; the runner is not one (see
-    // `util::in_dumpable_worker`).
-    util::in_dumpable_worker("container start for the command", &|| {
+    util::start_dumpable_worker("container start for the command", &|| {
+        in_worker()?;
         if term.is_some() {
             // A terminal session: the fresh pty becomes the worker's controlling terminal,
             // which liblxc proxies as the container's console (without one, the console

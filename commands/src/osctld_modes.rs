@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use ctl_core::osctld::Value;
 use ctl_core::{bail, CommandError, RunnerContext};
-use ctl_lxc::{ExecuteOptions, State};
+use ctl_lxc::State;
 use serde::Deserialize;
 
-use crate::exec::{attached_status, exit_code, ProgramStdio};
+use crate::exec::{attached_status, start_for_program, ExecOptions, ProgramStdio, Setup};
 use crate::netconfig::NetConfig;
 use crate::util;
 
@@ -141,31 +141,20 @@ fn start_execute(
             .ok_or_else(|| CommandError::msg(format!("log file {} is not UTF-8", log.display())))?;
         ct.set_config_item("lxc.log.file", log)?;
     }
-    let opts = ExecuteOptions {
-        stdin: Some(fds[0]),
-        stdout: Some(fds[1]),
-        stderr: Some(fds[2]),
-        env: vec![
-            ("PATH".to_owned(), ctx.container_path().to_owned()),
-            ("HOME".to_owned(), "/root".to_owned()),
-            ("USER".to_owned(), "root".to_owned()),
-        ],
-    };
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let (pool, id, home) = (ctx.pool.clone(), ctx.id.clone(), ctx.user_home.clone());
-    util::start_dumpable_worker("container start for the command", &|| {
+    // osctld's `lxc.environment`: PATH, HOME=/root, USER=root.
+    let options = ExecOptions::default();
+    let setup = Setup::new(&options, ctx.container_path(), None);
+    let (pool, id, home) = (ctx.pool.as_str(), ctx.id.as_str(), ctx.user_home.as_path());
+    // The container's network stays as configured (its interfaces exist, unconfigured).
+    start_for_program(ct, argv, false, fds, &setup, &|| {
         for fd in close {
             let _ = nix::unistd::close(*fd);
         }
         // osctld's `setup_exec_run_env` for the process that starts the container (the
         // worker is a fork of the single-threaded runner: setting variables is safe).
         std::env::set_var("PATH", ctl_core::container::DEFAULT_RUNNER_PATH);
-        std::env::set_var("HOME", &home);
-        wrapper_callback(&pool, &id)?;
-        // The program inherits the worker's signal dispositions through init.lxc's exec.
-        // SAFETY: async-signal-safe.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-        Ok(exit_code(ct.execute(&argv, &opts)?))
+        std::env::set_var("HOME", home);
+        wrapper_callback(pool, id)
     })
 }
 
