@@ -67,6 +67,9 @@ const CALLBACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// first (osctld waits for ever).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long the container may take to stop once `run_network` released its init script.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long the network configuration inside may take.
 const NET_CONFIG_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -185,8 +188,20 @@ fn with_configured_network(
         Ok(false) => Ok(None),
         Err(e) => Err(e),
     };
-    // Closing the script's stdin ends it, and with it the container.
+    // Closing the script's stdin ends it, and with it the container. The script runs in
+    // the container, whose root can make it ignore that: past RELEASE_TIMEOUT the
+    // container is stopped (killed) so that the runner does not wait for ever.
     drop(in_w);
+    if !util::wait_stopped(ct, Instant::now() + RELEASE_TIMEOUT).unwrap_or(false) {
+        eprintln!(
+            "{}: the init script did not end within {} s of its release; stopping the container",
+            ctx.ident(),
+            RELEASE_TIMEOUT.as_secs()
+        );
+        if let Err(e) = ct.stop() {
+            eprintln!("{}: cannot stop the container: {e}", ctx.ident());
+        }
+    }
     let init_status = worker.wait();
     match result? {
         Some(value) => Ok(value),

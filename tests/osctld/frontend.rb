@@ -88,6 +88,9 @@
 #     reaches a file whose owner it does not map). Set
 #     "script_owner": "root" in the container description to keep osctld's
 #     host root owner.
+#   - "init_script_wait" in the container description replaces the init
+#     script's `read _` (how it waits for its release) with other shell code:
+#     the tests play a container root that keeps the script from ending.
 
 require 'json'
 require 'socket'
@@ -389,7 +392,7 @@ module OsCtld
     end
 
     attr_reader :id, :pool, :user, :lxc_home, :log_path, :cgroup_path, :entry_cgroup_path,
-                :prlimits, :state, :net_config, :script_owner
+                :prlimits, :state, :net_config, :script_owner, :init_script_wait
 
     def initialize(cfg)
       @id = cfg.fetch(:id)
@@ -404,6 +407,7 @@ module OsCtld
       @state = cfg.fetch(:state).to_sym
       @net_config = cfg.fetch(:net_config, [])
       @script_owner = cfg.fetch(:script_owner, 'rootfs')
+      @init_script_wait = cfg.fetch(:init_script_wait, 'read _')
     end
 
     def running?
@@ -620,7 +624,7 @@ module OsCtld
           f.chmod(0o500)
           f.puts('#!/bin/sh')
           f.puts('echo ready')
-          f.puts('read _')
+          f.puts(ct.init_script_wait)
           f.close
           give_to_container_root(f.path)
           Observed.frontend[:init_script] = f.path

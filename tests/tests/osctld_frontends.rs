@@ -1472,6 +1472,47 @@ fn exec_run_network() {
     c.eq("runners left in the entry cgroup", runners_left(ct), vec![]);
 }
 
+/// run_network on a container whose root keeps the init script from ending when it is
+/// released (here: the script ignores its stdin): the runner stops the container after a
+/// bound instead of waiting for ever, and still answers with the program's status.
+#[test]
+fn run_network_does_not_wait_for_ever_for_a_script_that_ignores_its_release() {
+    let mut c = Checks::new("run_network_stuck_script");
+    let t = container("oxs", &CreateOptions::default());
+    let ct = t.container();
+    let _bridge = TestBridge::for_container(ct);
+    let _server = UserControl::start(ct);
+    let mut described = describe_with(&t, net_config());
+    described["init_script_wait"] = json!("while :; do sleep 1; done");
+    let started = Instant::now();
+    let r = client(
+        &described,
+        json!({"command": "Exec", "args": [{"cmd": ["sh", "-c", "exit 6"], "run": true, "network": true}]}),
+    );
+    c.reply(
+        "stuck script: the program's status",
+        &r,
+        json!({"status": true, "output": 6}),
+    );
+    let took = started.elapsed();
+    c.that(
+        "stuck script: answered after the release bound, not never",
+        took >= Duration::from_secs(25) && took < Duration::from_secs(120),
+        format!("{took:?}"),
+    );
+    c.eq(
+        "stuck script: container stopped",
+        t.lxc_state(),
+        "stopped".to_owned(),
+    );
+    c.eq(
+        "temporary scripts left in the rootfs",
+        leftover_scripts(ct),
+        Vec::<String>::new(),
+    );
+    c.eq("runners left in the entry cgroup", runners_left(ct), vec![]);
+}
+
 /// A script on the host that shows how it was called, reads its stdin and exits with 5.
 const SHOW_SCRIPT: &str = "#!/bin/sh\necho \"$0|$#|$1|$2\"\nid -u\ncat\nexit 5\n";
 
