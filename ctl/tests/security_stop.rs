@@ -100,12 +100,19 @@ fn a_container_that_keeps_refreezing_its_init_is_killed_within_a_bound() {
 fn a_trojaned_halt_does_not_get_the_callers_stderr() {
     let state = StateDir::new();
     let ct = Ct::running(&state, "rsh");
-    let trojan = "#!/bin/sh\necho FORGED-BY-HALT >&2\necho FORGED-BY-HALT\nexec /sbin/halt\n";
+    // In place of `/bin/halt`, where the container's PATH (osctld's, `/bin` first) finds it.
+    let trojan = "#!/bin/sh\necho ran > /halt-ran\necho FORGED-BY-HALT >&2\necho FORGED-BY-HALT\n\
+                  exec /bin/busybox halt\n";
     ct.state
         .ctl_with_stdin(
             &[
-                "ct", "exec", &ct.name, "--", "sh", "-c",
-                "mkdir -p /usr/local/sbin && cat > /usr/local/sbin/halt && chmod 755 /usr/local/sbin/halt",
+                "ct",
+                "exec",
+                &ct.name,
+                "--",
+                "sh",
+                "-c",
+                "rm -f /bin/halt && cat > /bin/halt && chmod 755 /bin/halt",
             ],
             Some(trojan.as_bytes()),
         )
@@ -136,4 +143,9 @@ fn a_trojaned_halt_does_not_get_the_callers_stderr() {
         );
         assert!(text.starts_with("root's log line\n"), "{text}");
     }
+    // The trojan did run (the check above is not vacuous).
+    assert!(
+        common::redteam::rootfs(&ct).join("halt-ran").exists(),
+        "the planted halt never ran"
+    );
 }

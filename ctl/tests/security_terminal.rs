@@ -135,9 +135,9 @@ fn stop_runs_a_trojaned_halt_without_the_operators_terminal() {
     legacy_tiocsti_on();
     let state = StateDir::new();
     let ct = Ct::running(&state, "rth");
-    // First in the container's PATH: the operator runs no program of the container's on
-    // purpose, Stop attaches `halt`.
-    plant(&ct, "inject", "/usr/local/sbin/halt");
+    // `halt` as the container's PATH finds it (osctld's, `/bin` first): the operator runs
+    // no program of the container's on purpose, Stop attaches `halt`.
+    plant(&ct, "inject", "/bin/halt");
     let operator = Operator::new();
     let run = operator.ctl(&state, &["ct", "stop", &ct.name, "--timeout", "3"], false);
     assert_eq!(run.status, Some(0), "{run}");

@@ -70,7 +70,10 @@ pub fn rootfs(ct: &Ct<'_>) -> PathBuf {
 /// `ctl ct exec`, from the inside.
 pub fn plant(ct: &Ct<'_>, name: &str, inside: &str) {
     let bytes = std::fs::read(redteam_binary(name)).unwrap();
-    let script = format!("mkdir -p $(dirname {inside}) && cat > {inside} && chmod 755 {inside}");
+    // `rm -f` first: the path may be a link to busybox, which `cat >` would overwrite.
+    let script = format!(
+        "mkdir -p $(dirname {inside}) && rm -f {inside} && cat > {inside} && chmod 755 {inside}"
+    );
     ct.state
         .ctl_with_stdin(
             &["ct", "exec", &ct.name, "--", "sh", "-c", &script],
