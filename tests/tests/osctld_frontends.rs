@@ -1472,6 +1472,51 @@ fn exec_run_network() {
     c.eq("runners left in the entry cgroup", runners_left(ct), vec![]);
 }
 
+/// A runner placed by osctld's `SwitchUser` (setresuid, then exec: dumpable again after the
+/// exec) makes itself non-dumpable before it reads the envelope: the container's user
+/// cannot ptrace it or copy its fds (its reply pipe, osctld's stdio). The kernel shows the
+/// files of a non-dumpable process (`/proc/<pid>/fd`, ...) as root's.
+#[test]
+fn a_runner_placed_by_osctld_is_not_dumpable() {
+    let mut c = Checks::new("runner_not_dumpable");
+    let t = running_container("oxd");
+    let ct = t.container();
+    let held = spawn_client(
+        &describe(&t),
+        json!({"command": "Exec", "args": [{"cmd": ["sh", "-c", HOLD, "sh"]}]}),
+        None,
+    );
+    let mut seen = Vec::new();
+    let r = while_held(&t, held, |_| {
+        for pid in runners_left(ct) {
+            use std::os::unix::fs::MetadataExt;
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|u| u.parse::<u32>().ok());
+            let owner = std::fs::metadata(format!("/proc/{pid}/fd"))
+                .map(|m| m.uid())
+                .ok();
+            seen.push((pid, uid, owner));
+        }
+    });
+    c.reply("held Exec", &r, json!({"status": true, "output": 4}));
+    c.that(
+        "the runner was seen while it ran",
+        !seen.is_empty(),
+        format!("{seen:?}"),
+    );
+    for (pid, uid, owner) in &seen {
+        c.eq(
+            &format!("runner {pid}: the container's user, /proc shown as root's"),
+            (*uid, *owner),
+            (Some(ct.ugid), Some(0)),
+        );
+    }
+}
+
 /// run_network on a container whose root keeps the init script from ending when it is
 /// released (here: the script ignores its stdin): the runner stops the container after a
 /// bound instead of waiting for ever, and still answers with the program's status.

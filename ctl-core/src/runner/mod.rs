@@ -240,8 +240,12 @@ fn list(json: bool) -> ! {
 
 /// Reads the envelope from stdin, runs it and exits.
 pub fn serve_stdin() -> ! {
-    // First of all: nothing this process starts may reach the caller's terminal.
-    if let Err(e) = session::leave_terminal() {
+    // First of all: nothing this process starts may reach the caller's terminal, and
+    // nobody may ptrace it. A runner placed by osctld's `SwitchUser` (setresuid to the
+    // container's user, then exec) is dumpable after that exec, so the container's user
+    // could take its reply pipe and the call's stdio; ours drop privileges themselves and
+    // were made non-dumpable there too, but this covers every envelope.
+    if let Err(e) = session::leave_terminal().and_then(|()| session::not_dumpable()) {
         eprintln!("ctl-runner: {e}");
         std::process::exit(EXIT_BAD_INPUT);
     }

@@ -37,6 +37,26 @@ pub(crate) fn leave_terminal() -> Result<(), String> {
     }
 }
 
+/// Makes this process non-dumpable (`PR_SET_DUMPABLE` 0) and checks that it is: not
+/// ptraceable, its `/proc` files root's, its fds out of reach of `pidfd_getfd` for
+/// processes of its own uid.
+pub(crate) fn not_dumpable() -> Result<(), String> {
+    // SAFETY: integer-only prctls.
+    let (set, now) = unsafe {
+        (
+            libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong),
+            libc::prctl(libc::PR_GET_DUMPABLE),
+        )
+    };
+    if set != 0 || now != 0 {
+        return Err(format!(
+            "cannot make the runner non-dumpable: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 /// `/dev/tty` is the calling process's controlling terminal; `ENXIO` when it has none.
 fn open_controlling_terminal() -> nix::Result<std::os::fd::OwnedFd> {
     nix::fcntl::open(
