@@ -51,7 +51,8 @@ pub enum ScriptSource {
 }
 
 /// How Exec sets up the program inside, beyond osctld's defaults: what users of
-/// `lxc-attach` and `incus exec` expect. The default is osctld's: root (uid and gid 0), `/`
+/// `lxc-attach` and `incus exec` expect (variables of the caller's to keep:
+/// [`ExecOptions::keep_from_this_process`]). The default is osctld's: root (uid and gid 0), `/`
 /// as working directory, and a cleared environment with `PATH` (the container's path),
 /// `HOME=/root`, `USER=root` and, for interactive use, `TERM`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,10 +60,6 @@ pub enum ScriptSource {
 pub struct ExecOptions {
     /// Variables to set, over the defaults (`lxc-attach -v`, `incus exec --env`).
     pub env: BTreeMap<String, String>,
-    /// Variables of the *caller's* environment to pass on (`lxc-attach --keep-var`); the
-    /// frontend copies their values into `env` (a name the caller does not have is left
-    /// out).
-    pub keep: Vec<String>,
     /// Start from an empty environment: no `PATH`, `HOME`, `USER` or `TERM` but what `env`
     /// sets (`lxc-attach --clear-env` with `-v`).
     pub clear: bool,
@@ -90,21 +87,37 @@ impl ExecOptions {
                 bail!("the working directory must be an absolute path, not {cwd:?}");
             }
         }
+        // liblxc reads -1 as "not set" and would run the program as root.
+        for (what, id) in [("uid", self.uid), ("gid", self.gid)] {
+            if id == Some(u32::MAX) {
+                bail!(
+                    "{what} {} is not an id (it means \"unset\" to the kernel)",
+                    u32::MAX
+                );
+            }
+        }
         Ok(())
     }
 
-    /// The frontend's step: the values of [`keep`](Self::keep) from this process's
-    /// environment, moved into [`env`](Self::env) (an explicit `env` entry wins).
-    pub fn resolve_kept(mut self) -> Result<ExecOptions, String> {
-        for name in std::mem::take(&mut self.keep) {
+    /// Copies the variables `names` from *this process's* environment into
+    /// [`env`](Self::env) (`lxc-attach --keep-var`; an explicit `env` entry wins, a name
+    /// this process does not have is left out). For a command-line tool, whose environment
+    /// is its user's; a daemon's own environment is not its clients', so a daemon passes
+    /// its client's values in `env` instead.
+    pub fn keep_from_this_process<S: AsRef<str>>(
+        mut self,
+        names: &[S],
+    ) -> Result<ExecOptions, String> {
+        for name in names {
+            let name = name.as_ref();
             if name.is_empty() || name.contains(['=', '\0']) {
                 return Err(format!("bad environment variable name {name:?}"));
             }
-            if let Some(value) = std::env::var_os(&name) {
+            if let Some(value) = std::env::var_os(name) {
                 let value = value
                     .into_string()
                     .map_err(|_| format!("the value of {name} is not UTF-8"))?;
-                self.env.entry(name).or_insert(value);
+                self.env.entry(name.to_owned()).or_insert(value);
             }
         }
         Ok(self)
@@ -534,10 +547,6 @@ fn exec_frontend(
     network: bool,
     options: ExecOptions,
 ) -> Result<i32, Error> {
-    let options = options.resolve_kept().map_err(|message| Error::Arguments {
-        command: "Exec".to_owned(),
-        message,
-    })?;
     let Some(stdin) = call.stdin_fd().filter(|fd| terminal::is_terminal(*fd)) else {
         return Exec::runner(call, cmd, run, network, options);
     };

@@ -18,7 +18,8 @@
 //! process about to start the container sends
 //! `{"cmd":"ct_wrapper_start","opts":{"id":…,"pool":…,"pid":…}}` and osctld moves it to
 //! the container's cgroup, so that LXC puts the payload where osctld expects it. Made
-//! when that socket exists, skipped otherwise (a host without osctld).
+//! when that socket exists, skipped on a host without osctld (no
+//! `/run/osctl/user-control`); a missing socket where the directory exists is an error.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -173,8 +174,11 @@ fn with_configured_network(
 ) -> Result<Value, CommandError> {
     let (in_r, in_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    // The script's stderr: the runner's (osctld leaves it as it is).
-    let init = [in_r.as_raw_fd(), out_w.as_raw_fd(), 2];
+    // The script's stderr: /dev/null (osctld leaves its own stderr there, a file of the
+    // daemon's that the container's root, who can replace the script's interpreter, must
+    // not get; the script prints nothing on it).
+    let null = ProgramStdio::null()?;
+    let init = [in_r.as_raw_fd(), out_w.as_raw_fd(), null.fds[2]];
     let worker = start_execute(
         ctx,
         ct,
@@ -202,7 +206,10 @@ fn with_configured_network(
             eprintln!("{}: cannot stop the container: {e}", ctx.ident());
         }
     }
-    let init_status = worker.wait();
+    // liblxc's stop cannot end an init that the container's root froze in a freezer
+    // cgroup of its own: the worker is then killed after a last bound.
+    let init_status = worker.wait_until(Some(Instant::now() + RELEASE_TIMEOUT));
+    drop(null);
     match result? {
         Some(value) => Ok(value),
         // No `ready`: osctld answers with the script's exit status.
@@ -268,11 +275,20 @@ fn read_ready(out: OwnedFd, deadline: Instant) -> Result<bool, CommandError> {
 fn wrapper_callback(pool: &str, id: &str) -> Result<(), CommandError> {
     let uid = nix::unistd::getuid();
     let socket = PathBuf::from(USER_CONTROL_DIR).join(format!("{uid}.sock"));
+    // No osctld on this host (no directory for its sockets): nothing to call. With the
+    // directory but without this uid's socket, osctld is there but not serving this user
+    // (restarting, say): starting the container anyway would put its payload where osctld
+    // does not look for it, so that fails, as it does with osctld's own runner.
+    if !Path::new(USER_CONTROL_DIR).exists() {
+        return Ok(());
+    }
     match std::fs::symlink_metadata(&socket) {
         Ok(meta) if meta.file_type().is_socket() => {}
         Ok(_) => bail!("{} is not a socket", socket.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => bail!("cannot look at {}: {e}", socket.display()),
+        Err(e) => bail!(
+            "Error during ct_wrapper_start callback: {}: {e}",
+            socket.display()
+        ),
     }
     callback(&socket, pool, id, std::process::id())
         .map_err(|e| CommandError::msg(format!("Error during ct_wrapper_start callback: {e}")))

@@ -96,6 +96,7 @@ pub fn stop(
     #[kwarg] timeout: u64,
     #[kwarg(default)] message: Option<String>,
 ) -> Result<bool, CommandError> {
+    check_timeout(timeout)?;
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let ct = util::open_defined(ctx)?;
     let state = ct.state()?;
@@ -140,6 +141,10 @@ fn stop_frontend(
     timeout: u64,
     message: Option<String>,
 ) -> Result<bool, Error> {
+    check_timeout(timeout).map_err(|e| Error::Arguments {
+        command: "Stop".to_owned(),
+        message: e.message().to_owned(),
+    })?;
     let ct = call.container();
     let info = State::run_with(&call.clone().placement(Placement::Fork))?;
     if info.is_stopped() {
@@ -227,6 +232,7 @@ fn stop_osctld(
     if ct.state()? == LxcState::Stopped {
         return Ok(ctl_core::osctld::Value::Null);
     }
+    check_timeout(opts.timeout)?;
     let timeout = Duration::from_secs(opts.timeout);
     if let Some(message) = &opts.message {
         let limit = Instant::now() + timeout;
@@ -269,6 +275,17 @@ fn stop_osctld(
 
 /// osctld gives LXC's shutdown at least this long after a halt from inside.
 const OSCTLD_MIN_SHUTDOWN: Duration = Duration::from_secs(60);
+
+/// The longest stop timeout accepted: a week. More is a mistake (or an attempt to make a
+/// deadline overflow), refused with a one-line error.
+pub const MAX_STOP_TIMEOUT: u64 = 7 * 24 * 3600;
+
+fn check_timeout(timeout: u64) -> Result<(), CommandError> {
+    if timeout > MAX_STOP_TIMEOUT {
+        bail!("timeout {timeout} s is larger than the maximum of {MAX_STOP_TIMEOUT} s (a week)");
+    }
+    Ok(())
+}
 
 /// How much longer than `timeout` + [`KILL_GRACE`] the runner of `Stop` may take (attach,
 /// liblxc's own steps) before the frontend kills it and the container's cgroups.
@@ -498,7 +515,7 @@ fn stop_runit_osctld(
     let ct = osctld_message_first(ctx, args)?;
     runit_prepare_inside(&ct)
         .map(|_| ctl_core::osctld::Value::Null)
-        .map_err(|e| CommandError::msg(format!("runit-stop failed: {e}")))
+        .map_err(|e| CommandError::msg(format!("runit-stop failed with exit status 1: {e}")))
 }
 
 fn runit_prepare_inside(ct: &ctl_lxc::Container) -> Result<bool, CommandError> {
@@ -524,7 +541,7 @@ fn prepare_runit() -> Result<(), String> {
         let file = match std::fs::OpenOptions::new()
             .write(true)
             .truncate(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&path)
         {
             Ok(file) => file,

@@ -533,12 +533,20 @@ pub(crate) fn start_dumpable_worker(
 impl DumpableWorker {
     /// Waits until the worker reports what `f` returned.
     pub(crate) fn wait(self) -> Result<i32, CommandError> {
+        self.wait_until(None)
+    }
+
+    /// [`wait`](Self::wait) until `deadline`: past it the worker and what it started are
+    /// killed and reaped, and the error says so.
+    pub(crate) fn wait_until(self, deadline: Option<Instant>) -> Result<i32, CommandError> {
         let what = self.what;
         // Without a deadline the report always comes (complete, or cut by the worker's end).
-        let (report, status) = self
-            .reporter
-            .collect(None)?
-            .ok_or_else(|| CommandError::msg(format!("the {what} did not report")))?;
+        let (report, status) = self.reporter.collect(deadline)?.ok_or_else(|| {
+            CommandError::msg(format!(
+                "the {what} did not end in time; it was killed (is the container's init \
+                 frozen inside?)"
+            ))
+        })?;
         match report.split_once(' ') {
             Some(("ok", value)) => value
                 .parse()

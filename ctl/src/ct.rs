@@ -274,12 +274,14 @@ fn exec_options(opts: crate::cli::ExecEnvOpts) -> Result<ExecOptions, CliError> 
     }
     let options = ExecOptions {
         env,
-        keep: opts.keep,
         clear: opts.clear_env,
         cwd: opts.cwd,
         uid: opts.user,
         gid: opts.group,
-    };
+    }
+    // ctl's environment is its user's.
+    .keep_from_this_process(&opts.keep)
+    .map_err(|e| CliError::new("usage", e))?;
     options
         .validate()
         .map_err(|e| CliError::new("usage", e.message().to_owned()))?;

@@ -294,15 +294,13 @@ fn exec_options_environment_cwd_and_ids() {
     let kept = std::env::var("CARGO_PKG_NAME").expect("cargo sets CARGO_PKG_NAME");
     let options = ExecOptions {
         env: [("FOO".to_owned(), "bar baz".to_owned())].into(),
-        keep: vec![
-            "CARGO_PKG_NAME".to_owned(),
-            "CTL_NOT_SET_ANYWHERE".to_owned(),
-        ],
         cwd: Some("/tmp".to_owned()),
         uid: Some(1000),
         gid: Some(1001),
         ..ExecOptions::default()
-    };
+    }
+    .keep_from_this_process(&["CARGO_PKG_NAME", "CTL_NOT_SET_ANYWHERE"])
+    .unwrap();
     for run in [false, true] {
         if run {
             oracle::stop(ct).unwrap();
@@ -358,6 +356,10 @@ fn exec_options_environment_cwd_and_ids() {
             cwd: Some("relative".to_owned()),
             ..ExecOptions::default()
         },
+        ExecOptions {
+            uid: Some(u32::MAX),
+            ..ExecOptions::default()
+        },
     ] {
         let message = command_error(Exec::run_with(
             &call(ct),
@@ -367,7 +369,9 @@ fn exec_options_environment_cwd_and_ids() {
             bad,
         ));
         assert!(
-            message.contains("environment variable name") || message.contains("absolute path"),
+            message.contains("environment variable name")
+                || message.contains("absolute path")
+                || message.contains("is not an id"),
             "{message}"
         );
     }

@@ -177,6 +177,13 @@ fn start_freeze_unfreeze_state_and_kill_a_frozen_container() {
         ctl_core::Args::new(vec![serde_json::json!("halt")], kwargs),
     );
     assert_refused("Stop with mode halt", bad, "unknown variant `halt`");
+    // A timeout that would overflow a deadline is refused with one line, before anything.
+    match Stop::run_with(&call(ct), StopMode::Stop, u64::MAX, None) {
+        Err(ctl_core::Error::Arguments { message, .. }) => {
+            assert!(message.contains("larger than the maximum"), "{message}")
+        }
+        other => panic!("Stop with timeout u64::MAX: {other:?}"),
+    }
     // Stop of a stopped container succeeds and leaves it stopped (osctld's `ct stop` and
     // `restart` rely on that), in every mode, through the frontend and through the runner
     // half alone.
