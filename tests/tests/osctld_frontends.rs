@@ -1517,13 +1517,38 @@ fn a_runner_placed_by_osctld_is_not_dumpable() {
     }
 }
 
+/// osctld present (its socket directory exists) but not serving this user (restarting,
+/// say): the run modes fail with osctld's callback error instead of starting the container
+/// where osctld would not find its payload.
+#[test]
+fn run_mode_fails_where_osctlds_socket_for_the_user_is_missing() {
+    let mut c = Checks::new("run_missing_socket");
+    // Another user's server keeps /run/osctl/user-control in place.
+    let other = container("oxo", &CreateOptions::default());
+    let _server = UserControl::start(other.container());
+    let t = container("oxm", &CreateOptions::default());
+    let r = client(
+        &describe(&t),
+        json!({"command": "Exec", "args": [{"cmd": ["true"], "run": true, "stdin": ""}]}),
+    );
+    c.that("refused", !r.ok(), r.brief());
+    c.that(
+        "the message is osctld's callback error",
+        r.message()
+            .contains("Error during ct_wrapper_start callback"),
+        r.brief(),
+    );
+    c.eq("still stopped", t.lxc_state(), "stopped".to_owned());
+    c.eq("runners left", runners_left(t.container()), vec![]);
+}
+
 /// run_network on a container whose root keeps the init script from ending when it is
 /// released (here: the script ignores its stdin): the runner stops the container after a
 /// bound instead of waiting for ever, and still answers with the program's status.
 #[test]
 fn run_network_does_not_wait_for_ever_for_a_script_that_ignores_its_release() {
     let mut c = Checks::new("run_network_stuck_script");
-    let t = container("oxs", &CreateOptions::default());
+    let t = container("oxk", &CreateOptions::default());
     let ct = t.container();
     let _bridge = TestBridge::for_container(ct);
     let _server = UserControl::start(ct);
