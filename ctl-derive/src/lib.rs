@@ -6,14 +6,17 @@
 //! Use it through `ctl_core::container_command`; the generated code names
 //! `::ctl_core` paths only. `docs/expansion.md` shows a full expansion.
 //!
-//! Inside: `parse` turns the options and the signature into a checked `Command` (every
-//! misuse a `syn::Error` at its token), `expand` generates the code, `case` converts
-//! `get_hostname` to `GetHostname`.
+//! Inside, in the order of the work: `options` reads the attribute's options, `parse`
+//! checks the function against them (qualifiers, parameters, output type, name) into a
+//! `Command`, every misuse a `syn::Error` at its token; `expand` generates the code piece
+//! by piece (struct, spec, methods, codec, registration); `case` converts `get_hostname`
+//! to `GetHostname`.
 
 use proc_macro::TokenStream;
 
 mod case;
 mod expand;
+mod options;
 mod parse;
 
 /// Defines a container command from a function.
