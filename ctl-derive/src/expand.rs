@@ -76,6 +76,30 @@ struct Gen<'a> {
     call: Ident,
     /// The first and last spans of each parameter's type (see [`span_range`]).
     ranges: Vec<(Span, Span)>,
+    /// Where generated code finds ctl_core.
+    krate: Krate<'a>,
+}
+
+/// The path of ctl_core in generated code: `::ctl_core`, or the path of `crate = ...`
+/// (a facade crate re-exporting ctl_core).
+struct Krate<'a>(Option<&'a syn::Path>);
+
+impl Krate<'_> {
+    /// The path for code spanned at `span`. `::ctl_core` takes the span, as if written
+    /// there; a given path keeps its own, so that a path that does not resolve is
+    /// reported at the attribute.
+    fn at(&self, span: Span) -> TokenStream {
+        match self.0 {
+            Some(path) => path.to_token_stream(),
+            None => quote_spanned!(span=> ::ctl_core),
+        }
+    }
+}
+
+impl ToTokens for Krate<'_> {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend(self.at(Span::call_site()));
+    }
 }
 
 impl<'a> Gen<'a> {
@@ -97,6 +121,7 @@ impl<'a> Gen<'a> {
             ct: Ident::new("ct", Span::mixed_site()),
             call: Ident::new("call", Span::mixed_site()),
             ranges: cmd.params.iter().map(|p| span_range(&p.ty)).collect(),
+            krate: Krate(cmd.options.krate.as_ref()),
         }
     }
 
@@ -168,6 +193,7 @@ impl<'a> Gen<'a> {
 
     /// `impl Command`: the spec and the output type.
     fn command_impl(&self) -> TokenStream {
+        let krate = &self.krate;
         let Command {
             cfgs,
             struct_ident: ty,
@@ -177,8 +203,8 @@ impl<'a> Gen<'a> {
         let spec = self.spec();
         quote! {
             #(#cfgs)*
-            impl ::ctl_core::Command for #ty {
-                const SPEC: &'static ::ctl_core::CommandSpec = #spec;
+            impl #krate::Command for #ty {
+                const SPEC: &'static #krate::CommandSpec = #spec;
                 type Output = #output;
             }
         }
@@ -186,12 +212,13 @@ impl<'a> Gen<'a> {
 
     /// The `&CommandSpec` literal.
     fn spec(&self) -> TokenStream {
+        let krate = &self.krate;
         let name = &self.name;
         let snake = &self.cmd.snake_name;
         let placement = match self.placement {
             Some(p) => {
                 let variant = format_ident!("{}", p.variant());
-                quote!(::core::option::Option::Some(::ctl_core::Placement::#variant))
+                quote!(::core::option::Option::Some(#krate::Placement::#variant))
             }
             None => quote!(::core::option::Option::None),
         };
@@ -199,7 +226,7 @@ impl<'a> Gen<'a> {
         let no_liblxc = self.cmd.options.no_liblxc;
         let doc = doc_expr(&self.cmd.doc_parts);
         quote! {
-            &::ctl_core::CommandSpec {
+            &#krate::CommandSpec {
                 name: #name,
                 snake_name: #snake,
                 placement: #placement,
@@ -240,6 +267,7 @@ impl<'a> Gen<'a> {
 
     /// `run(ct, ...)`: `run_with` with the default call options.
     fn run_method(&self) -> TokenStream {
+        let krate = &self.krate;
         let (vis, output, ct) = (&self.cmd.item.vis, &self.cmd.output, &self.ct);
         let (params, idents) = (self.params(), self.idents());
         let doc = doc_attr(&format!(
@@ -251,16 +279,17 @@ impl<'a> Gen<'a> {
             #doc
             #[allow(clippy::too_many_arguments)]
             #vis fn run(
-                #ct: &::ctl_core::Container,
+                #ct: &#krate::Container,
                 #(#params),*
-            ) -> ::core::result::Result<#output, ::ctl_core::Error> {
-                Self::run_with(&::ctl_core::Call::new(#ct), #(#idents),*)
+            ) -> ::core::result::Result<#output, #krate::Error> {
+                Self::run_with(&#krate::Call::new(#ct), #(#idents),*)
             }
         }
     }
 
     /// `run_with(call, ...)`: the frontend.
     fn run_with_method(&self) -> TokenStream {
+        let krate = &self.krate;
         let (vis, output, call) = (&self.cmd.item.vis, &self.cmd.output, &self.call);
         let params = self.params();
         let doc = doc_attr(&self.run_with_doc());
@@ -269,9 +298,9 @@ impl<'a> Gen<'a> {
             #doc
             #[allow(clippy::too_many_arguments)]
             #vis fn run_with(
-                #call: &::ctl_core::Call<'_>,
+                #call: &#krate::Call<'_>,
                 #(#params),*
-            ) -> ::core::result::Result<#output, ::ctl_core::Error> {
+            ) -> ::core::result::Result<#output, #krate::Error> {
                 #body
             }
         }
@@ -325,6 +354,7 @@ impl<'a> Gen<'a> {
 
     /// `runner(call, ...)`: encodes the arguments, starts the runner half, decodes its reply.
     fn runner_method(&self) -> TokenStream {
+        let krate = &self.krate;
         let (vis, output, call) = (&self.cmd.item.vis, &self.cmd.output, &self.call);
         let (params, idents) = (self.params(), self.idents());
         let doc = doc_attr(&format!(
@@ -336,11 +366,11 @@ impl<'a> Gen<'a> {
             #doc
             #[allow(clippy::too_many_arguments)]
             #vis fn runner(
-                #call: &::ctl_core::Call<'_>,
+                #call: &#krate::Call<'_>,
                 #(#params),*
-            ) -> ::core::result::Result<#output, ::ctl_core::Error> {
+            ) -> ::core::result::Result<#output, #krate::Error> {
                 let __ctl_args = (Self::__CTL_CODEC.1)(#(#idents),*)?;
-                ::ctl_core::__private::call_runner::<Self>(#call, __ctl_args)
+                #krate::__private::call_runner::<Self>(#call, __ctl_args)
             }
         }
     }
@@ -356,14 +386,15 @@ impl<'a> Gen<'a> {
     /// are closures of one constant, so that rustc checks them in one body and does not
     /// repeat an error the assertion already reported.
     fn codec(&self) -> TokenStream {
+        let krate = &self.krate;
         let types = self.cmd.params.iter().map(|p| &p.ty);
         let runner_fn = self.runner_fn();
         let encoder = self.encoder();
         quote! {
             #[doc(hidden)]
             const __CTL_CODEC: (
-                ::ctl_core::RunnerFn,
-                fn(#(#types),*) -> ::core::result::Result<::ctl_core::Args, ::ctl_core::Error>,
+                #krate::RunnerFn,
+                fn(#(#types),*) -> ::core::result::Result<#krate::Args, #krate::Error>,
             ) = (
                 #runner_fn,
                 #encoder,
@@ -373,10 +404,11 @@ impl<'a> Gen<'a> {
 
     /// The runner function: decode, call, convert the error, encode the output.
     fn runner_fn(&self) -> TokenStream {
+        let krate = &self.krate;
         let Command { params, output, .. } = self.cmd;
         let decode = self
             .params_with_ranges()
-            .map(|(p, range)| decode_param(p, range));
+            .map(|(p, range)| decode_param(&self.krate, p, range));
         let args_mut = (!params.is_empty()).then(|| quote!(mut));
         // A context of the wrong type is reported at the first parameter's type.
         let ctx_arg = Ident::new("__ctl_ctx", span_range(&self.cmd.context_ty).1);
@@ -388,7 +420,7 @@ impl<'a> Gen<'a> {
                 #(#decode)*
                 __ctl_args.finish()?;
                 let __ctl_result = #fn_ident(#ctx_arg, #(#idents),*);
-                let __ctl_result: ::core::result::Result<#output, ::ctl_core::CommandError> =
+                let __ctl_result: ::core::result::Result<#output, #krate::CommandError> =
                     #convert;
                 #encode_output
             }
@@ -401,7 +433,8 @@ impl<'a> Gen<'a> {
         let (start, end) = span_range(&self.cmd.error);
         let into = {
             let head = quote_spanned!(start=> ::core::convert::);
-            let tail = quote_spanned!(end=> Into::<::ctl_core::CommandError>::into);
+            let krate = self.krate.at(end);
+            let tail = quote_spanned!(end=> Into::<#krate::CommandError>::into);
             quote!(#head #tail)
         };
         let map_err = quote_spanned!(start=> ::core::result::Result::map_err);
@@ -413,7 +446,8 @@ impl<'a> Gen<'a> {
     fn encode_output(&self) -> TokenStream {
         let output = &self.cmd.output;
         let (start, end) = span_range(output);
-        let head = quote_spanned!(start=> ::ctl_core::__private::to_value::<);
+        let krate = self.krate.at(start);
+        let head = quote_spanned!(start=> #krate::__private::to_value::<);
         let value = {
             let result = Ident::new("__ctl_result", start);
             let question = quote_spanned!(end=> ?);
@@ -425,17 +459,18 @@ impl<'a> Gen<'a> {
 
     /// The encoder of `runner()`: the parameters into `Args`.
     fn encoder(&self) -> TokenStream {
+        let krate = &self.krate;
         let idents = self.idents();
         let body = if self.cmd.params.is_empty() {
-            quote!(::core::result::Result::Ok(::ctl_core::Args::default()))
+            quote!(::core::result::Result::Ok(#krate::Args::default()))
         } else {
             let assert_args = self.assert_args();
             let encode = self
                 .params_with_ranges()
-                .map(|(p, range)| encode_param(p, range));
+                .map(|(p, range)| encode_param(&self.krate, p, range));
             quote! {
                 #(#assert_args)*
-                ::ctl_core::__private::encode_args::<Self>(|__ctl_enc| {
+                #krate::__private::encode_args::<Self>(|__ctl_enc| {
                     #(#encode)*
                     ::core::result::Result::Ok(__ctl_enc)
                 })
@@ -450,7 +485,8 @@ impl<'a> Gen<'a> {
         self.params_with_ranges()
             .map(|(p, (start, end))| {
                 let ty = &p.ty;
-                let head = quote_spanned!(start=> ::ctl_core::__private::assert_arg::<);
+                let krate = self.krate.at(start);
+                let head = quote_spanned!(start=> #krate::__private::assert_arg::<);
                 let tail = quote_spanned!(end=> >(););
                 quote!(#head #ty #tail)
             })
@@ -462,6 +498,7 @@ impl<'a> Gen<'a> {
     /// The `inventory` registration, and for a frontend-only command (no codec) the
     /// assertions that its arguments are serde.
     fn registration(&self) -> TokenStream {
+        let krate = &self.krate;
         let Command {
             cfgs,
             struct_ident: ty,
@@ -487,9 +524,9 @@ impl<'a> Gen<'a> {
             const _: () = {
                 #frontend_only_asserts
 
-                ::ctl_core::__private::inventory::submit! {
-                    ::ctl_core::Registration {
-                        spec: <#ty as ::ctl_core::Command>::SPEC,
+                #krate::__private::inventory::submit! {
+                    #krate::Registration {
+                        spec: <#ty as #krate::Command>::SPEC,
                         runner: #runner_ref,
                         osctld: #osctld_ref,
                         module: ::core::module_path!(),
@@ -503,16 +540,19 @@ impl<'a> Gen<'a> {
     /// `Registration::osctld`. A function of the wrong signature is reported at its path.
     fn osctld_ref(&self) -> TokenStream {
         match self.osctld {
-            Some(path) => quote_spanned!(path.span()=>
-                ::core::option::Option::Some(::ctl_core::__private::osctld_fn(#path))
-            ),
+            Some(path) => {
+                let krate = self.krate.at(path.span());
+                quote_spanned!(path.span()=>
+                    ::core::option::Option::Some(#krate::__private::osctld_fn(#path))
+                )
+            }
             None => quote!(::core::option::Option::None),
         }
     }
 }
 
 /// `let name: T = Args::<method>::<T>(&mut __ctl_args, "key")?;` in the runner function.
-fn decode_param(p: &Param, (start, end): (Span, Span)) -> TokenStream {
+fn decode_param(krate: &Krate, p: &Param, (start, end): (Span, Span)) -> TokenStream {
     let (ty, key) = (&p.ty, p.key());
     let method = match p.kind {
         ParamKind::Positional => "positional",
@@ -521,13 +561,14 @@ fn decode_param(p: &Param, (start, end): (Span, Span)) -> TokenStream {
     };
     let method = Ident::new(method, start);
     let ident = respan(&p.ident, start);
-    let head = quote_spanned!(start=> let #ident: #ty = ::ctl_core::Args::#method::<);
+    let krate = krate.at(start);
+    let head = quote_spanned!(start=> let #ident: #ty = #krate::Args::#method::<);
     let tail = quote_spanned!(end=> >(&mut __ctl_args, #key)?;);
     quote!(#head #ty #tail)
 }
 
 /// `let __ctl_enc = ArgsEncoder::<method>::<T>(__ctl_enc, "key", &name)?;` in the encoder.
-fn encode_param(p: &Param, (start, end): (Span, Span)) -> TokenStream {
+fn encode_param(krate: &Krate, p: &Param, (start, end): (Span, Span)) -> TokenStream {
     let (ty, key) = (&p.ty, p.key());
     let method = match p.kind {
         ParamKind::Positional => "positional",
@@ -539,7 +580,8 @@ fn encode_param(p: &Param, (start, end): (Span, Span)) -> TokenStream {
         let ident = respan(&p.ident, end);
         quote!(#amp #ident)
     };
-    let head = quote_spanned!(start=> let __ctl_enc = ::ctl_core::ArgsEncoder::#method::<);
+    let krate = krate.at(start);
+    let head = quote_spanned!(start=> let __ctl_enc = #krate::ArgsEncoder::#method::<);
     let tail = quote_spanned!(end=> >(__ctl_enc, #key, #value)?;);
     quote!(#head #ty #tail)
 }
@@ -706,6 +748,41 @@ mod tests {
         );
         assert!(out.contains("| __ctl_ctx , __ctl_args |"), "{out}");
         assert!(!out.contains("mut __ctl_args"), "{out}");
+    }
+
+    #[test]
+    fn crate_path() {
+        // With `crate = ...`, the generated code names ctl_core only through that path.
+        for (args, item) in [
+            (
+                quote!(placement = exec, osctld = my_osctld, crate = facade::core2),
+                quote! {
+                    /// Stop it.
+                    pub fn stop(ctx: &mut RunnerContext, mode: Mode, #[kwarg] t: u64) -> Result<bool, E> { todo!() }
+                },
+            ),
+            (
+                quote!(frontend_only, crate = "::facade::core2"),
+                quote! {
+                    pub fn syscmd(call: &Call<'_>, cmd: Vec<String>) -> Result<Out, Error> { todo!() }
+                },
+            ),
+            (
+                quote!(placement = fork, frontend = f, crate = facade::core2),
+                quote! {
+                    fn state(ctx: &RunnerContext) -> Result<bool, E> { todo!() }
+                },
+            ),
+        ] {
+            let out = expand_str(args, item);
+            assert!(!out.contains("compile_error"), "{out}");
+            assert!(!out.contains("ctl_core"), "{out}");
+            assert!(
+                out.contains("facade :: core2 :: __private :: inventory :: submit !"),
+                "{out}"
+            );
+            assert!(out.contains("facade :: core2 :: Command for"), "{out}");
+        }
     }
 
     #[test]

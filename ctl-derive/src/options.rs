@@ -16,7 +16,8 @@ use crate::parse::{error_between, Errors};
 
 const OPTIONS: &str = "`placement = exec | fork | fork_as_root`, `frontend_only`, \
                        `frontend = path::to::fn`, `osctld = path::to::fn`, \
-                       `name = \"PascalName\"`, `setuid_helpers`, `no_liblxc`";
+                       `name = \"PascalName\"`, `setuid_helpers`, `no_liblxc`, \
+                       `crate = path::to::ctl_core`";
 const PLACEMENTS: &str = "`exec`, `fork` or `fork_as_root`";
 
 /// `ctl_core::Placement`'s variants, as written in the attribute.
@@ -77,6 +78,8 @@ pub(crate) struct Options {
     pub(crate) name: Option<LitStr>,
     pub(crate) setuid_helpers: bool,
     pub(crate) no_liblxc: bool,
+    /// `crate = path`: where generated code finds ctl_core, instead of `::ctl_core`.
+    pub(crate) krate: Option<syn::Path>,
 }
 
 impl Options {
@@ -106,6 +109,7 @@ struct Seen {
     name: Option<LitStr>,
     setuid_helpers: Given<()>,
     no_liblxc: Given<()>,
+    krate: Option<syn::Path>,
 }
 
 impl Seen {
@@ -142,6 +146,7 @@ impl Seen {
             "frontend" => self.frontend = at(errors.push_result(parse_frontend(meta)), span),
             "osctld" => self.osctld = at(errors.push_result(parse_osctld(meta)), span),
             "name" => self.name = errors.push_result(parse_name(meta)),
+            "crate" => self.krate = errors.push_result(parse_crate(meta)),
             _ => {
                 errors.push(Error::new_spanned(
                     meta.path(),
@@ -216,6 +221,7 @@ impl Seen {
             name: self.name,
             setuid_helpers: self.setuid_helpers.is_some(),
             no_liblxc: self.no_liblxc.is_some(),
+            krate: self.krate,
         }
     }
 }
@@ -314,6 +320,37 @@ fn parse_osctld(meta: &Meta) -> syn::Result<syn::Path> {
              `osctld = ctl_core::osctld::ok_without_output`",
         )
     })
+}
+
+/// `crate = path` or, as serde writes it, `crate = "path"`.
+fn parse_crate(meta: &Meta) -> syn::Result<syn::Path> {
+    const EXPECTED: &str =
+        "e.g. `crate = my_facade::ctl_core` or `crate = \"my_facade::ctl_core\"`";
+    let expr = value(meta, "`crate = path::to::ctl_core`")?;
+    let path = match expr {
+        Expr::Lit(ExprLit {
+            attrs,
+            lit: Lit::Str(lit),
+        }) if attrs.is_empty() => lit.parse::<syn::Path>().map_err(|_| {
+            Error::new_spanned(
+                lit,
+                format!(
+                    "{:?} is not a path: `crate` names the path to ctl_core, {EXPECTED}",
+                    lit.value()
+                ),
+            )
+        })?,
+        _ => plain_path(expr).cloned().ok_or_else(|| {
+            Error::new_spanned(expr, format!("expected the path to ctl_core, {EXPECTED}"))
+        })?,
+    };
+    if let Some(segment) = path.segments.iter().find(|s| !s.arguments.is_none()) {
+        return Err(Error::new_spanned(
+            &segment.arguments,
+            "the path to ctl_core is a module path: it takes no generic arguments",
+        ));
+    }
+    Ok(path)
 }
 
 fn parse_name(meta: &Meta) -> syn::Result<LitStr> {
@@ -418,6 +455,67 @@ mod tests {
 
         let o = options(quote!(frontend_only, name = "Syscmd2")).unwrap();
         assert!(matches!(o.mode, Mode::FrontendOnly));
+        assert!(o.krate.is_none());
+    }
+
+    #[test]
+    fn crate_path() {
+        let path = |tokens| {
+            let o = options(tokens).unwrap();
+            o.krate.unwrap().to_token_stream().to_string()
+        };
+        assert_eq!(
+            path(quote!(placement = exec, crate = my_facade::ctl_core)),
+            "my_facade :: ctl_core"
+        );
+        assert_eq!(
+            path(quote!(crate = "::my_facade::ctl_core", placement = exec)),
+            ":: my_facade :: ctl_core"
+        );
+        assert_eq!(
+            path(quote!(frontend_only, crate = crate::facade::core2)),
+            "crate :: facade :: core2"
+        );
+        assert_eq!(
+            path(quote!(placement = exec, crate = "self::x")),
+            "self :: x"
+        );
+
+        for (tokens, start) in [
+            (
+                quote!(placement = exec, crate),
+                "expected `crate = path::to::ctl_core`",
+            ),
+            (
+                quote!(placement = exec, crate = 1),
+                "expected the path to ctl_core, e.g.",
+            ),
+            (
+                quote!(placement = exec, crate = <X as Y>::z),
+                "expected the path to ctl_core, e.g.",
+            ),
+            (
+                quote!(placement = exec, crate = "not a path"),
+                "\"not a path\" is not a path: `crate` names the path to ctl_core",
+            ),
+            (quote!(placement = exec, crate = ""), "\"\" is not a path"),
+            (
+                quote!(placement = exec, crate = facade::core2::<u8>),
+                "the path to ctl_core is a module path",
+            ),
+            (
+                quote!(placement = exec, crate = "facade<u8>"),
+                "the path to ctl_core is a module path",
+            ),
+            (
+                quote!(placement = exec, crate = a, crate = b),
+                "duplicate option `crate`",
+            ),
+        ] {
+            let e = message(options(tokens.clone()));
+            assert_eq!(e.len(), 1, "{tokens}: {e:?}");
+            assert!(e[0].starts_with(start), "{tokens}: {e:?}");
+        }
     }
 
     #[test]
