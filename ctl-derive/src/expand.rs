@@ -223,7 +223,7 @@ impl<'a> Gen<'a> {
             None => quote!(::core::option::Option::None),
         };
         let setuid_helpers = self.cmd.options.setuid_helpers;
-        let no_liblxc = self.cmd.options.no_liblxc;
+        let static_runner = self.cmd.options.static_runner;
         let doc = doc_expr(&self.cmd.doc_parts);
         quote! {
             &#krate::CommandSpec {
@@ -231,7 +231,7 @@ impl<'a> Gen<'a> {
                 snake_name: #snake,
                 placement: #placement,
                 setuid_helpers: #setuid_helpers,
-                no_liblxc: #no_liblxc,
+                static_runner: #static_runner,
                 doc: #doc,
             }
         }

@@ -33,8 +33,9 @@ mod parse;
 ///
 /// Options: `placement = exec | fork | fork_as_root` or `frontend_only` (exactly one),
 /// `frontend = path` (a custom frontend), `name = "Pascal"` (default: the function's name
-/// in PascalCase), `setuid_helpers`, `no_liblxc` (the runner half never uses liblxc: the
-/// statically linked runner may run it), `crate = path` or `crate = "path"` (where the
+/// in PascalCase), `setuid_helpers`, `static_runner` (old name `no_liblxc`: the runner
+/// half may run in the statically linked runner, as it never uses liblxc), `osctld = path`
+/// (how the runner half reads osctld's envelopes), `crate = path` or `crate = "path"` (where the
 /// generated code finds ctl_core, default `::ctl_core`; for a facade crate that re-exports
 /// it, as serde's `#[serde(crate = "...")]`). Parameters after the first are positional
 /// arguments, or named ones with `#[kwarg]` / `#[kwarg(default)]`. See `docs/expansion.md`.

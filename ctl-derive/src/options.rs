@@ -16,9 +16,11 @@ use crate::parse::{error_between, Errors};
 
 const OPTIONS: &str = "`placement = exec | fork | fork_as_root`, `frontend_only`, \
                        `frontend = path::to::fn`, `osctld = path::to::fn`, \
-                       `name = \"PascalName\"`, `setuid_helpers`, `no_liblxc`, \
+                       `name = \"PascalName\"`, `setuid_helpers`, `static_runner`, \
                        `crate = path::to::ctl_core`";
 const PLACEMENTS: &str = "`exec`, `fork` or `fork_as_root`";
+/// Old spellings still accepted, with the option each means.
+const OLD_NAMES: &[(&str, &str)] = &[("no_liblxc", "static_runner")];
 
 /// `ctl_core::Placement`'s variants, as written in the attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +79,9 @@ pub(crate) struct Options {
     pub(crate) mode: Mode,
     pub(crate) name: Option<LitStr>,
     pub(crate) setuid_helpers: bool,
-    pub(crate) no_liblxc: bool,
+    /// `static_runner` (old name `no_liblxc`): the runner half may run in the statically
+    /// linked runner.
+    pub(crate) static_runner: bool,
     /// `crate = path`: where generated code finds ctl_core, instead of `::ctl_core`.
     pub(crate) krate: Option<syn::Path>,
 }
@@ -108,7 +112,8 @@ struct Seen {
     osctld: Given<syn::Path>,
     name: Option<LitStr>,
     setuid_helpers: Given<()>,
-    no_liblxc: Given<()>,
+    /// With the spelling used (`static_runner` or its old name `no_liblxc`).
+    static_runner: Given<String>,
     krate: Option<syn::Path>,
 }
 
@@ -117,9 +122,9 @@ impl Seen {
     /// token; the other options are still read.
     fn collect(metas: &Punctuated<Meta, Token![,]>, errors: &mut Errors) -> Seen {
         let mut seen = Seen::default();
-        let mut keys: Vec<String> = Vec::new();
+        let mut keys: Vec<Key> = Vec::new();
         for meta in metas {
-            let Some(key) = errors.push_result(key(meta, &keys)) else {
+            let Some(key) = errors.push_result(Key::of(meta, &keys)) else {
                 continue;
             };
             if seen.read(&key, meta, errors) {
@@ -130,19 +135,22 @@ impl Seen {
     }
 
     /// Reads the option `key`; `false` if `key` is not an option.
-    fn read(&mut self, key: &str, meta: &Meta, errors: &mut Errors) -> bool {
+    fn read(&mut self, key: &Key, meta: &Meta, errors: &mut Errors) -> bool {
         let span = meta.path().span();
         fn at<T>(value: Option<T>, span: Span) -> Given<T> {
             value.map(|v| (v, span))
         }
-        match key {
+        match key.option.as_str() {
             "placement" => {
                 self.placement_written = true;
                 self.placement = at(errors.push_result(parse_placement(meta)), span);
             }
             "frontend_only" => self.frontend_only = at(errors.push_result(flag(meta)), span),
             "setuid_helpers" => self.setuid_helpers = at(errors.push_result(flag(meta)), span),
-            "no_liblxc" => self.no_liblxc = at(errors.push_result(flag(meta)), span),
+            "static_runner" => {
+                let flag = errors.push_result(flag(meta));
+                self.static_runner = at(flag.map(|()| key.written.clone()), span);
+            }
             "frontend" => self.frontend = at(errors.push_result(parse_frontend(meta)), span),
             "osctld" => self.osctld = at(errors.push_result(parse_osctld(meta)), span),
             "name" => self.name = errors.push_result(parse_name(meta)),
@@ -150,7 +158,10 @@ impl Seen {
             _ => {
                 errors.push(Error::new_spanned(
                     meta.path(),
-                    format!("unknown option `{key}`; expected one of {OPTIONS}"),
+                    format!(
+                        "unknown option `{}`; expected one of {OPTIONS}",
+                        key.written
+                    ),
                 ));
                 return false;
             }
@@ -193,16 +204,20 @@ impl Seen {
                 "`setuid_helpers` cannot be combined with `frontend_only`: it applies to the \
                  runner half, which a frontend-only command does not have",
             ),
-            (
-                self.no_liblxc.map(|(_, s)| s),
-                "`no_liblxc` cannot be combined with `frontend_only`: it says which runner \
-                 binary may run the runner half, which a frontend-only command does not have",
-            ),
         ];
         for (span, message) in runner_only {
             if let Some(span) = span {
                 errors.push(Error::new(span, message));
             }
+        }
+        if let Some((spelling, span)) = &self.static_runner {
+            errors.push(Error::new(
+                *span,
+                format!(
+                    "`{spelling}` cannot be combined with `frontend_only`: it says which runner \
+                     binary may run the runner half, which a frontend-only command does not have"
+                ),
+            ));
         }
     }
 
@@ -220,28 +235,51 @@ impl Seen {
             mode,
             name: self.name,
             setuid_helpers: self.setuid_helpers.is_some(),
-            no_liblxc: self.no_liblxc.is_some(),
+            static_runner: self.static_runner.is_some(),
             krate: self.krate,
         }
     }
 }
 
-/// The key of an option: one identifier, not seen before.
-fn key(meta: &Meta, seen: &[String]) -> syn::Result<String> {
-    let path = meta.path();
-    let Some(key) = path.get_ident().map(Ident::to_string) else {
-        return Err(Error::new_spanned(
-            path,
-            format!("unknown option; expected one of {OPTIONS}"),
-        ));
-    };
-    if seen.contains(&key) {
-        return Err(Error::new_spanned(
-            path,
-            format!("duplicate option `{key}`"),
-        ));
+/// The key of an option.
+struct Key {
+    /// As written.
+    written: String,
+    /// The option it names: the current name of an old spelling, else `written`.
+    option: String,
+}
+
+impl Key {
+    /// The key of `meta`: one identifier, naming an option not given before.
+    fn of(meta: &Meta, seen: &[Key]) -> syn::Result<Key> {
+        let path = meta.path();
+        let Some(written) = path.get_ident().map(Ident::to_string) else {
+            return Err(Error::new_spanned(
+                path,
+                format!("unknown option; expected one of {OPTIONS}"),
+            ));
+        };
+        let option = OLD_NAMES
+            .iter()
+            .find(|(old, _)| *old == written)
+            .map_or(written.as_str(), |(_, new)| new)
+            .to_owned();
+        let Some(earlier) = seen.iter().find(|k| k.option == option) else {
+            return Ok(Key { written, option });
+        };
+        let message = if earlier.written == written {
+            format!("duplicate option `{written}`")
+        } else {
+            // One of the two is the old name of the other.
+            let old = if written == option {
+                &earlier.written
+            } else {
+                &written
+            };
+            format!("duplicate option `{written}`: `{old}` is the old name of `{option}`")
+        };
+        Err(Error::new_spanned(path, message))
     }
-    Ok(key)
 }
 
 fn flag(meta: &Meta) -> syn::Result<()> {
@@ -420,11 +458,14 @@ mod tests {
                 ..
             }
         ));
-        assert!(o.setuid_helpers && !o.no_liblxc);
+        assert!(o.setuid_helpers && !o.static_runner);
         assert_eq!(o.name.unwrap().value(), "State");
 
+        let o = options(quote!(placement = exec, static_runner)).unwrap();
+        assert!(o.static_runner && !o.setuid_helpers);
+        // The old name means the same.
         let o = options(quote!(placement = exec, no_liblxc)).unwrap();
-        assert!(o.no_liblxc && !o.setuid_helpers);
+        assert!(o.static_runner && !o.setuid_helpers);
 
         let o = options(quote!(placement = fork, frontend = self::front::state)).unwrap();
         match o.mode {
@@ -552,11 +593,40 @@ mod tests {
             message(options(quote!(placement = exec, setuid_helpers = true))),
             ["`setuid_helpers` is a flag and takes no value"]
         );
+        assert!(message(options(quote!(frontend_only, static_runner)))[0]
+            .starts_with("`static_runner` cannot be combined with `frontend_only`"));
         assert!(message(options(quote!(frontend_only, no_liblxc)))[0]
             .starts_with("`no_liblxc` cannot be combined with `frontend_only`"));
         assert_eq!(
             message(options(quote!(placement = exec, no_liblxc(yes)))),
             ["`no_liblxc` is a flag and takes no arguments"]
+        );
+        assert_eq!(
+            message(options(quote!(placement = exec, static_runner = true))),
+            ["`static_runner` is a flag and takes no value"]
+        );
+        assert_eq!(
+            message(options(quote!(
+                placement = exec,
+                static_runner,
+                static_runner
+            ))),
+            ["duplicate option `static_runner`"]
+        );
+        assert_eq!(
+            message(options(quote!(placement = exec, no_liblxc, static_runner))),
+            ["duplicate option `static_runner`: `no_liblxc` is the old name of `static_runner`"]
+        );
+        assert_eq!(
+            message(options(quote!(placement = exec, static_runner, no_liblxc))),
+            ["duplicate option `no_liblxc`: `no_liblxc` is the old name of `static_runner`"]
+        );
+        assert_eq!(
+            message(options(quote!(placement = exec, bogus, bogus))),
+            ["unknown option `bogus`; expected one of `placement = exec | fork | \
+                 fork_as_root`, `frontend_only`, `frontend = path::to::fn`, `osctld = \
+                 path::to::fn`, `name = \"PascalName\"`, `setuid_helpers`, `static_runner`, \
+                 `crate = path::to::ctl_core`"; 2]
         );
         assert!(
             message(options(quote!(placement = exec, name = "get-hostname")))[0]
