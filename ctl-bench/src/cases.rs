@@ -45,7 +45,7 @@ IO.new(env['return']).write({status: true, output: env['args'][0]}.to_json + "\n
 /// Runs every case against `ct`, which must be running.
 pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     let slice = Duration::from_secs_f64((opts.seconds / SLICES).max(0.2));
-    // The runner the frontend picks for each command (the static one for `no_liblxc`
+    // The runner the frontend picks for each command (the static one for `static_runner`
     // commands such as `Ping`, when installed), unless the options force one for all.
     let runner = opts.runner.clone().or_else(|| ctl_core::runner_path().ok());
     let static_runner = match (&opts.runner, &runner) {

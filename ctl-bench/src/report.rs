@@ -70,7 +70,7 @@ pub struct Report {
     pub date: String,
     /// The (dynamic) runner binary.
     pub runner: String,
-    /// The statically linked runner the frontend starts for `no_liblxc` commands (the
+    /// The statically linked runner the frontend starts for `static_runner` commands (the
     /// no-op cases' `Ping`), if one is installed.
     pub static_runner: Option<String>,
     pub seconds: f64,
@@ -263,7 +263,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "no-op cases (Ping, no_liblxc) run in {}; exec_noop_dynamic in the runner above",
+            "no-op cases (Ping, static_runner) run in {}; exec_noop_dynamic in the runner above",
             self.static_runner
                 .as_deref()
                 .unwrap_or("the runner above (no static runner installed)")

@@ -168,7 +168,7 @@ mod tests {
         snake_name: "freeze",
         placement: Some(Placement::Exec),
         setuid_helpers: false,
-        no_liblxc: false,
+        static_runner: false,
         doc: " Freeze it.\n\n More text.",
     };
     static B: CommandSpec = CommandSpec {
@@ -176,7 +176,7 @@ mod tests {
         snake_name: "get_hostname",
         placement: Some(Placement::ForkAsRoot),
         setuid_helpers: false,
-        no_liblxc: false,
+        static_runner: false,
         doc: "",
     };
     static REG_A: Registration = Registration {

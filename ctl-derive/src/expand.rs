@@ -1,12 +1,17 @@
 //! Code generation from a checked [`Command`]. See `docs/expansion.md` for the shape of
 //! the output.
+//!
+//! [`expand`] puts together the pieces [`Gen`] makes, one method each: the struct and its
+//! docs, the `Command` impl with the spec, the methods `run`, `run_with` and `runner`, the
+//! codec (the runner function and the arguments' encoder), and the registration.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Ident, Item, LitStr};
 
-use crate::parse::{self, Command, DocPart, Mode, Options, ParamKind};
+use crate::options::{Mode, Options, Placement};
+use crate::parse::{self, Command, DocPart, Param, ParamKind};
 
 /// The whole attribute: parse, check, generate. Errors become `compile_error!`s next to
 /// the (cleaned) function, so that code using the function does not add errors of its own.
@@ -34,6 +39,557 @@ pub(crate) fn container_command(args: TokenStream, input: TokenStream) -> TokenS
             quote!(#error #item)
         }
     }
+}
+
+/// The generated code: the struct, its `Command` impl, its methods and codec, the user's
+/// function, the registration.
+pub(crate) fn expand(cmd: &Command) -> TokenStream {
+    let gen = Gen::new(cmd);
+    let struct_item = gen.struct_item();
+    let command_impl = gen.command_impl();
+    let inherent_impl = gen.inherent_impl();
+    let registration = gen.registration();
+    let item = &cmd.item;
+    quote! {
+        #struct_item
+        #command_impl
+        #inherent_impl
+        #item
+        #registration
+    }
+}
+
+/// What the pieces of the expansion share.
+struct Gen<'a> {
+    cmd: &'a Command,
+    /// The struct's name, also the registered name.
+    name: String,
+    /// `None` for a frontend-only command.
+    placement: Option<Placement>,
+    /// `frontend = path`.
+    frontend: Option<&'a syn::Path>,
+    /// `osctld = path`.
+    osctld: Option<&'a syn::Path>,
+    /// The first parameter of `run`; it does not clash with the user's parameters.
+    ct: Ident,
+    /// The first parameter of `run_with` and `runner`; it does not clash either.
+    call: Ident,
+    /// The first and last spans of each parameter's type (see [`span_range`]).
+    ranges: Vec<(Span, Span)>,
+    /// Where generated code finds ctl_core.
+    krate: Krate<'a>,
+}
+
+/// The path of ctl_core in generated code: `::ctl_core`, or the path of `crate = ...`
+/// (a facade crate re-exporting ctl_core).
+struct Krate<'a>(Option<&'a syn::Path>);
+
+impl Krate<'_> {
+    /// The path for code spanned at `span`. `::ctl_core` takes the span, as if written
+    /// there; a given path keeps its own, so that a path that does not resolve is
+    /// reported at the attribute.
+    fn at(&self, span: Span) -> TokenStream {
+        match self.0 {
+            Some(path) => path.to_token_stream(),
+            None => quote_spanned!(span=> ::ctl_core),
+        }
+    }
+}
+
+impl ToTokens for Krate<'_> {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend(self.at(Span::call_site()));
+    }
+}
+
+impl<'a> Gen<'a> {
+    fn new(cmd: &'a Command) -> Gen<'a> {
+        let (placement, frontend, osctld) = match &cmd.options.mode {
+            Mode::Runner {
+                placement,
+                frontend,
+                osctld,
+            } => (Some(*placement), frontend.as_ref(), osctld.as_ref()),
+            Mode::FrontendOnly => (None, None, None),
+        };
+        Gen {
+            cmd,
+            name: cmd.struct_ident.to_string(),
+            placement,
+            frontend,
+            osctld,
+            ct: Ident::new("ct", Span::mixed_site()),
+            call: Ident::new("call", Span::mixed_site()),
+            ranges: cmd.params.iter().map(|p| span_range(&p.ty)).collect(),
+            krate: Krate(cmd.options.krate.as_ref()),
+        }
+    }
+
+    /// The user's function.
+    fn fn_ident(&self) -> &'a Ident {
+        &self.cmd.item.sig.ident
+    }
+
+    /// The parameters after the context, as `name: Type`.
+    fn params(&self) -> Vec<TokenStream> {
+        self.cmd
+            .params
+            .iter()
+            .map(|p| {
+                let (ident, ty) = (&p.ident, &p.ty);
+                quote!(#ident: #ty)
+            })
+            .collect()
+    }
+
+    /// The names of the parameters after the context.
+    fn idents(&self) -> Vec<&'a Ident> {
+        self.cmd.params.iter().map(|p| &p.ident).collect()
+    }
+
+    /// Each parameter with the spans of its type.
+    fn params_with_ranges(&self) -> impl Iterator<Item = (&'a Param, (Span, Span))> + '_ {
+        self.cmd.params.iter().zip(self.ranges.iter().copied())
+    }
+
+    // ---- The struct -------------------------------------------------------------------
+
+    /// The unit struct, with the function's docs and a line saying where it came from.
+    fn struct_item(&self) -> TokenStream {
+        let Command {
+            docs, cfgs, item, ..
+        } = self.cmd;
+        let (vis, ty) = (&item.vis, &self.cmd.struct_ident);
+        let origin = doc_attr(&self.origin_doc());
+        let origin_attrs = if docs.is_empty() {
+            origin
+        } else {
+            let blank = doc_attr("");
+            quote!(#blank #origin)
+        };
+        quote! {
+            #(#docs)*
+            #origin_attrs
+            #(#cfgs)*
+            #[derive(Clone, Copy, Debug, Default)]
+            #vis struct #ty;
+        }
+    }
+
+    /// The struct's last doc line.
+    fn origin_doc(&self) -> String {
+        let name = &self.name;
+        let placement_text = self.placement.map_or("frontend only".to_owned(), |p| {
+            format!("runner placement `{}`", p.name())
+        });
+        format!(
+            "*Command `{name}` ({placement_text}), generated by `#[container_command]` from the \
+             function `{}`. Call it with `{name}::run`.*",
+            self.fn_ident()
+        )
+    }
+
+    // ---- The spec ---------------------------------------------------------------------
+
+    /// `impl Command`: the spec and the output type.
+    fn command_impl(&self) -> TokenStream {
+        let krate = &self.krate;
+        let Command {
+            cfgs,
+            struct_ident: ty,
+            output,
+            ..
+        } = self.cmd;
+        let spec = self.spec();
+        quote! {
+            #(#cfgs)*
+            impl #krate::Command for #ty {
+                const SPEC: &'static #krate::CommandSpec = #spec;
+                type Output = #output;
+            }
+        }
+    }
+
+    /// The `&CommandSpec` literal.
+    fn spec(&self) -> TokenStream {
+        let krate = &self.krate;
+        let name = &self.name;
+        let snake = &self.cmd.snake_name;
+        let placement = match self.placement {
+            Some(p) => {
+                let variant = format_ident!("{}", p.variant());
+                quote!(::core::option::Option::Some(#krate::Placement::#variant))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let setuid_helpers = self.cmd.options.setuid_helpers;
+        let static_runner = self.cmd.options.static_runner;
+        let doc = doc_expr(&self.cmd.doc_parts);
+        quote! {
+            &#krate::CommandSpec {
+                name: #name,
+                snake_name: #snake,
+                placement: #placement,
+                setuid_helpers: #setuid_helpers,
+                static_runner: #static_runner,
+                doc: #doc,
+            }
+        }
+    }
+
+    // ---- The methods ------------------------------------------------------------------
+
+    /// The inherent impl: `run`, `run_with`, and with a runner half `runner` and the codec.
+    fn inherent_impl(&self) -> TokenStream {
+        let Command {
+            cfgs,
+            struct_ident: ty,
+            ..
+        } = self.cmd;
+        let run = self.run_method();
+        let run_with = self.run_with_method();
+        let runner = self.placement.map(|_| self.runner_method());
+        let codec = self.placement.map(|_| self.codec());
+        quote! {
+            #(#cfgs)*
+            #[allow(dead_code)]
+            impl #ty {
+                #run
+
+                #run_with
+
+                #runner
+
+                #codec
+            }
+        }
+    }
+
+    /// `run(ct, ...)`: `run_with` with the default call options.
+    fn run_method(&self) -> TokenStream {
+        let krate = &self.krate;
+        let (vis, output, ct) = (&self.cmd.item.vis, &self.cmd.output, &self.ct);
+        let (params, idents) = (self.params(), self.idents());
+        let doc = doc_attr(&format!(
+            "Runs the `{}` command on the container `ct` with the default call options \
+             (`Call::new(ct)`).",
+            self.name
+        ));
+        quote! {
+            #doc
+            #[allow(clippy::too_many_arguments)]
+            #vis fn run(
+                #ct: &#krate::Container,
+                #(#params),*
+            ) -> ::core::result::Result<#output, #krate::Error> {
+                Self::run_with(&#krate::Call::new(#ct), #(#idents),*)
+            }
+        }
+    }
+
+    /// `run_with(call, ...)`: the frontend.
+    fn run_with_method(&self) -> TokenStream {
+        let krate = &self.krate;
+        let (vis, output, call) = (&self.cmd.item.vis, &self.cmd.output, &self.call);
+        let params = self.params();
+        let doc = doc_attr(&self.run_with_doc());
+        let body = self.run_with_body();
+        quote! {
+            #doc
+            #[allow(clippy::too_many_arguments)]
+            #vis fn run_with(
+                #call: &#krate::Call<'_>,
+                #(#params),*
+            ) -> ::core::result::Result<#output, #krate::Error> {
+                #body
+            }
+        }
+    }
+
+    fn run_with_doc(&self) -> String {
+        let name = &self.name;
+        match (self.placement, self.frontend) {
+            (None, _) => format!(
+                "Runs the `{name}` command with this call: its frontend is `{}`.",
+                self.fn_ident()
+            ),
+            (Some(_), Some(path)) => format!(
+                "Runs the `{name}` command with these call options (stdio, deadline, placement, \
+                 runner binary) through its frontend `{}`.",
+                path.to_token_stream().to_string().replace(' ', "")
+            ),
+            (Some(_), None) => format!(
+                "Runs the `{name}` command with these call options (stdio, deadline, placement, \
+                 runner binary): starts its runner half and decodes the reply."
+            ),
+        }
+    }
+
+    /// Calls the frontend: the user's function (frontend-only), `frontend = path`, or
+    /// `runner`.
+    fn run_with_body(&self) -> TokenStream {
+        let (call, idents) = (&self.call, self.idents());
+        match (self.placement, self.frontend) {
+            (None, _) => {
+                // The user's function is the frontend. Its result must be
+                // `Result<T, ctl_core::Error>`: a mismatch is reported at `E`.
+                let (start, end) = span_range(&self.cmd.error);
+                let mut callee = self.fn_ident().clone();
+                callee.set_span(start);
+                let (_, ctx_end) = span_range(&self.cmd.context_ty);
+                let call_arg = Ident::new("call", Span::mixed_site().located_at(ctx_end));
+                quote!(#callee)
+                    .into_iter()
+                    .chain(quote_spanned!(end=> (#call_arg, #(#idents),*)))
+                    .collect()
+            }
+            (Some(_), Some(path)) => {
+                // A frontend of the wrong signature is reported at its path.
+                let (_, end) = span_range(path);
+                quote_spanned!(end=> #path(#call, #(#idents),*))
+            }
+            (Some(_), None) => quote!(Self::runner(#call, #(#idents),*)),
+        }
+    }
+
+    /// `runner(call, ...)`: encodes the arguments, starts the runner half, decodes its reply.
+    fn runner_method(&self) -> TokenStream {
+        let krate = &self.krate;
+        let (vis, output, call) = (&self.cmd.item.vis, &self.cmd.output, &self.call);
+        let (params, idents) = (self.params(), self.idents());
+        let doc = doc_attr(&format!(
+            "Starts the runner half of `{}` for this call (the call's placement, else \
+             the command's) and decodes its reply. Custom frontends end with this.",
+            self.name
+        ));
+        quote! {
+            #doc
+            #[allow(clippy::too_many_arguments)]
+            #vis fn runner(
+                #call: &#krate::Call<'_>,
+                #(#params),*
+            ) -> ::core::result::Result<#output, #krate::Error> {
+                let __ctl_args = (Self::__CTL_CODEC.1)(#(#idents),*)?;
+                #krate::__private::call_runner::<Self>(#call, __ctl_args)
+            }
+        }
+    }
+
+    // ---- The codec --------------------------------------------------------------------
+    //
+    // What fails for a parameter's type is reported at the whole type: the generated
+    // expressions run from its first to its last token. The assertion, the decoder and the
+    // encoder then fail at the very same span, and rustc reports each missing trait once.
+
+    /// `__CTL_CODEC`: the registered runner function (decodes the envelope's arguments,
+    /// calls the user's function, encodes its output) and the encoder of `runner()`. Both
+    /// are closures of one constant, so that rustc checks them in one body and does not
+    /// repeat an error the assertion already reported.
+    fn codec(&self) -> TokenStream {
+        let krate = &self.krate;
+        let types = self.cmd.params.iter().map(|p| &p.ty);
+        let runner_fn = self.runner_fn();
+        let encoder = self.encoder();
+        quote! {
+            #[doc(hidden)]
+            const __CTL_CODEC: (
+                #krate::RunnerFn,
+                fn(#(#types),*) -> ::core::result::Result<#krate::Args, #krate::Error>,
+            ) = (
+                #runner_fn,
+                #encoder,
+            );
+        }
+    }
+
+    /// The runner function: decode, call, convert the error, encode the output.
+    fn runner_fn(&self) -> TokenStream {
+        let krate = &self.krate;
+        let Command { params, output, .. } = self.cmd;
+        let decode = self
+            .params_with_ranges()
+            .map(|(p, range)| decode_param(&self.krate, p, range));
+        let args_mut = (!params.is_empty()).then(|| quote!(mut));
+        // A context of the wrong type is reported at the first parameter's type.
+        let ctx_arg = Ident::new("__ctl_ctx", span_range(&self.cmd.context_ty).1);
+        let (fn_ident, idents) = (self.fn_ident(), self.idents());
+        let convert = self.convert_error();
+        let encode_output = self.encode_output();
+        quote! {
+            |__ctl_ctx, #args_mut __ctl_args| {
+                #(#decode)*
+                __ctl_args.finish()?;
+                let __ctl_result = #fn_ident(#ctx_arg, #(#idents),*);
+                let __ctl_result: ::core::result::Result<#output, #krate::CommandError> =
+                    #convert;
+                #encode_output
+            }
+        }
+    }
+
+    /// `__ctl_result` with its error converted into `CommandError`. An error type that
+    /// does not convert is reported at `E`.
+    fn convert_error(&self) -> TokenStream {
+        let (start, end) = span_range(&self.cmd.error);
+        let into = {
+            let head = quote_spanned!(start=> ::core::convert::);
+            let krate = self.krate.at(end);
+            let tail = quote_spanned!(end=> Into::<#krate::CommandError>::into);
+            quote!(#head #tail)
+        };
+        let map_err = quote_spanned!(start=> ::core::result::Result::map_err);
+        let args = quote_spanned!(end=> (__ctl_result, #into));
+        quote!(#map_err #args)
+    }
+
+    /// The output as a JSON value. An output that does not serialize is reported at `T`.
+    fn encode_output(&self) -> TokenStream {
+        let output = &self.cmd.output;
+        let (start, end) = span_range(output);
+        let krate = self.krate.at(start);
+        let head = quote_spanned!(start=> #krate::__private::to_value::<);
+        let value = {
+            let result = Ident::new("__ctl_result", start);
+            let question = quote_spanned!(end=> ?);
+            quote!(#result #question)
+        };
+        let tail = quote_spanned!(end=> >(#value));
+        quote!(#head #output #tail)
+    }
+
+    /// The encoder of `runner()`: the parameters into `Args`.
+    fn encoder(&self) -> TokenStream {
+        let krate = &self.krate;
+        let idents = self.idents();
+        let body = if self.cmd.params.is_empty() {
+            quote!(::core::result::Result::Ok(#krate::Args::default()))
+        } else {
+            let assert_args = self.assert_args();
+            let encode = self
+                .params_with_ranges()
+                .map(|(p, range)| encode_param(&self.krate, p, range));
+            quote! {
+                #(#assert_args)*
+                #krate::__private::encode_args::<Self>(|__ctl_enc| {
+                    #(#encode)*
+                    ::core::result::Result::Ok(__ctl_enc)
+                })
+            }
+        };
+        quote!(|#(#idents),*| { #body })
+    }
+
+    /// Readable errors at the offending type when an argument is not serde. (The output
+    /// type needs no assertion: `type Output = T` is checked at `T`.)
+    fn assert_args(&self) -> Vec<TokenStream> {
+        self.params_with_ranges()
+            .map(|(p, (start, end))| {
+                let ty = &p.ty;
+                let krate = self.krate.at(start);
+                let head = quote_spanned!(start=> #krate::__private::assert_arg::<);
+                let tail = quote_spanned!(end=> >(););
+                quote!(#head #ty #tail)
+            })
+            .collect()
+    }
+
+    // ---- The registration -------------------------------------------------------------
+
+    /// The `inventory` registration, and for a frontend-only command (no codec) the
+    /// assertions that its arguments are serde.
+    fn registration(&self) -> TokenStream {
+        let krate = &self.krate;
+        let Command {
+            cfgs,
+            struct_ident: ty,
+            ..
+        } = self.cmd;
+        let (runner_ref, frontend_only_asserts) = match self.placement {
+            Some(_) => (
+                quote!(::core::option::Option::Some(#ty::__CTL_CODEC.0)),
+                None,
+            ),
+            None => {
+                let assert_args = self.assert_args();
+                (
+                    quote!(::core::option::Option::None),
+                    Some(quote!(const _: fn() = || { #(#assert_args)* };)),
+                )
+            }
+        };
+        let osctld_ref = self.osctld_ref();
+        let location = quote_spanned!(self.fn_ident().span()=> ::core::line!());
+        quote! {
+            #(#cfgs)*
+            const _: () = {
+                #frontend_only_asserts
+
+                #krate::__private::inventory::submit! {
+                    #krate::Registration {
+                        spec: <#ty as #krate::Command>::SPEC,
+                        runner: #runner_ref,
+                        osctld: #osctld_ref,
+                        module: ::core::module_path!(),
+                        location: ::core::concat!(::core::file!(), ":", #location),
+                    }
+                }
+            };
+        }
+    }
+
+    /// `Registration::osctld`. A function of the wrong signature is reported at its path.
+    fn osctld_ref(&self) -> TokenStream {
+        match self.osctld {
+            Some(path) => {
+                let krate = self.krate.at(path.span());
+                quote_spanned!(path.span()=>
+                    ::core::option::Option::Some(#krate::__private::osctld_fn(#path))
+                )
+            }
+            None => quote!(::core::option::Option::None),
+        }
+    }
+}
+
+/// `let name: T = Args::<method>::<T>(&mut __ctl_args, "key")?;` in the runner function.
+fn decode_param(krate: &Krate, p: &Param, (start, end): (Span, Span)) -> TokenStream {
+    let (ty, key) = (&p.ty, p.key());
+    let method = match p.kind {
+        ParamKind::Positional => "positional",
+        ParamKind::Named => "named",
+        ParamKind::NamedOrDefault => "named_or_default",
+    };
+    let method = Ident::new(method, start);
+    let ident = respan(&p.ident, start);
+    let krate = krate.at(start);
+    let head = quote_spanned!(start=> let #ident: #ty = #krate::Args::#method::<);
+    let tail = quote_spanned!(end=> >(&mut __ctl_args, #key)?;);
+    quote!(#head #ty #tail)
+}
+
+/// `let __ctl_enc = ArgsEncoder::<method>::<T>(__ctl_enc, "key", &name)?;` in the encoder.
+fn encode_param(krate: &Krate, p: &Param, (start, end): (Span, Span)) -> TokenStream {
+    let (ty, key) = (&p.ty, p.key());
+    let method = match p.kind {
+        ParamKind::Positional => "positional",
+        ParamKind::Named | ParamKind::NamedOrDefault => "named",
+    };
+    let method = Ident::new(method, start);
+    let value = {
+        let amp = quote_spanned!(start=> &);
+        let ident = respan(&p.ident, end);
+        quote!(#amp #ident)
+    };
+    let krate = krate.at(start);
+    let head = quote_spanned!(start=> let __ctl_enc = #krate::ArgsEncoder::#method::<);
+    let tail = quote_spanned!(end=> >(__ctl_enc, #key, #value)?;);
+    quote!(#head #ty #tail)
+}
+
+fn respan(ident: &Ident, span: Span) -> Ident {
+    let mut ident = ident.clone();
+    ident.set_span(span);
+    ident
 }
 
 /// The doc comment as a `&'static str` expression: one literal, or `concat!` when some
@@ -82,333 +638,6 @@ fn span_range(tokens: &impl ToTokens) -> (Span, Span) {
 
 fn doc_attr(text: &str) -> TokenStream {
     quote!(#[doc = #text])
-}
-
-pub(crate) fn expand(cmd: &Command) -> TokenStream {
-    let item = &cmd.item;
-    let vis = &item.vis;
-    let fn_ident = &item.sig.ident;
-    let ty = &cmd.struct_ident;
-    let name = ty.to_string();
-    let snake = &cmd.snake_name;
-    let cfgs = &cmd.cfgs;
-    let output = &cmd.output;
-    let docs = &cmd.docs;
-
-    let (placement, frontend, osctld) = match &cmd.options.mode {
-        Mode::Runner {
-            placement,
-            frontend,
-            osctld,
-        } => (Some(*placement), frontend.as_ref(), osctld.as_ref()),
-        Mode::FrontendOnly => (None, None, None),
-    };
-    // A function of the wrong signature is reported at its path.
-    let osctld_ref = match osctld {
-        Some(path) => {
-            quote_spanned!(path.span()=> ::core::option::Option::Some(::ctl_core::__private::osctld_fn(#path)))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let placement_tokens = match placement {
-        Some(p) => {
-            let variant = format_ident!("{}", p.variant());
-            quote!(::core::option::Option::Some(::ctl_core::Placement::#variant))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let setuid_helpers = cmd.options.setuid_helpers;
-    let no_liblxc = cmd.options.no_liblxc;
-    let doc = doc_expr(&cmd.doc_parts);
-
-    // The struct's docs: the function's, then where it came from.
-    let placement_text = placement.map_or("frontend only".to_owned(), |p| {
-        format!(
-            "runner placement `{}`",
-            match p {
-                parse::Placement::Exec => "exec",
-                parse::Placement::Fork => "fork",
-                parse::Placement::ForkAsRoot => "fork_as_root",
-            }
-        )
-    });
-    let origin = format!(
-        "*Command `{name}` ({placement_text}), generated by `#[container_command]` from the \
-         function `{fn_ident}`. Call it with `{name}::run`.*"
-    );
-    let origin_attrs = if docs.is_empty() {
-        doc_attr(&origin)
-    } else {
-        let blank = doc_attr("");
-        let origin = doc_attr(&origin);
-        quote!(#blank #origin)
-    };
-
-    // Parameter names of the generated methods do not clash with the user's parameters.
-    let ct = Ident::new("ct", Span::mixed_site());
-    let call = Ident::new("call", Span::mixed_site());
-
-    let params: Vec<TokenStream> = cmd
-        .params
-        .iter()
-        .map(|p| {
-            let (ident, ty) = (&p.ident, &p.ty);
-            quote!(#ident: #ty)
-        })
-        .collect();
-    let idents: Vec<&Ident> = cmd.params.iter().map(|p| &p.ident).collect();
-
-    let run_doc = doc_attr(&format!(
-        "Runs the `{name}` command on the container `ct` with the default call options \
-         (`Call::new(ct)`)."
-    ));
-    let run_with_doc = doc_attr(&match (&cmd.options.mode, frontend) {
-        (Mode::FrontendOnly, _) => {
-            format!("Runs the `{name}` command with this call: its frontend is `{fn_ident}`.")
-        }
-        (Mode::Runner { .. }, Some(path)) => format!(
-            "Runs the `{name}` command with these call options (stdio, deadline, placement, \
-             runner binary) through its frontend `{}`.",
-            path.to_token_stream().to_string().replace(' ', "")
-        ),
-        (Mode::Runner { .. }, None) => format!(
-            "Runs the `{name}` command with these call options (stdio, deadline, placement, \
-             runner binary): starts its runner half and decodes the reply."
-        ),
-    });
-
-    // run_with: the frontend.
-    let run_with_body = match (&cmd.options.mode, frontend) {
-        (Mode::FrontendOnly, _) => {
-            // The user's function is the frontend. Its result must be
-            // `Result<T, ctl_core::Error>`: a mismatch is reported at `E`.
-            let (start, end) = span_range(&cmd.error);
-            let mut callee = fn_ident.clone();
-            callee.set_span(start);
-            let (_, ctx_end) = span_range(&cmd.context_ty);
-            let call_arg = Ident::new("call", Span::mixed_site().located_at(ctx_end));
-            quote!(#callee)
-                .into_iter()
-                .chain(quote_spanned!(end=> (#call_arg, #(#idents),*)))
-                .collect()
-        }
-        (Mode::Runner { .. }, Some(path)) => {
-            // A frontend of the wrong signature is reported at its path.
-            let (_, end) = span_range(path);
-            quote_spanned!(end=> #path(#call, #(#idents),*))
-        }
-        (Mode::Runner { .. }, None) => quote!(Self::runner(#call, #(#idents),*)),
-    };
-
-    // What fails for a parameter's type is reported at the whole type: the generated
-    // expressions run from its first to its last token. The assertion, the decoder and the
-    // encoder then fail at the very same span, and rustc reports each missing trait once.
-    let ranges: Vec<(Span, Span)> = cmd.params.iter().map(|p| span_range(&p.ty)).collect();
-    let respan = |ident: &Ident, span: Span| {
-        let mut ident = ident.clone();
-        ident.set_span(span);
-        ident
-    };
-    // Readable errors at the offending type when an argument is not serde. (The output
-    // type needs no assertion: `type Output = T` is checked at `T`.)
-    let assert_args: Vec<TokenStream> = cmd
-        .params
-        .iter()
-        .zip(&ranges)
-        .map(|(p, &(start, end))| {
-            let ty = &p.ty;
-            let head = quote_spanned!(start=> ::ctl_core::__private::assert_arg::<);
-            let tail = quote_spanned!(end=> >(););
-            quote!(#head #ty #tail)
-        })
-        .collect();
-
-    // With a runner half, `__CTL_CODEC` holds the registered runner function (decodes the
-    // envelope's arguments, calls the user's function, encodes its output) and the encoder
-    // of `runner()`. Both are closures of one constant, so that rustc checks them in one
-    // body and does not repeat an error the assertion already reported.
-    let codec = placement.map(|_| {
-        let types = cmd.params.iter().map(|p| &p.ty);
-        let decode = cmd.params.iter().zip(&ranges).map(|(p, &(start, end))| {
-            let (ty, key) = (&p.ty, p.key());
-            let method = match p.kind {
-                ParamKind::Positional => "positional",
-                ParamKind::Named => "named",
-                ParamKind::NamedOrDefault => "named_or_default",
-            };
-            let method = Ident::new(method, start);
-            let ident = respan(&p.ident, start);
-            let head = quote_spanned!(start=> let #ident: #ty = ::ctl_core::Args::#method::<);
-            let tail = quote_spanned!(end=> >(&mut __ctl_args, #key)?;);
-            quote!(#head #ty #tail)
-        });
-        let encode = cmd.params.iter().zip(&ranges).map(|(p, &(start, end))| {
-            let (ty, key) = (&p.ty, p.key());
-            let method = match p.kind {
-                ParamKind::Positional => "positional",
-                ParamKind::Named | ParamKind::NamedOrDefault => "named",
-            };
-            let method = Ident::new(method, start);
-            let value = {
-                let amp = quote_spanned!(start=> &);
-                let ident = respan(&p.ident, end);
-                quote!(#amp #ident)
-            };
-            let head = quote_spanned!(start=> let __ctl_enc = ::ctl_core::ArgsEncoder::#method::<);
-            let tail = quote_spanned!(end=> >(__ctl_enc, #key, #value)?;);
-            quote!(#head #ty #tail)
-        });
-        let encoder_body = if cmd.params.is_empty() {
-            quote!(::core::result::Result::Ok(::ctl_core::Args::default()))
-        } else {
-            quote! {
-                #(#assert_args)*
-                ::ctl_core::__private::encode_args::<Self>(|__ctl_enc| {
-                    #(#encode)*
-                    ::core::result::Result::Ok(__ctl_enc)
-                })
-            }
-        };
-        let args_mut = (!cmd.params.is_empty()).then(|| quote!(mut));
-        // A context of the wrong type is reported at the first parameter's type.
-        let ctx_arg = Ident::new("__ctl_ctx", span_range(&cmd.context_ty).1);
-        // An error type that does not convert is reported at `E`.
-        let convert = {
-            let error = &cmd.error;
-            let (start, end) = span_range(error);
-            let into = {
-                let head = quote_spanned!(start=> ::core::convert::);
-                let tail = quote_spanned!(end=> Into::<::ctl_core::CommandError>::into);
-                quote!(#head #tail)
-            };
-            let map_err = quote_spanned!(start=> ::core::result::Result::map_err);
-            let args = quote_spanned!(end=> (__ctl_result, #into));
-            quote!(#map_err #args)
-        };
-        // An output that does not serialize is reported at `T`.
-        let encode_output = {
-            let (start, end) = span_range(output);
-            let head = quote_spanned!(start=> ::ctl_core::__private::to_value::<);
-            let value = {
-                let result = Ident::new("__ctl_result", start);
-                let question = quote_spanned!(end=> ?);
-                quote!(#result #question)
-            };
-            let tail = quote_spanned!(end=> >(#value));
-            quote!(#head #output #tail)
-        };
-        quote! {
-            #[doc(hidden)]
-            const __CTL_CODEC: (
-                ::ctl_core::RunnerFn,
-                fn(#(#types),*) -> ::core::result::Result<::ctl_core::Args, ::ctl_core::Error>,
-            ) = (
-                |__ctl_ctx, #args_mut __ctl_args| {
-                    #(#decode)*
-                    __ctl_args.finish()?;
-                    let __ctl_result = #fn_ident(#ctx_arg, #(#idents),*);
-                    let __ctl_result: ::core::result::Result<#output, ::ctl_core::CommandError> =
-                        #convert;
-                    #encode_output
-                },
-                |#(#idents),*| { #encoder_body },
-            );
-        }
-    });
-
-    let runner_method = placement.map(|_| {
-        let doc = doc_attr(&format!(
-            "Starts the runner half of `{name}` for this call (the call's placement, else \
-             the command's) and decodes its reply. Custom frontends end with this."
-        ));
-        quote! {
-            #doc
-            #[allow(clippy::too_many_arguments)]
-            #vis fn runner(
-                #call: &::ctl_core::Call<'_>,
-                #(#params),*
-            ) -> ::core::result::Result<#output, ::ctl_core::Error> {
-                let __ctl_args = (Self::__CTL_CODEC.1)(#(#idents),*)?;
-                ::ctl_core::__private::call_runner::<Self>(#call, __ctl_args)
-            }
-        }
-    });
-
-    let (runner_ref, frontend_only_asserts) = match placement {
-        Some(_) => (
-            quote!(::core::option::Option::Some(#ty::__CTL_CODEC.0)),
-            None,
-        ),
-        None => (
-            quote!(::core::option::Option::None),
-            Some(quote!(const _: fn() = || { #(#assert_args)* };)),
-        ),
-    };
-    let location = quote_spanned!(fn_ident.span()=> ::core::line!());
-
-    quote! {
-        #(#docs)*
-        #origin_attrs
-        #(#cfgs)*
-        #[derive(Clone, Copy, Debug, Default)]
-        #vis struct #ty;
-
-        #(#cfgs)*
-        impl ::ctl_core::Command for #ty {
-            const SPEC: &'static ::ctl_core::CommandSpec = &::ctl_core::CommandSpec {
-                name: #name,
-                snake_name: #snake,
-                placement: #placement_tokens,
-                setuid_helpers: #setuid_helpers,
-                no_liblxc: #no_liblxc,
-                doc: #doc,
-            };
-            type Output = #output;
-        }
-
-        #(#cfgs)*
-        #[allow(dead_code)]
-        impl #ty {
-            #run_doc
-            #[allow(clippy::too_many_arguments)]
-            #vis fn run(
-                #ct: &::ctl_core::Container,
-                #(#params),*
-            ) -> ::core::result::Result<#output, ::ctl_core::Error> {
-                Self::run_with(&::ctl_core::Call::new(#ct), #(#idents),*)
-            }
-
-            #run_with_doc
-            #[allow(clippy::too_many_arguments)]
-            #vis fn run_with(
-                #call: &::ctl_core::Call<'_>,
-                #(#params),*
-            ) -> ::core::result::Result<#output, ::ctl_core::Error> {
-                #run_with_body
-            }
-
-            #runner_method
-
-            #codec
-        }
-
-        #item
-
-        #(#cfgs)*
-        const _: () = {
-            #frontend_only_asserts
-
-            ::ctl_core::__private::inventory::submit! {
-                ::ctl_core::Registration {
-                    spec: <#ty as ::ctl_core::Command>::SPEC,
-                    runner: #runner_ref,
-                    osctld: #osctld_ref,
-                    module: ::core::module_path!(),
-                    location: ::core::concat!(::core::file!(), ":", #location),
-                }
-            }
-        };
-    }
 }
 
 #[cfg(test)]
@@ -519,6 +748,41 @@ mod tests {
         );
         assert!(out.contains("| __ctl_ctx , __ctl_args |"), "{out}");
         assert!(!out.contains("mut __ctl_args"), "{out}");
+    }
+
+    #[test]
+    fn crate_path() {
+        // With `crate = ...`, the generated code names ctl_core only through that path.
+        for (args, item) in [
+            (
+                quote!(placement = exec, osctld = my_osctld, crate = facade::core2),
+                quote! {
+                    /// Stop it.
+                    pub fn stop(ctx: &mut RunnerContext, mode: Mode, #[kwarg] t: u64) -> Result<bool, E> { todo!() }
+                },
+            ),
+            (
+                quote!(frontend_only, crate = "::facade::core2"),
+                quote! {
+                    pub fn syscmd(call: &Call<'_>, cmd: Vec<String>) -> Result<Out, Error> { todo!() }
+                },
+            ),
+            (
+                quote!(placement = fork, frontend = f, crate = facade::core2),
+                quote! {
+                    fn state(ctx: &RunnerContext) -> Result<bool, E> { todo!() }
+                },
+            ),
+        ] {
+            let out = expand_str(args, item);
+            assert!(!out.contains("compile_error"), "{out}");
+            assert!(!out.contains("ctl_core"), "{out}");
+            assert!(
+                out.contains("facade :: core2 :: __private :: inventory :: submit !"),
+                "{out}"
+            );
+            assert!(out.contains("facade :: core2 :: Command for"), "{out}");
+        }
     }
 
     #[test]

@@ -4,16 +4,20 @@
 //! arguments, and its `inventory` registration.
 //!
 //! Use it through `ctl_core::container_command`; the generated code names
-//! `::ctl_core` paths only. `docs/expansion.md` shows a full expansion.
+//! `::ctl_core` paths only, or those of `crate = path` (a facade crate re-exporting
+//! ctl_core). `docs/expansion.md` shows a full expansion.
 //!
-//! Inside: `parse` turns the options and the signature into a checked `Command` (every
-//! misuse a `syn::Error` at its token), `expand` generates the code, `case` converts
-//! `get_hostname` to `GetHostname`.
+//! Inside, in the order of the work: `options` reads the attribute's options, `parse`
+//! checks the function against them (qualifiers, parameters, output type, name) into a
+//! `Command`, every misuse a `syn::Error` at its token; `expand` generates the code piece
+//! by piece (struct, spec, methods, codec, registration); `case` converts `get_hostname`
+//! to `GetHostname`.
 
 use proc_macro::TokenStream;
 
 mod case;
 mod expand;
+mod options;
 mod parse;
 
 /// Defines a container command from a function.
@@ -29,9 +33,18 @@ mod parse;
 ///
 /// Options: `placement = exec | fork | fork_as_root` or `frontend_only` (exactly one),
 /// `frontend = path` (a custom frontend), `name = "Pascal"` (default: the function's name
-/// in PascalCase), `setuid_helpers`, `no_liblxc` (the runner half never uses liblxc: the
-/// statically linked runner may run it). Parameters after the first are positional
+/// in PascalCase), `setuid_helpers`, `static_runner` (old name `no_liblxc`: the runner
+/// half may run in the statically linked runner, as it never uses liblxc), `osctld = path`
+/// (how the runner half reads osctld's envelopes), `crate = path` or `crate = "path"` (where the
+/// generated code finds ctl_core, default `::ctl_core`; for a facade crate that re-exports
+/// it, as serde's `#[serde(crate = "...")]`). Parameters after the first are positional
 /// arguments, or named ones with `#[kwarg]` / `#[kwarg(default)]`. See `docs/expansion.md`.
+///
+/// ```ignore
+/// // A plugin of a facade crate that has `pub use ctl_core;`:
+/// #[container_command(placement = exec, crate = my_facade::ctl_core)]
+/// pub fn ping(ctx: &mut RunnerContext, value: String) -> Result<String, CommandError> { ... }
+/// ```
 #[proc_macro_attribute]
 pub fn container_command(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::container_command(args.into(), input.into()).into()

@@ -1,25 +1,19 @@
-//! Parsing: the attribute's options and the function's signature, into [`Command`].
+//! Analysis: the function's signature, checked against the options, into [`Command`].
 //!
 //! Nothing here generates code; every misuse becomes a `syn::Error` at the offending
 //! token, and independent mistakes are reported together.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::Span;
 use quote::{quote, ToTokens};
 use syn::ext::IdentExt;
-use syn::parse::Parser;
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, Error, Expr, ExprLit, ExprPath, FnArg, GenericArgument, Ident, Item, ItemFn, Lit,
-    LitStr, Meta, Pat, PatIdent, PathArguments, ReturnType, Token, Type,
+    Attribute, Error, Expr, ExprLit, FnArg, GenericArgument, Ident, Item, ItemFn, Lit, LitStr,
+    Meta, Pat, PatIdent, PatType, PathArguments, ReturnType, Signature, Token, Type,
 };
 
 use crate::case;
-
-const OPTIONS: &str = "`placement = exec | fork | fork_as_root`, `frontend_only`, \
-                       `frontend = path::to::fn`, `osctld = path::to::fn`, \
-                       `name = \"PascalName\"`, `setuid_helpers`, `no_liblxc`";
-const PLACEMENTS: &str = "`exec`, `fork` or `fork_as_root`";
+use crate::options::{Mode, Options};
 
 /// Collects independent errors into one.
 #[derive(Default)]
@@ -43,309 +37,12 @@ impl Errors {
 }
 
 /// An error covering the source text from `start` to `end`.
-fn error_between(start: Span, end: Span, message: impl std::fmt::Display) -> Error {
+pub(crate) fn error_between(start: Span, end: Span, message: impl std::fmt::Display) -> Error {
     let mut a = proc_macro2::Punct::new('<', proc_macro2::Spacing::Alone);
     a.set_span(start);
     let mut b = proc_macro2::Punct::new('>', proc_macro2::Spacing::Alone);
     b.set_span(end);
     Error::new_spanned(quote!(#a #b), message)
-}
-
-/// `ctl_core::Placement`'s variants, as written in the attribute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Placement {
-    Exec,
-    Fork,
-    ForkAsRoot,
-}
-
-impl Placement {
-    fn from_name(name: &str) -> Option<Placement> {
-        match name {
-            "exec" => Some(Placement::Exec),
-            "fork" => Some(Placement::Fork),
-            "fork_as_root" => Some(Placement::ForkAsRoot),
-            _ => None,
-        }
-    }
-
-    /// The variant of `::ctl_core::Placement`.
-    pub(crate) fn variant(self) -> &'static str {
-        match self {
-            Placement::Exec => "Exec",
-            Placement::Fork => "Fork",
-            Placement::ForkAsRoot => "ForkAsRoot",
-        }
-    }
-}
-
-/// What the command consists of.
-#[derive(Debug)]
-pub(crate) enum Mode {
-    /// A runner half (the function) and a frontend: generated, or `frontend`.
-    Runner {
-        placement: Placement,
-        frontend: Option<syn::Path>,
-        /// How the runner reads osctld's envelopes (`ctl_core::osctld::OsctldFn`).
-        osctld: Option<syn::Path>,
-    },
-    /// Only a frontend: the function itself.
-    FrontendOnly,
-}
-
-/// The options of `#[container_command(...)]`.
-#[derive(Debug)]
-pub(crate) struct Options {
-    pub(crate) mode: Mode,
-    pub(crate) name: Option<LitStr>,
-    pub(crate) setuid_helpers: bool,
-    pub(crate) no_liblxc: bool,
-}
-
-impl Options {
-    /// Parses the attribute's arguments. `attr_span` is where a missing option is reported.
-    pub(crate) fn parse(args: TokenStream, attr_span: Span) -> syn::Result<Options> {
-        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
-        let mut errors = Errors::default();
-
-        let mut placement: Option<(Placement, Span)> = None;
-        let mut placement_seen = false;
-        let mut frontend_only: Option<Span> = None;
-        let mut frontend: Option<(syn::Path, Span)> = None;
-        let mut osctld: Option<(syn::Path, Span)> = None;
-        let mut name: Option<LitStr> = None;
-        let mut setuid_helpers: Option<Span> = None;
-        let mut no_liblxc: Option<Span> = None;
-        let mut seen: Vec<String> = Vec::new();
-
-        for meta in &metas {
-            let path = meta.path();
-            let Some(key) = path.get_ident().map(Ident::to_string) else {
-                errors.push(Error::new_spanned(
-                    path,
-                    format!("unknown option; expected one of {OPTIONS}"),
-                ));
-                continue;
-            };
-            if seen.contains(&key) {
-                errors.push(Error::new_spanned(
-                    path,
-                    format!("duplicate option `{key}`"),
-                ));
-                continue;
-            }
-            let key_span = path.span();
-            match key.as_str() {
-                "placement" => {
-                    placement_seen = true;
-                    if let Some(p) = errors.push_result(parse_placement(meta)) {
-                        placement = Some((p, key_span));
-                    }
-                }
-                "frontend_only" => {
-                    if errors.push_result(flag(meta)).is_some() {
-                        frontend_only = Some(key_span);
-                    }
-                }
-                "setuid_helpers" => {
-                    if errors.push_result(flag(meta)).is_some() {
-                        setuid_helpers = Some(key_span);
-                    }
-                }
-                "no_liblxc" => {
-                    if errors.push_result(flag(meta)).is_some() {
-                        no_liblxc = Some(key_span);
-                    }
-                }
-                "frontend" => {
-                    if let Some(p) = errors.push_result(parse_frontend(meta)) {
-                        frontend = Some((p, key_span));
-                    }
-                }
-                "osctld" => {
-                    if let Some(p) = errors.push_result(parse_osctld(meta)) {
-                        osctld = Some((p, key_span));
-                    }
-                }
-                "name" => name = errors.push_result(parse_name(meta)),
-                _ => {
-                    errors.push(Error::new_spanned(
-                        path,
-                        format!("unknown option `{key}`; expected one of {OPTIONS}"),
-                    ));
-                    continue;
-                }
-            }
-            seen.push(key);
-        }
-
-        if let Some(span) = frontend_only {
-            if placement_seen {
-                errors.push(Error::new(
-                    span,
-                    "`frontend_only` cannot be combined with `placement`: a frontend-only \
-                     command has no runner half to place",
-                ));
-            }
-            if let Some((_, frontend_span)) = &frontend {
-                errors.push(Error::new(
-                    *frontend_span,
-                    "`frontend = ...` cannot be combined with `frontend_only`: the function of a \
-                     frontend-only command is its frontend",
-                ));
-            }
-            if let Some((_, osctld_span)) = &osctld {
-                errors.push(Error::new(
-                    *osctld_span,
-                    "`osctld = ...` cannot be combined with `frontend_only`: it says how the runner \
-                     half reads osctld's envelopes, and a frontend-only command has no runner half",
-                ));
-            }
-            if let Some(setuid_span) = setuid_helpers {
-                errors.push(Error::new(
-                    setuid_span,
-                    "`setuid_helpers` cannot be combined with `frontend_only`: it applies to the \
-                     runner half, which a frontend-only command does not have",
-                ));
-            }
-            if let Some(span) = no_liblxc {
-                errors.push(Error::new(
-                    span,
-                    "`no_liblxc` cannot be combined with `frontend_only`: it says which runner \
-                     binary may run the runner half, which a frontend-only command does not have",
-                ));
-            }
-        } else if !placement_seen {
-            errors.push(Error::new(
-                attr_span,
-                "missing `placement = exec | fork | fork_as_root` (or `frontend_only` for a \
-                 command without a runner half)",
-            ));
-        }
-        errors.finish()?;
-
-        let mode = match placement {
-            Some((placement, _)) => Mode::Runner {
-                placement,
-                frontend: frontend.map(|(p, _)| p),
-                osctld: osctld.map(|(p, _)| p),
-            },
-            None => Mode::FrontendOnly,
-        };
-        Ok(Options {
-            mode,
-            name,
-            setuid_helpers: setuid_helpers.is_some(),
-            no_liblxc: no_liblxc.is_some(),
-        })
-    }
-}
-
-fn flag(meta: &Meta) -> syn::Result<()> {
-    match meta {
-        Meta::Path(_) => Ok(()),
-        Meta::List(list) => Err(Error::new(
-            list.delimiter.span().join(),
-            format!(
-                "`{}` is a flag and takes no arguments",
-                list.path.to_token_stream()
-            ),
-        )),
-        Meta::NameValue(nv) => Err(error_between(
-            nv.eq_token.span,
-            nv.value.span(),
-            format!(
-                "`{}` is a flag and takes no value",
-                nv.path.to_token_stream()
-            ),
-        )),
-    }
-}
-
-/// The value of a `key = value` option.
-fn value<'a>(meta: &'a Meta, expected: &str) -> syn::Result<&'a Expr> {
-    match meta {
-        Meta::NameValue(nv) => Ok(&nv.value),
-        _ => Err(Error::new_spanned(meta, format!("expected {expected}"))),
-    }
-}
-
-fn parse_placement(meta: &Meta) -> syn::Result<Placement> {
-    let expr = value(meta, "`placement = exec | fork | fork_as_root`")?;
-    if let Expr::Path(ExprPath {
-        attrs,
-        qself: None,
-        path,
-    }) = expr
-    {
-        if let (true, Some(ident)) = (attrs.is_empty(), path.get_ident()) {
-            return Placement::from_name(&ident.to_string()).ok_or_else(|| {
-                Error::new_spanned(
-                    ident,
-                    format!("unknown placement `{ident}`; expected {PLACEMENTS}"),
-                )
-            });
-        }
-    }
-    Err(Error::new_spanned(
-        expr,
-        format!("expected a placement: {PLACEMENTS}"),
-    ))
-}
-
-fn parse_frontend(meta: &Meta) -> syn::Result<syn::Path> {
-    let expr = value(meta, "`frontend = path::to::frontend_fn`")?;
-    match expr {
-        Expr::Path(ExprPath {
-            attrs,
-            qself: None,
-            path,
-        }) if attrs.is_empty() => Ok(path.clone()),
-        _ => Err(Error::new_spanned(
-            expr,
-            "expected the path of the frontend function, e.g. `frontend = state_frontend`",
-        )),
-    }
-}
-
-fn parse_osctld(meta: &Meta) -> syn::Result<syn::Path> {
-    let expr = value(meta, "`osctld = path::to::osctld_fn`")?;
-    match expr {
-        Expr::Path(ExprPath {
-            attrs,
-            qself: None,
-            path,
-        }) if attrs.is_empty() => Ok(path.clone()),
-        _ => Err(Error::new_spanned(
-            expr,
-            "expected the path of a `ctl_core::osctld::OsctldFn`, e.g. \
-             `osctld = ctl_core::osctld::ok_without_output`",
-        )),
-    }
-}
-
-fn parse_name(meta: &Meta) -> syn::Result<LitStr> {
-    let expr = value(meta, "`name = \"PascalName\"`")?;
-    let Expr::Lit(ExprLit {
-        lit: Lit::Str(lit), ..
-    }) = expr
-    else {
-        return Err(Error::new_spanned(
-            expr,
-            "expected a string literal, e.g. `name = \"GetHostname\"`",
-        ));
-    };
-    if !case::is_ident(&lit.value()) {
-        return Err(Error::new_spanned(
-            lit,
-            format!(
-                "invalid command name {:?}: it names the generated struct, so it must be a Rust \
-                 identifier, e.g. `name = \"GetHostname\"`",
-                lit.value()
-            ),
-        ));
-    }
-    Ok(lit.clone())
 }
 
 /// How a parameter travels in the envelope.
@@ -557,6 +254,12 @@ fn is_impl_trait(ty: &Type) -> bool {
 /// Checks the function against the options. Returns the function with `#[kwarg]`
 /// stripped (emitted as is when there are errors, so that uses of it do not add noise)
 /// and the command, or every error found.
+///
+/// The steps, each adding its errors: the options, the `#[kwarg]` attributes
+/// ([`strip_kwarg_attrs`]), the function's qualifiers ([`check_qualifiers`]), its
+/// parameters ([`parameters`]), its output ([`output_types`]), the command's name
+/// ([`struct_ident`]); then, with no error, the attributes copied to the struct
+/// ([`Attrs`]).
 pub(crate) fn analyze(
     options: syn::Result<Options>,
     mut item: ItemFn,
@@ -564,15 +267,88 @@ pub(crate) fn analyze(
     let mut errors = Errors::default();
     let options = errors.push_result(options);
     let kinds = strip_kwarg_attrs(&mut item, &mut errors);
-    let frontend_only = matches!(
-        options,
-        Some(Options {
-            mode: Mode::FrontendOnly,
-            ..
-        })
-    );
+    let role = Role::of(options.as_ref());
     let sig = &item.sig;
+    check_qualifiers(sig, &mut errors);
+    let (context_ty, params) = parameters(sig, &kinds, role, &mut errors);
+    let result = output_types(sig, role, &mut errors);
+    let name = options.as_ref().and_then(|o| o.name.as_ref());
+    let struct_ident = struct_ident(name, &sig.ident, &mut errors);
 
+    if let Err(e) = errors.finish() {
+        return (item, Err(e));
+    }
+    let (Some(options), Some(struct_ident), Some(context_ty), Some((output, error))) =
+        (options, struct_ident, context_ty, result)
+    else {
+        // Every missing piece pushed an error above; stay panic-free regardless.
+        let e = Error::new(Span::call_site(), "#[container_command]: invalid function");
+        return (item, Err(e));
+    };
+
+    let Attrs {
+        docs,
+        doc_parts,
+        cfgs,
+    } = Attrs::of(&item);
+    let command = Command {
+        options,
+        snake_name: item.sig.ident.unraw().to_string(),
+        struct_ident,
+        docs,
+        doc_parts,
+        cfgs,
+        context_ty,
+        params,
+        output,
+        error,
+        item: item.clone(),
+    };
+    (item, Ok(command))
+}
+
+/// Which half of a command the function is: what its first parameter and its error type
+/// must be.
+#[derive(Clone, Copy)]
+enum Role {
+    /// The runner half: `(ctx: &mut RunnerContext, ...) -> Result<T, E>`.
+    Runner,
+    /// A frontend-only command's frontend: `(call: &Call<'_>, ...) -> Result<T, Error>`.
+    Frontend,
+}
+
+impl Role {
+    /// The function's role; a runner when the options are wrong.
+    fn of(options: Option<&Options>) -> Role {
+        match options {
+            Some(Options {
+                mode: Mode::FrontendOnly,
+                ..
+            }) => Role::Frontend,
+            _ => Role::Runner,
+        }
+    }
+
+    /// What the first parameter must be, for messages.
+    fn first_param(self) -> &'static str {
+        match self {
+            Role::Runner => "the context: `ctx: &mut RunnerContext` (or `&RunnerContext`)",
+            Role::Frontend => "the call: `call: &Call<'_>`",
+        }
+    }
+
+    /// `E` of the `Result<T, E>` to return, for messages.
+    fn error_type(self) -> &'static str {
+        match self {
+            Role::Runner => "E",
+            Role::Frontend => "ctl_core::Error",
+        }
+    }
+}
+
+/// Refuses what a command function cannot be: `const`, `async`, `unsafe`, `extern`,
+/// generic, variadic.
+fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
     if let Some(t) = &sig.constness {
         errors.push(Error::new_spanned(
             t,
@@ -616,16 +392,19 @@ pub(crate) fn analyze(
             "a command function cannot be variadic",
         ));
     }
+}
 
-    // The context (runner) or call (frontend-only) parameter.
-    let first_expected = if frontend_only {
-        "the call: `call: &Call<'_>`"
-    } else {
-        "the context: `ctx: &mut RunnerContext` (or `&RunnerContext`)"
-    };
+/// The type of the first parameter (the context or the call) and the parameters after it.
+/// `kinds` has one entry per parameter, from [`strip_kwarg_attrs`].
+fn parameters(
+    sig: &Signature,
+    kinds: &[Option<(ParamKind, Span)>],
+    role: Role,
+    errors: &mut Errors,
+) -> (Option<Type>, Vec<Param>) {
     let mut context_ty = None;
     let mut params = Vec::new();
-    for (index, (input, kind)) in sig.inputs.iter().zip(&kinds).enumerate() {
+    for (index, (input, kind)) in sig.inputs.iter().zip(kinds).enumerate() {
         let typed = match input {
             FnArg::Receiver(r) => {
                 errors.push(Error::new_spanned(
@@ -638,106 +417,132 @@ pub(crate) fn analyze(
             FnArg::Typed(t) => t,
         };
         if index == 0 {
-            if let Some((_, span)) = kind {
-                errors.push(Error::new(
-                    *span,
-                    format!("the first parameter is {first_expected}; it cannot be a `#[kwarg]`"),
-                ));
-            }
-            if matches!(&*typed.ty, Type::Reference(_)) {
-                context_ty = Some((*typed.ty).clone());
-            } else {
-                errors.push(Error::new_spanned(
-                    &typed.ty,
-                    format!("expected a reference: the first parameter must be {first_expected}"),
-                ));
-            }
-            continue;
-        }
-        let ident = match &*typed.pat {
-            Pat::Ident(PatIdent {
-                by_ref: None,
-                subpat: None,
-                ident,
-                ..
-            }) => Some(ident.clone()),
-            Pat::Ident(PatIdent {
-                by_ref: Some(r), ..
-            }) => {
-                errors.push(Error::new_spanned(
-                    r,
-                    "`ref` bindings are not supported: write `name: Type`",
-                ));
-                None
-            }
-            pat => {
-                errors.push(Error::new_spanned(
-                    pat,
-                    "expected a plain `name: Type` parameter: the name is the argument's name in \
-                     the envelope",
-                ));
-                None
-            }
-        };
-        if is_impl_trait(&typed.ty) {
-            errors.push(Error::new_spanned(
-                &typed.ty,
-                "`impl Trait` parameters are not supported: each argument is decoded into a \
-                 concrete type",
-            ));
-            continue;
-        }
-        if let Some(ident) = ident {
-            let kind = kind.map_or(ParamKind::Positional, |(k, _)| k);
-            params.push(Param {
-                ident,
-                ty: (*typed.ty).clone(),
-                kind,
-            });
+            context_ty = first_param(typed, *kind, role, errors);
+        } else if let Some(param) = param(typed, *kind, errors) {
+            params.push(param);
         }
     }
     if sig.inputs.is_empty() {
         errors.push(Error::new(
             sig.paren_token.span.join(),
-            format!("missing the first parameter: {first_expected}"),
+            format!("missing the first parameter: {}", role.first_param()),
         ));
     }
+    (context_ty, params)
+}
 
-    let mut result = None;
+/// The context (runner) or call (frontend) parameter: a reference, not a `#[kwarg]`. Its
+/// type is checked by rustc where the expansion passes it.
+fn first_param(
+    typed: &PatType,
+    kind: Option<(ParamKind, Span)>,
+    role: Role,
+    errors: &mut Errors,
+) -> Option<Type> {
+    let expected = role.first_param();
+    if let Some((_, span)) = kind {
+        errors.push(Error::new(
+            span,
+            format!("the first parameter is {expected}; it cannot be a `#[kwarg]`"),
+        ));
+    }
+    if matches!(&*typed.ty, Type::Reference(_)) {
+        Some((*typed.ty).clone())
+    } else {
+        errors.push(Error::new_spanned(
+            &typed.ty,
+            format!("expected a reference: the first parameter must be {expected}"),
+        ));
+        None
+    }
+}
+
+/// A parameter after the first: `name: Type`, with a concrete type.
+fn param(typed: &PatType, kind: Option<(ParamKind, Span)>, errors: &mut Errors) -> Option<Param> {
+    let ident = match &*typed.pat {
+        Pat::Ident(PatIdent {
+            by_ref: None,
+            subpat: None,
+            ident,
+            ..
+        }) => Some(ident.clone()),
+        Pat::Ident(PatIdent {
+            by_ref: Some(r), ..
+        }) => {
+            errors.push(Error::new_spanned(
+                r,
+                "`ref` bindings are not supported: write `name: Type`",
+            ));
+            None
+        }
+        pat => {
+            errors.push(Error::new_spanned(
+                pat,
+                "expected a plain `name: Type` parameter: the name is the argument's name in \
+                 the envelope",
+            ));
+            None
+        }
+    };
+    if is_impl_trait(&typed.ty) {
+        errors.push(Error::new_spanned(
+            &typed.ty,
+            "`impl Trait` parameters are not supported: each argument is decoded into a \
+             concrete type",
+        ));
+        return None;
+    }
+    Some(Param {
+        ident: ident?,
+        ty: (*typed.ty).clone(),
+        kind: kind.map_or(ParamKind::Positional, |(k, _)| k),
+    })
+}
+
+/// `T` and `E` of the `Result<T, E>` the function returns.
+fn output_types(sig: &Signature, role: Role, errors: &mut Errors) -> Option<(Type, Type)> {
     match &sig.output {
-        ReturnType::Default => errors.push(error_between(
-            sig.fn_token.span,
-            sig.paren_token.span.close(),
-            format!(
-                "a command function must return `Result<T, {}>`",
-                if frontend_only {
-                    "ctl_core::Error"
-                } else {
-                    "E"
-                }
-            ),
-        )),
+        ReturnType::Default => {
+            errors.push(error_between(
+                sig.fn_token.span,
+                sig.paren_token.span.close(),
+                format!(
+                    "a command function must return `Result<T, {}>`",
+                    role.error_type()
+                ),
+            ));
+            None
+        }
         ReturnType::Type(_, ty) => match result_types(ty) {
-            Some((t, _)) if is_impl_trait(t) => errors.push(Error::new_spanned(
-                t,
-                "`impl Trait` outputs are not supported: the output is decoded into a concrete \
-                 type",
-            )),
-            Some((t, e)) => result = Some((t.clone(), e.clone())),
-            None => errors.push(Error::new_spanned(
-                ty,
-                "expected `Result<T, E>`, written out with both type arguments: `T` is the \
-                 command's output",
-            )),
+            Some((t, _)) if is_impl_trait(t) => {
+                errors.push(Error::new_spanned(
+                    t,
+                    "`impl Trait` outputs are not supported: the output is decoded into a \
+                     concrete type",
+                ));
+                None
+            }
+            Some((t, e)) => Some((t.clone(), e.clone())),
+            None => {
+                errors.push(Error::new_spanned(
+                    ty,
+                    "expected `Result<T, E>`, written out with both type arguments: `T` is the \
+                     command's output",
+                ));
+                None
+            }
         },
     }
+}
 
-    let fn_name = sig.ident.unraw().to_string();
-    let mut struct_ident = None;
-    match options.as_ref().and_then(|o| o.name.as_ref()) {
+/// The generated struct's name (also the registered name): `name = "..."`, else the
+/// function's name in PascalCase. It must differ from the function's name, which shares
+/// the value namespace with a unit struct.
+fn struct_ident(name: Option<&LitStr>, fn_ident: &Ident, errors: &mut Errors) -> Option<Ident> {
+    match name {
         Some(lit) => {
             let ident = Ident::new(&lit.value(), lit.span());
-            if ident == sig.ident.unraw() {
+            if ident == fn_ident.unraw() {
                 errors.push(Error::new_spanned(
                     lit,
                     format!(
@@ -745,92 +550,89 @@ pub(crate) fn analyze(
                          unit struct `{ident}` and the function share a namespace"
                     ),
                 ));
-            } else {
-                struct_ident = Some(ident);
+                return None;
             }
+            Some(ident)
         }
         None => {
+            let fn_name = fn_ident.unraw().to_string();
             let pascal = case::snake_to_pascal(&fn_name);
             if !case::is_ident(&pascal) {
                 errors.push(Error::new_spanned(
-                    &sig.ident,
+                    fn_ident,
                     format!(
                         "cannot derive a command name from `{fn_name}`; give one with \
                          `name = \"PascalName\"`"
                     ),
                 ));
-            } else if pascal == fn_name {
+                return None;
+            }
+            if pascal == fn_name {
                 errors.push(Error::new_spanned(
-                    &sig.ident,
+                    fn_ident,
                     format!(
                         "the generated struct `{pascal}` would have the function's name; name \
                          the function in snake_case or give `name = \"...\"`"
                     ),
                 ));
-            } else {
-                struct_ident = Some(Ident::new(&pascal, sig.ident.span()));
+                return None;
             }
+            Some(Ident::new(&pascal, fn_ident.span()))
         }
     }
+}
 
-    if let Err(e) = errors.finish() {
-        return (item, Err(e));
+/// The function's attributes that the generated items take over.
+struct Attrs {
+    /// Every `#[doc]`, for the struct.
+    docs: Vec<Attribute>,
+    /// The text of `docs`, for `CommandSpec::doc`.
+    doc_parts: Vec<DocPart>,
+    /// Every `#[cfg]`, for each generated item.
+    cfgs: Vec<Attribute>,
+}
+
+impl Attrs {
+    fn of(item: &ItemFn) -> Attrs {
+        let named = |name: &str| -> Vec<Attribute> {
+            item.attrs
+                .iter()
+                .filter(|a| a.path().is_ident(name))
+                .cloned()
+                .collect()
+        };
+        let docs = named("doc");
+        let doc_parts = docs.iter().filter_map(DocPart::of).collect();
+        Attrs {
+            docs,
+            doc_parts,
+            cfgs: named("cfg"),
+        }
     }
-    let (Some(options), Some(struct_ident), Some(context_ty), Some((output, error))) =
-        (options, struct_ident, context_ty, result)
-    else {
-        // Every missing piece pushed an error above; stay panic-free regardless.
-        let e = Error::new(Span::call_site(), "#[container_command]: invalid function");
-        return (item, Err(e));
-    };
+}
 
-    let docs: Vec<Attribute> = item
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("doc"))
-        .cloned()
-        .collect();
-    let doc_parts = docs
-        .iter()
-        .filter_map(|attr| match &attr.meta {
-            Meta::NameValue(nv) => Some(match &nv.value {
-                Expr::Lit(ExprLit {
-                    lit: Lit::Str(s), ..
-                }) => {
-                    let text = s.value();
-                    DocPart::Lit(text.strip_prefix(' ').map_or(text.clone(), str::to_owned))
-                }
-                other => DocPart::Expr(other.clone()),
-            }),
-            _ => None,
+impl DocPart {
+    /// The piece of `#[doc = ...]`; `None` for another form of `doc`.
+    fn of(attr: &Attribute) -> Option<DocPart> {
+        let Meta::NameValue(nv) = &attr.meta else {
+            return None;
+        };
+        Some(match &nv.value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => {
+                let text = s.value();
+                DocPart::Lit(text.strip_prefix(' ').map_or(text.clone(), str::to_owned))
+            }
+            other => DocPart::Expr(other.clone()),
         })
-        .collect();
-    let cfgs = item
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg"))
-        .cloned()
-        .collect();
-
-    let command = Command {
-        options,
-        snake_name: fn_name,
-        struct_ident,
-        docs,
-        doc_parts,
-        cfgs,
-        context_ty,
-        params,
-        output,
-        error,
-        item: item.clone(),
-    };
-    (item, Ok(command))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proc_macro2::TokenStream;
     use syn::parse_quote;
 
     fn options(tokens: TokenStream) -> syn::Result<Options> {
@@ -843,125 +645,6 @@ mod tests {
             .into_iter()
             .map(|e| e.to_string())
             .collect()
-    }
-
-    #[test]
-    fn parses_options() {
-        let o = options(quote!(placement = exec)).unwrap();
-        assert!(matches!(
-            o.mode,
-            Mode::Runner {
-                placement: Placement::Exec,
-                frontend: None,
-                osctld: None,
-            }
-        ));
-        assert!(!o.setuid_helpers && o.name.is_none());
-
-        let o = options(quote!(
-            placement = fork_as_root,
-            setuid_helpers,
-            name = "State",
-        ))
-        .unwrap();
-        assert!(matches!(
-            o.mode,
-            Mode::Runner {
-                placement: Placement::ForkAsRoot,
-                ..
-            }
-        ));
-        assert!(o.setuid_helpers && !o.no_liblxc);
-        assert_eq!(o.name.unwrap().value(), "State");
-
-        let o = options(quote!(placement = exec, no_liblxc)).unwrap();
-        assert!(o.no_liblxc && !o.setuid_helpers);
-
-        let o = options(quote!(placement = fork, frontend = self::front::state)).unwrap();
-        match o.mode {
-            Mode::Runner {
-                placement: Placement::Fork,
-                frontend: Some(p),
-                osctld: None,
-            } => {
-                assert_eq!(p.to_token_stream().to_string(), "self :: front :: state")
-            }
-            other => panic!("{other:?}"),
-        }
-
-        let o = options(quote!(
-            placement = exec,
-            osctld = ctl_core::osctld::ok_without_output
-        ))
-        .unwrap();
-        match o.mode {
-            Mode::Runner {
-                osctld: Some(p), ..
-            } => assert_eq!(
-                p.to_token_stream().to_string(),
-                "ctl_core :: osctld :: ok_without_output"
-            ),
-            other => panic!("{other:?}"),
-        }
-
-        let o = options(quote!(frontend_only, name = "Syscmd2")).unwrap();
-        assert!(matches!(o.mode, Mode::FrontendOnly));
-    }
-
-    #[test]
-    fn option_errors() {
-        let unknown = message(options(quote!(placement = exec, bogus)));
-        assert_eq!(unknown.len(), 1);
-        assert!(
-            unknown[0].starts_with("unknown option `bogus`; expected one of `placement"),
-            "{unknown:?}"
-        );
-
-        assert_eq!(
-            message(options(quote!(placement = exec, placement = fork))),
-            ["duplicate option `placement`"]
-        );
-        assert_eq!(
-            message(options(quote!(placement = exex))),
-            ["unknown placement `exex`; expected `exec`, `fork` or `fork_as_root`"]
-        );
-        assert_eq!(
-            message(options(quote!(placement = "exec"))),
-            ["expected a placement: `exec`, `fork` or `fork_as_root`"]
-        );
-        let missing = message(options(quote!()));
-        assert!(missing[0].starts_with("missing `placement = exec | fork | fork_as_root`"));
-        assert!(message(options(quote!(name = "X"))).len() == 1);
-        assert!(message(options(quote!(frontend_only, frontend = f)))[0]
-            .starts_with("`frontend = ...` cannot be combined with `frontend_only`"));
-        assert!(message(options(quote!(frontend_only, placement = exec)))[0]
-            .starts_with("`frontend_only` cannot be combined with `placement`"));
-        assert!(message(options(quote!(frontend_only, setuid_helpers)))[0]
-            .starts_with("`setuid_helpers` cannot be combined"));
-        assert_eq!(
-            message(options(quote!(placement = exec, setuid_helpers = true))),
-            ["`setuid_helpers` is a flag and takes no value"]
-        );
-        assert!(message(options(quote!(frontend_only, no_liblxc)))[0]
-            .starts_with("`no_liblxc` cannot be combined with `frontend_only`"));
-        assert_eq!(
-            message(options(quote!(placement = exec, no_liblxc(yes)))),
-            ["`no_liblxc` is a flag and takes no arguments"]
-        );
-        assert!(
-            message(options(quote!(placement = exec, name = "get-hostname")))[0]
-                .starts_with("invalid command name \"get-hostname\"")
-        );
-        assert!(message(options(quote!(placement = exec, name = Foo)))[0]
-            .starts_with("expected a string literal"));
-        assert!(
-            message(options(quote!(placement = exec, frontend = "f")))[0]
-                .starts_with("expected the path of the frontend function")
-        );
-
-        // Independent mistakes are reported together.
-        let all = message(options(quote!(placement = bad, bogus, name = "a b")));
-        assert_eq!(all.len(), 3, "{all:?}");
     }
 
     fn analyze_ok(options: TokenStream, item: ItemFn) -> Command {

@@ -46,12 +46,12 @@ pub(crate) fn api() -> Result<&'static Api, LxcError> {
 fn load() -> Result<Api, String> {
     // A statically linked runner (`+crt-static`, `ctl-runner-static`) has no dynamic loader
     // of its own to share with liblxc: `dlopen` would map a second libc into the process.
-    // Such a runner serves only commands declared `no_liblxc`; one that is not, invoked
+    // Such a runner serves only commands declared `static_runner`; one that is not, invoked
     // there by name, gets this instead of an attempt.
     if cfg!(target_feature = "crt-static") {
         return Err(
             "this runner is statically linked and cannot load liblxc: commands that use LXC \
-             run in the dynamic runner (`ctl-runner`); only commands declared `no_liblxc` \
+             run in the dynamic runner (`ctl-runner`); only commands declared `static_runner` \
              run here"
                 .to_owned(),
         );

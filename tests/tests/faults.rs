@@ -168,7 +168,7 @@ fn unknown_command_is_a_command_error() {
         snake_name: "no_such_command",
         placement: Some(Placement::Fork),
         setuid_helpers: false,
-        no_liblxc: false,
+        static_runner: false,
         doc: "",
     };
     let user = TestUser::new("unknown");

@@ -1,5 +1,5 @@
 //! `ctl-runner-static`: the statically linked runner the frontend starts for commands
-//! declared `no_liblxc` (built by `scripts/build-static-runner`, which `scripts/test` runs).
+//! declared `static_runner` (built by `scripts/build-static-runner`, which `scripts/test` runs).
 //! It must be static, place its process exactly as the dynamic runner does, and refuse
 //! LXC commands with a clear reply instead of loading liblxc.
 
@@ -48,7 +48,7 @@ fn the_static_runner_is_static_and_the_runner_is_not() {
 }
 
 #[test]
-fn no_liblxc_commands_run_in_it_placed_as_in_the_dynamic_runner() {
+fn static_runner_commands_run_in_it_placed_as_in_the_dynamic_runner() {
     let _serial = serial();
     let user = TestUser::new("static");
     let ct = user.container();
@@ -58,7 +58,7 @@ fn no_liblxc_commands_run_in_it_placed_as_in_the_dynamic_runner() {
         ctl_core::frontend::static_runner_path(&ctl_runner_path()),
         Some(static_runner())
     );
-    assert!(<Identity as Command>::SPEC.no_liblxc && <Ping as Command>::SPEC.no_liblxc);
+    assert!(<Identity as Command>::SPEC.static_runner && <Ping as Command>::SPEC.static_runner);
 
     let by_default = Call::new(ct).stdout(Stdio::Null).stderr(Stdio::Null);
     let dynamic = by_default.clone().runner(ctl_runner_path());
@@ -104,7 +104,7 @@ fn commands_that_use_lxc_keep_the_dynamic_runner() {
     let _serial = serial();
     let tc = TestContainer::new("dynamic");
     ctl_core::set_runner_path(ctl_runner_path());
-    assert!(!<commands::State as Command>::SPEC.no_liblxc);
+    assert!(!<commands::State as Command>::SPEC.static_runner);
     // The runner half of State loads liblxc: started in the static runner it would fail
     // (next test); through the default choice it works.
     let call = Call::new(tc.container())
@@ -129,7 +129,7 @@ fn the_static_runner_refuses_lxc_commands_with_a_reply() {
     let message = reply["message"].as_str().unwrap();
     assert!(
         message.contains("statically linked and cannot load liblxc")
-            && message.contains("no_liblxc"),
+            && message.contains("static_runner"),
         "{message}"
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));

@@ -130,10 +130,11 @@ impl Prepared {
                     path: PathBuf::from("<unset>"),
                     source,
                 })?;
-                // A command that never uses liblxc may run in the statically linked
-                // runner, which starts ~95 µs faster here (no dynamic loader).
+                // A command declared `static_runner` (it never uses liblxc) runs in the
+                // statically linked runner, which starts ~95 µs faster here (no dynamic
+                // loader).
                 match spec
-                    .no_liblxc
+                    .static_runner
                     .then(|| static_runner_path(&runner))
                     .flatten()
                 {

@@ -20,14 +20,14 @@ pub const STATIC_RUNNER_ENV: &str = "CTL_STATIC_RUNNER";
 pub const STATIC_RUNNER_NAME: &str = "ctl-runner-static";
 
 /// Sets the statically linked runner (`None`: none), started instead of the runner for
-/// commands declared `no_liblxc` when a call names no runner. `CTL_STATIC_RUNNER` still
+/// commands declared `static_runner` when a call names no runner. `CTL_STATIC_RUNNER` still
 /// overrides it. It must come from the same build as the runner (a runner of another
 /// protocol version refuses every envelope).
 pub fn set_static_runner_path(path: Option<PathBuf>) {
     *STATIC_CONFIGURED.write().unwrap_or_else(|e| e.into_inner()) = Some(path);
 }
 
-/// The statically linked runner to start for a `no_liblxc` command instead of `runner`:
+/// The statically linked runner to start for a `static_runner` command instead of `runner`:
 /// `CTL_STATIC_RUNNER` (empty: none), else what [`set_static_runner_path`] set, else
 /// [`STATIC_RUNNER_NAME`] beside `runner` if that file exists (looked for once per runner
 /// path, not on every call; never beside `/proc/self/exe`: a multi-call daemon is its own,

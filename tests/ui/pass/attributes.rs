@@ -23,7 +23,7 @@ pub mod inner {
 
     /// Documented on the struct and on the function.
     #[doc = concat!("Built by ", "a macro.")]
-    #[container_command(placement = exec)]
+    #[container_command(placement = exec, static_runner)]
     pub fn documented(_ctx: &mut RunnerContext) -> Result<(), CommandError> {
         Ok(())
     }
@@ -36,6 +36,8 @@ fn main() {
         "Documented on the struct and on the function.\nBuilt by a macro."
     );
     assert!(<inner::WithRootfs as Command>::SPEC.setuid_helpers);
+    assert!(!<inner::WithRootfs as Command>::SPEC.static_runner);
+    assert!(<inner::Documented as Command>::SPEC.static_runner);
     let _ = inner::WithRootfs::run_with;
     let _ = inner::with_rootfs;
     let _ = inner::Documented::run;
