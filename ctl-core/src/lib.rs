@@ -17,6 +17,11 @@
 //! See `docs/design.md` in the repository for what `#[container_command]` expands to and
 //! why the runner applies its own placement.
 
+// Every unsafe operation in its own block, each block with the SAFETY argument that
+// justifies it (as in ctl-lxc).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 // The macro's expansion names `::ctl_core`; this makes it work inside this crate too.
 extern crate self as ctl_core;
 

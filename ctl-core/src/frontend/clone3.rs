@@ -324,19 +324,21 @@ mod imp {
     #[inline(always)]
     unsafe fn syscall4(nr: c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
         let ret: isize;
-        // SAFETY (caller): the arguments are valid for system call `nr`. `syscall` clobbers
-        // only rax (the result), rcx and r11.
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a,
-            in("rsi") b,
-            in("rdx") c,
-            in("r10") d,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
+        // SAFETY: the caller passes arguments valid for system call `nr`. `syscall`
+        // clobbers only rax (the result), rcx and r11.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") nr as isize => ret,
+                in("rdi") a,
+                in("rsi") b,
+                in("rdx") c,
+                in("r10") d,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
         ret
     }
 
@@ -432,27 +434,29 @@ mod imp {
     /// an empty stack, with no frame to return to (glibc's own `clone3` is assembly too).
     unsafe fn clone3(args: &libc::clone_args, child: *const ChildArgs) -> isize {
         let ret: isize;
-        // SAFETY (caller): see `clone_into`. In the child, rdx/rdi/... are the parent's
-        // values (the kernel copies the registers), rax is 0 and rsp the top of the new
-        // stack: align it as the ABI wants, mark the outermost frame, call.
-        asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "xor ebp, ebp",
-            "and rsp, -16",
-            "mov rdi, r8",
-            "call r9",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone3 as isize => ret,
-            in("rdi") args as *const libc::clone_args as usize,
-            in("rsi") std::mem::size_of::<libc::clone_args>(),
-            in("r8") child as usize,
-            in("r9") child_main as extern "C" fn(*const ChildArgs) -> ! as usize,
-            lateout("rcx") _,
-            lateout("r11") _,
-        );
+        // SAFETY: the caller's contract, see `clone_into`. In the child, rdx/rdi/... are
+        // the parent's values (the kernel copies the registers), rax is 0 and rsp the top of
+        // the new stack: align it as the ABI wants, mark the outermost frame, call.
+        unsafe {
+            asm!(
+                "syscall",
+                "test rax, rax",
+                "jnz 2f",
+                "xor ebp, ebp",
+                "and rsp, -16",
+                "mov rdi, r8",
+                "call r9",
+                "ud2",
+                "2:",
+                inlateout("rax") libc::SYS_clone3 as isize => ret,
+                in("rdi") args as *const libc::clone_args as usize,
+                in("rsi") std::mem::size_of::<libc::clone_args>(),
+                in("r8") child as usize,
+                in("r9") child_main as extern "C" fn(*const ChildArgs) -> ! as usize,
+                lateout("rcx") _,
+                lateout("r11") _,
+            );
+        }
         ret
     }
 
@@ -494,6 +498,8 @@ mod imp {
                     SIGSET_SIZE,
                 ),
             );
+            // path, argv and envp are the parent's NUL-terminated arrays, alive until the
+            // parent sees the exec or the error (`clone_into`).
             let r = syscall4(
                 libc::SYS_execve,
                 child.path as usize,
@@ -509,7 +515,8 @@ mod imp {
     #[inline(always)]
     unsafe fn check(child: &ChildArgs, r: isize) {
         if r < 0 {
-            fail(child, r)
+            // SAFETY: in the child, as `fail` requires (the caller's contract).
+            unsafe { fail(child, r) }
         }
     }
 
@@ -518,7 +525,8 @@ mod imp {
     unsafe fn fail(child: &ChildArgs, r: isize) -> ! {
         child.err.store((-r) as i32, Ordering::Release);
         loop {
-            syscall4(libc::SYS_exit_group, 127, 0, 0, 0);
+            // SAFETY: exit_group takes a plain int and does not return.
+            unsafe { syscall4(libc::SYS_exit_group, 127, 0, 0, 0) };
         }
     }
 }

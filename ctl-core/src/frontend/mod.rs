@@ -232,6 +232,7 @@ impl<'a> StdioPlan<'a> {
         // SAFETY: fds 1 and 2 of the process exist for its whole life (std opens /dev/null
         // there if they were closed at startup); we only borrow them for the spawn.
         let inherited_out = unsafe { BorrowedFd::borrow_raw(1) };
+        // SAFETY: as above, fd 2.
         let inherited_err = unsafe { BorrowedFd::borrow_raw(2) };
         let mut next = CHILD_RETURN_FD + 1;
         let stdin = assign_fd(call.stdin, &mut next);

@@ -247,6 +247,7 @@ mod tests {
         // The spawn still holding /a can use it.
         let fd = lent[0].1.as_raw_fd();
         assert!(nix::fcntl::fcntl(
+            // SAFETY: `lent` keeps the fd open for the duration of the check.
             unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
             nix::fcntl::FcntlArg::F_GETFD
         )
