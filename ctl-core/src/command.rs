@@ -97,3 +97,7 @@ pub trait Command: 'static {
 /// The runner half of a command, type-erased for the registry: decodes its arguments,
 /// runs, encodes its output.
 pub type RunnerFn = fn(&mut RunnerContext, Args) -> Result<Value, CommandError>;
+
+/// The frontend of a command (its `run_with`), type-erased for the registry: decodes the
+/// arguments (as they travel in an envelope), runs the frontend, encodes its output.
+pub type FrontendFn = fn(&crate::Call<'_>, Args) -> Result<Value, crate::Error>;

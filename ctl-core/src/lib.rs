@@ -43,12 +43,12 @@ pub mod terminal;
 
 pub use args::{Args, ArgsEncoder};
 pub use call::{Call, Stdio};
-pub use command::{Command, CommandSpec, Placement, RunnerFn};
+pub use command::{Command, CommandSpec, FrontendFn, Placement, RunnerFn};
 pub use container::{Container, Rlimit, RlimitValue};
 pub use ctl_derive::container_command;
 pub use envelope::{Envelope, PROTOCOL_VERSION};
 pub use error::{CommandError, Error, ExitInfo, ProtocolError};
-pub use frontend::{invoke, runner_path, set_runner_path};
+pub use frontend::{invoke, invoke_by_name, runner_path, set_runner_path};
 pub use registry::{DuplicateCommand, Registration, Registry};
 pub use reply::Reply;
 pub use runner::RunnerContext;
@@ -80,6 +80,22 @@ pub mod __private {
     }
 
     pub use crate::frontend::call_runner;
+
+    /// A by-name call's arguments that do not decode: [`Error::Arguments`].
+    pub fn arguments_error<C: Command, T>(decoded: Result<T, CommandError>) -> Result<T, Error> {
+        decoded.map_err(|e| Error::Arguments {
+            command: C::SPEC.name.to_owned(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// A by-name call's output as JSON.
+    pub fn frontend_value<C: Command>(output: C::Output) -> Result<Value, Error> {
+        serde_json::to_value(output).map_err(|e| Error::Arguments {
+            command: C::SPEC.name.to_owned(),
+            message: format!("cannot encode the output: {e}"),
+        })
+    }
 
     /// Checks the function of `osctld = ...` (a mismatch is reported at its path).
     pub const fn osctld_fn(f: crate::osctld::OsctldFn) -> crate::osctld::OsctldFn {

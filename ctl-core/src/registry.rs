@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
-use crate::command::{CommandSpec, RunnerFn};
+use crate::command::{CommandSpec, FrontendFn, RunnerFn};
 use crate::osctld::OsctldFn;
 
 /// One command as linked into this binary.
@@ -16,6 +16,9 @@ pub struct Registration {
     pub spec: &'static CommandSpec,
     /// `None` for frontend-only commands.
     pub runner: Option<RunnerFn>,
+    /// The command's frontend (`run_with`) with its arguments as they travel in an
+    /// envelope: what [`crate::invoke_by_name`] runs.
+    pub frontend: FrontendFn,
     /// How the runner half reads an envelope from osctld's own frontends
     /// (`#[container_command(osctld = ...)]`, see [`crate::osctld`]); `None`: as its own.
     pub osctld: Option<OsctldFn>,
@@ -179,9 +182,14 @@ mod tests {
         static_runner: false,
         doc: "",
     };
+    fn no_frontend(_: &crate::Call<'_>, _: crate::Args) -> Result<serde_json::Value, crate::Error> {
+        unreachable!("not called by these tests")
+    }
+
     static REG_A: Registration = Registration {
         spec: &A,
         runner: None,
+        frontend: no_frontend,
         osctld: None,
         module: "a",
         location: "a.rs:1",
@@ -189,6 +197,7 @@ mod tests {
     static REG_B: Registration = Registration {
         spec: &B,
         runner: None,
+        frontend: no_frontend,
         osctld: None,
         module: "b",
         location: "b.rs:2",
@@ -196,6 +205,7 @@ mod tests {
     static REG_A2: Registration = Registration {
         spec: &A,
         runner: None,
+        frontend: no_frontend,
         osctld: None,
         module: "plugin",
         location: "p.rs:9",

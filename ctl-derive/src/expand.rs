@@ -249,7 +249,17 @@ impl<'a> Gen<'a> {
         let run = self.run_method();
         let run_with = self.run_with_method();
         let runner = self.placement.map(|_| self.runner_method());
-        let codec = self.placement.map(|_| self.codec());
+        let codec = match self.placement {
+            Some(_) => self.codec(),
+            None => {
+                let krate = &self.krate;
+                let by_name = self.by_name_fn(true);
+                quote! {
+                    #[doc(hidden)]
+                    const __CTL_BY_NAME: #krate::FrontendFn = #by_name;
+                }
+            }
+        };
         quote! {
             #(#cfgs)*
             #[allow(dead_code)]
@@ -390,15 +400,46 @@ impl<'a> Gen<'a> {
         let types = self.cmd.params.iter().map(|p| &p.ty);
         let runner_fn = self.runner_fn();
         let encoder = self.encoder();
+        let by_name = self.by_name_fn(false);
         quote! {
             #[doc(hidden)]
             const __CTL_CODEC: (
                 #krate::RunnerFn,
                 fn(#(#types),*) -> ::core::result::Result<#krate::Args, #krate::Error>,
+                #krate::FrontendFn,
             ) = (
                 #runner_fn,
                 #encoder,
+                #by_name,
             );
+        }
+    }
+
+    /// The frontend by name (`Registration::frontend`): decodes the arguments as the
+    /// runner does, runs `run_with` (the command's frontend), encodes the output. For a
+    /// frontend-only command it also holds the serde assertions of the arguments (it has
+    /// no codec that would).
+    fn by_name_fn(&self, with_asserts: bool) -> TokenStream {
+        let krate = &self.krate;
+        let decode = self
+            .params_with_ranges()
+            .map(|(p, range)| decode_param(&self.krate, p, range));
+        let args_mut = (!self.cmd.params.is_empty()).then(|| quote!(mut));
+        let idents = self.idents();
+        let asserts = with_asserts.then(|| self.assert_args());
+        let asserts = asserts.iter().flatten();
+        quote! {
+            |__ctl_call, __ctl_args| {
+                #(#asserts)*
+                let __ctl_decoded = (move || {
+                    let #args_mut __ctl_args: #krate::Args = __ctl_args;
+                    #(#decode)*
+                    __ctl_args.finish()?;
+                    ::core::result::Result::Ok::<_, #krate::CommandError>((#(#idents,)*))
+                })();
+                let (#(#idents,)*) = #krate::__private::arguments_error::<Self, _>(__ctl_decoded)?;
+                #krate::__private::frontend_value::<Self>(Self::run_with(__ctl_call, #(#idents),*)?)
+            }
         }
     }
 
@@ -504,30 +545,26 @@ impl<'a> Gen<'a> {
             struct_ident: ty,
             ..
         } = self.cmd;
-        let (runner_ref, frontend_only_asserts) = match self.placement {
+        let (runner_ref, frontend_ref) = match self.placement {
             Some(_) => (
                 quote!(::core::option::Option::Some(#ty::__CTL_CODEC.0)),
-                None,
+                quote!(#ty::__CTL_CODEC.2),
             ),
-            None => {
-                let assert_args = self.assert_args();
-                (
-                    quote!(::core::option::Option::None),
-                    Some(quote!(const _: fn() = || { #(#assert_args)* };)),
-                )
-            }
+            None => (
+                quote!(::core::option::Option::None),
+                quote!(#ty::__CTL_BY_NAME),
+            ),
         };
         let osctld_ref = self.osctld_ref();
         let location = quote_spanned!(self.fn_ident().span()=> ::core::line!());
         quote! {
             #(#cfgs)*
             const _: () = {
-                #frontend_only_asserts
-
                 #krate::__private::inventory::submit! {
                     #krate::Registration {
                         spec: <#ty as #krate::Command>::SPEC,
                         runner: #runner_ref,
+                        frontend: #frontend_ref,
                         osctld: #osctld_ref,
                         module: ::core::module_path!(),
                         location: ::core::concat!(::core::file!(), ":", #location),
@@ -725,7 +762,12 @@ mod tests {
         assert!(out.contains("syscmd (call , cmd)"), "{out}");
         assert!(!out.contains("fn runner"), "{out}");
         assert!(!out.contains("__CTL_CODEC"), "{out}");
-        assert!(out.contains("const _ : fn () = || { :: ctl_core :: __private :: assert_arg :: < Vec < String > > () ; } ;"), "{out}");
+        // The serde assertions of its arguments live in its by-name frontend.
+        assert!(
+            out.contains("const __CTL_BY_NAME : :: ctl_core :: FrontendFn = | __ctl_call , __ctl_args | { :: ctl_core :: __private :: assert_arg :: < Vec < String > > () ;"),
+            "{out}"
+        );
+        assert!(out.contains("frontend : Syscmd :: __CTL_BY_NAME"), "{out}");
     }
 
     #[test]

@@ -103,6 +103,25 @@ pub fn invoke(call: &Call<'_>, spec: &'static CommandSpec, args: Args) -> Result
     result
 }
 
+/// Runs the command registered as `name` (any form a runner accepts: `GetHostname`,
+/// `get_hostname`, `OsCtld::ContainerControl::Commands::GetHostname`) through its frontend,
+/// with `args` as they travel in an envelope, and returns its output as JSON: what a daemon
+/// that dispatches by name (an RPC) calls. Unlike [`invoke`], which starts the runner half
+/// directly, this runs what `Command::run_with` runs: a frontend-only command (Syscmd), and
+/// frontends that do work of their own (GetHostname opens the container's namespace,
+/// Runscript copies a script from the call's stdin) work too.
+pub fn invoke_by_name(call: &Call<'_>, name: &str, args: Args) -> Result<Value, Error> {
+    let refuse = |message: String| Error::Arguments {
+        command: name.to_owned(),
+        message,
+    };
+    match crate::registry::Registry::find(name) {
+        Ok(Some(registration)) => (registration.frontend)(call, args),
+        Ok(None) => Err(refuse(format!("unknown command {name:?}"))),
+        Err(e) => Err(refuse(e.to_string())),
+    }
+}
+
 /// What every runner start of one call needs, computed once.
 pub(crate) struct Prepared {
     pub command: &'static str,
