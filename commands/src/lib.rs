@@ -6,6 +6,8 @@
 //! [`support`] (public: plugin authors use it too). LXC itself (the isolated attach, the
 //! config reader, the cgroup layout, the freezer) is `ctl-lxc`'s.
 
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
+
 pub mod exec;
 pub mod info;
 pub mod lifecycle;
