@@ -5,11 +5,12 @@ use std::os::fd::AsFd;
 use ctl_core::{bail, container_command, Call, Command, CommandError, Error, RunnerContext};
 use nix::sched::CloneFlags;
 
-use crate::util;
+use crate::lifecycle::checked_init_pid;
+use crate::support;
 
 /// The container's hostname, read in its UTS namespace.
 ///
-/// The frontend asks `State` for the init pid (see `util::init_pid`: checked as the
+/// The frontend asks `State` for the init pid (see `lifecycle::checked_init_pid`: checked as the
 /// container's) and opens its UTS namespace itself (only one owned by the container's
 /// user namespace); the runner, root outside the container's cgroups,
 /// gets that namespace as its stdin, enters it and calls `gethostname`. Root never loads
@@ -33,7 +34,7 @@ pub fn get_hostname(ctx: &mut RunnerContext) -> Result<String, CommandError> {
 }
 
 fn get_hostname_frontend(call: &Call<'_>) -> Result<String, Error> {
-    let init = util::init_pid(call, GetHostname::SPEC.name)?;
+    let init = checked_init_pid(call, GetHostname::SPEC.name)?;
     let ns = init
         .open_ns("uts")
         .map_err(|e| Error::command(GetHostname::SPEC.name, e))?;
@@ -47,8 +48,8 @@ fn get_hostname_frontend(call: &Call<'_>) -> Result<String, Error> {
 /// a veth.
 #[container_command(placement = fork)]
 pub fn veth_name(ctx: &mut RunnerContext, index: u32) -> Result<String, CommandError> {
-    let ct = util::open_defined(ctx)?;
-    util::require_running(&ct)?;
+    let ct = support::open_defined(ctx)?;
+    support::require(&ct, ct.name(), support::Need::Running)?;
     let key = format!("lxc.net.{index}.veth.pair");
     let name = ct
         .get_running_config_item(&key)

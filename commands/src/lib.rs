@@ -1,20 +1,23 @@
 //! The built-in container commands: osctld's `ContainerControl` set plus `Start`, each
 //! defined once with `#[container_command]` and driving liblxc through `ctl-lxc`.
 //! Linking this crate registers them all.
+//!
+//! Each command module holds command definitions and their frontends; what they share is
+//! [`support`] (public: plugin authors use it too). LXC itself (the isolated attach, the
+//! config reader, the cgroup layout, the freezer) is `ctl-lxc`'s.
+
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 pub mod exec;
-mod freezer;
 pub mod info;
-pub(crate) mod initpid;
 pub mod lifecycle;
 pub mod mount;
-pub mod netconfig;
-mod osctld_modes;
 pub mod stop;
+pub mod support;
 pub mod tasks;
-mod util;
 pub mod wall;
 
+pub use exec::netconfig;
 pub use exec::{
     Exec, ExecOptions, ExecTerminal, Runscript, ScriptSource, Syscmd, SyscmdOutput, ValidRcs,
 };

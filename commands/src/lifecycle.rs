@@ -7,9 +7,10 @@ use ctl_lxc::command_socket::{self, CommandSocketError};
 use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
 
-use crate::freezer::{self, Outcome};
-use crate::initpid::{InitError, ValidatedInit};
-use crate::util;
+use ctl_lxc::freezer::{self, Outcome};
+
+use crate::support::initpid::{InitError, ValidatedInit};
+use crate::support::{self, Need};
 
 /// What `State` returns (osctld's `{id, state, init_pid}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,36 +40,36 @@ impl StateInfo {
 /// with the setuid helpers (`newuidmap`, `newgidmap`, `lxc-user-nic`) usable. In osctld's
 /// layout the runner's entry cgroup is `<cgroup_path>/lxc.monitor.<id>` and it moves to
 /// `<cgroup_path>` before the start, so that the payload becomes the entry's sibling (see
-/// `util::enter_container_cgroup_to_start`; LXC then names its monitor's cgroup
+/// `support::enter_container_cgroup_to_start`; LXC then names its monitor's cgroup
 /// `lxc.monitor.<id>-1`, the entry holding the plain name). liblxc daemonizes
 /// the monitor (which closes every inherited fd and puts `/dev/null` on 0-2) and returns
 /// once the container runs or failed. Refuses a container that is not stopped; a failure
 /// carries liblxc's text and the new lines of the container's log.
 #[container_command(placement = exec, setuid_helpers)]
 pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    let ct = util::open_defined(ctx)?;
+    let ct = support::open_defined(ctx)?;
     let state = ct.state()?;
     if state != LxcState::Stopped {
         bail!("container {} is already running (state: {state})", ctx.id);
     }
-    let log = util::log_file_of(ctx, &ct);
-    let offset = util::log_offset(log.as_deref());
-    util::enter_container_cgroup_to_start(ctx)?;
+    let log = support::log_file_of(ctx, &ct);
+    let offset = support::log_offset(log.as_deref());
+    support::enter_container_cgroup_to_start(ctx)?;
     // liblxc's start needs a dumpable caller; the runner is not one (see
-    // `util::in_dumpable_worker`).
-    let started = util::in_dumpable_worker("container start", &|| {
+    // `support::in_dumpable_worker`).
+    let started = support::in_dumpable_worker("container start", &|| {
         ct.start(false, &[])
             .map(|_| 0)
             .map_err(|e| CommandError::msg(e.to_string()))
     });
     if let Err(e) = started {
-        return Err(util::with_log_tail(e.message(), log.as_deref(), offset));
+        return Err(support::with_log_tail(e.message(), log.as_deref(), offset));
     }
     // liblxc reports success once the monitor saw RUNNING; an init that dies at once is
     // stopped again by now.
     let state = ct.state()?;
     if state == LxcState::Stopped {
-        return Err(util::with_log_tail(
+        return Err(support::with_log_tail(
             format!("container {} stopped right after it was started", ctx.id),
             log.as_deref(),
             offset,
@@ -127,7 +128,7 @@ fn unfreeze_frontend(call: &Call<'_>) -> Result<bool, Error> {
 
 /// The runner halves of Freeze and Unfreeze: the freezer path, else liblxc.
 fn set_frozen_in_runner(ctx: &RunnerContext, frozen: bool) -> Result<bool, CommandError> {
-    if let Some(target) = freezer::Target::of_runner(ctx) {
+    if let Some(target) = support::freezer_of_runner(ctx) {
         match freezer::set_frozen(&target, frozen).map_err(CommandError::msg)? {
             Outcome::Done => return Ok(true),
             // The runner has no deadline of its own: the frontend kills it at the call's.
@@ -137,8 +138,8 @@ fn set_frozen_in_runner(ctx: &RunnerContext, frozen: bool) -> Result<bool, Comma
             }
         }
     }
-    let ct = util::open_defined(ctx)?;
-    util::require_running(&ct)?;
+    let ct = support::open_defined(ctx)?;
+    support::require(&ct, ct.name(), Need::Running)?;
     if frozen {
         ct.freeze()?;
     } else {
@@ -155,7 +156,7 @@ fn freeze_directly_in_frontend(
 ) -> Result<Option<bool>, Error> {
     let started = Instant::now();
     let deadline = call.deadline_value().map(|d| started + d);
-    let Some(target) = freezer::Target::of_container(call.container(), deadline) else {
+    let Some(target) = support::freezer_of_container(call.container(), deadline) else {
         return Ok(None);
     };
     match freezer::set_frozen(&target, frozen).map_err(|e| Error::command(command, e))? {
@@ -191,7 +192,7 @@ fn freeze_directly_in_frontend(
 /// The runner half is the whole command for callers that invoke it by name, unchecked.
 #[container_command(placement = fork, frontend = state_frontend)]
 pub fn state(ctx: &mut RunnerContext) -> Result<StateInfo, CommandError> {
-    let ct = util::open(ctx)?;
+    let ct = support::open(ctx)?;
     let state = ct.state()?;
     let init_pid = if state == LxcState::Stopped {
         None
@@ -239,7 +240,7 @@ fn unchecked_state(call: &Call<'_>) -> Result<StateInfo, Error> {
         state: LxcState::Stopped.as_str().to_owned(),
         init_pid: None,
     };
-    if !util::payload_cgroup_exists(ct) {
+    if !support::payload_cgroup_exists(ct) {
         return Ok(stopped());
     }
     let started = Instant::now();
@@ -274,8 +275,30 @@ fn unchecked_state(call: &Call<'_>) -> Result<StateInfo, Error> {
 /// container.
 #[container_command(placement = fork)]
 pub fn reboot(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
-    let ct = util::open_defined(ctx)?;
-    util::require_running_thawed(&ct)?;
+    let ct = support::open_defined(ctx)?;
+    support::require(&ct, ct.name(), Need::Thawed)?;
     ct.reboot()?;
     Ok(true)
+}
+
+/// The container's init pid, from `State` (its frontend asks the container's monitor over
+/// LXC's command socket, its fallback runner asks liblxc as the container's user), checked
+/// as the container's on either path ([`ValidatedInit`]): root-side code opens the
+/// namespaces it enters through it. Root-side code uses this instead of loading the
+/// user-editable LXC config with liblxc as root.
+pub(crate) fn checked_init_pid(call: &Call<'_>, command: &str) -> Result<ValidatedInit, Error> {
+    let call = call
+        .clone()
+        .stdin(None)
+        .placement(ctl_core::Placement::Fork);
+    let (state, init) = state_and_init(&call).map_err(|e| match e {
+        Error::Command { message, .. } => Error::command(command, message),
+        e => e,
+    })?;
+    init.ok_or_else(|| {
+        Error::command(
+            command,
+            format!("container {} is not running (it has no init pid)", state.id),
+        )
+    })
 }

@@ -13,17 +13,14 @@
 //! `newuidmap`, a setuid program that `no_new_privs` would disarm ("newuidmap: write to
 //! uid_map failed: Operation not permitted", then "Failed to attach cgroup").
 
-use std::os::fd::OwnedFd;
 use std::path::{Component, Path};
 use std::time::{Duration, Instant};
 
 use ctl_core::{bail, container_command, CommandError, RunnerContext};
-use ctl_lxc::State;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
-use crate::exec::{attach_options, exit_code, ProgramStdio};
-use crate::util;
+use crate::support::{attach_and_report, open_running};
 
 /// How long the process that Mount or Unmount attaches into the container may take before
 /// it is killed and the command fails. It makes a few mount system calls, which take
@@ -59,7 +56,7 @@ pub fn mount(
     {
         bail!("src must be a relative path below shared_dir without `..`, not {src:?}");
     }
-    let ct = running(ctx)?;
+    let ct = open_running(ctx)?;
     let source = Path::new(&shared_dir).join(&src);
     let deadline = Instant::now() + MOUNT_HELPER_TIMEOUT;
     let report = attach_and_report(&ct, "the mount helper", deadline, &|| {
@@ -72,7 +69,7 @@ pub fn mount(
 #[container_command(placement = exec, setuid_helpers, osctld = unmount_osctld)]
 pub fn unmount(ctx: &mut RunnerContext, mountpoint: String) -> Result<bool, CommandError> {
     check_absolute("mountpoint", &mountpoint)?;
-    let ct = running(ctx)?;
+    let ct = open_running(ctx)?;
     let deadline = Instant::now() + MOUNT_HELPER_TIMEOUT;
     let report = attach_and_report(&ct, "the unmount helper", deadline, &|| {
         unmount_inside(Path::new(&mountpoint)).map(|()| String::new())
@@ -102,20 +99,6 @@ fn check_absolute(what: &str, path: &str) -> Result<(), CommandError> {
         bail!("{what} must be an absolute path without `..`, not {path:?}");
     }
     Ok(())
-}
-
-/// Opens the container and checks that it runs (and is not frozen: a process attached
-/// to a frozen container would be frozen too, and the command would hang).
-pub(crate) fn running(ctx: &RunnerContext) -> Result<ctl_lxc::Container, CommandError> {
-    let ct = util::open(ctx)?;
-    match ct.state()? {
-        State::Running => Ok(ct),
-        State::Stopped => bail!("container {} is not running", ctx.ident()),
-        state @ (State::Frozen | State::Freezing) => {
-            bail!("container {} is {state}; thaw it first", ctx.ident())
-        }
-        state => bail!("container {} is {state}, not running", ctx.ident()),
-    }
 }
 
 /// In the attached process: make the shared directory a plain slave (LXC leaves the
@@ -175,77 +158,4 @@ fn unmount_inside(mountpoint: &Path) -> Result<(), String> {
         Ok(()) | Err(Errno::EINVAL) => Ok(()),
         Err(e) => Err(format!("cannot unmount {}: {e}", mountpoint.display())),
     }
-}
-
-/// Runs `work` in a process attached to the container (root inside, no stdio but the
-/// runner's stderr) and returns what it reported: its result (osctld's `ok:<text>` /
-/// `error:<message>` line on a pipe), or an error when it ended without a report.
-///
-/// The process lives in the container's pid namespace, so the container's root can stop
-/// it: at `deadline` it is killed and reaped, and the error says that `what` (e.g. "wall")
-/// did not finish.
-pub(crate) fn attach_and_report(
-    ct: &ctl_lxc::Container,
-    what: &str,
-    deadline: Instant,
-    work: &dyn Fn() -> Result<String, String>,
-) -> Result<Result<String, CommandError>, CommandError> {
-    let started = Instant::now();
-    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let stdio = ProgramStdio::null()?;
-    let mut opts = attach_options(&stdio, ctl_lxc::SYSTEM_PATH);
-    // Whatever the work prints goes where the runner's diagnostics go.
-    opts.stderr = 2;
-    let child = || {
-        let (line, code) = match work() {
-            Ok(text) => (format!("ok:{text}"), 0),
-            Err(message) => (format!("error:{message}"), 1),
-        };
-        let _ = write_all(&writer, line.as_bytes());
-        code
-    };
-    let status = crate::util::attach_isolated(
-        ct,
-        &opts,
-        ctl_lxc::AttachProgram::Function(&child),
-        Some(deadline),
-    );
-    drop(writer);
-    let status = status?
-        .ok_or_else(|| util::helper_timed_out(what, deadline.saturating_duration_since(started)))?;
-    let text = read_all(reader)?;
-    Ok(match text.split_once(':') {
-        Some(("ok", text)) => Ok(text.to_owned()),
-        Some(("error", message)) => Err(CommandError::msg(message)),
-        _ => Err(CommandError::msg(format!(
-            "the process in the container exited with status {} without a report",
-            exit_code(status)
-        ))),
-    })
-}
-
-fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> nix::Result<()> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Reads until EOF (at most 64 KiB).
-fn read_all(fd: OwnedFd) -> Result<String, CommandError> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::from(fd)
-        .take(64 << 10)
-        .read_to_string(&mut text)
-        .map_err(|e| {
-            CommandError::msg(format!(
-                "reading the report of the process in the container: {e}"
-            ))
-        })?;
-    Ok(text)
 }

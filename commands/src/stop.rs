@@ -10,7 +10,7 @@ use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::State;
-use crate::util;
+use crate::support::{self, wall};
 
 /// How `Stop` stops a container (osctld's modes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +98,7 @@ pub fn stop(
 ) -> Result<bool, CommandError> {
     check_timeout(timeout)?;
     let deadline = Instant::now() + Duration::from_secs(timeout);
-    let ct = util::open_defined(ctx)?;
+    let ct = support::open_defined(ctx)?;
     let state = ct.state()?;
     if state == LxcState::Stopped {
         // Stopped already (osctld's `ct stop` and `restart` rely on that succeeding).
@@ -156,7 +156,7 @@ fn stop_frontend(
     // a kill (a frozen task does not die until thawed), a clean shutdown needs it too, and
     // the container's root can freeze its own processes in a freezer cgroup of its own
     // below the payload, where neither the monitor's state nor liblxc's unfreeze looks.
-    if let Err(e) = util::thaw_tree(ct) {
+    if let Err(e) = support::thaw_tree(ct) {
         tracing::warn!(container = %ct.ident(), "thawing before stop: {e}");
     }
     // Attaching (halt inside, the wall message) and liblxc's unfreeze need the container's
@@ -188,7 +188,7 @@ fn stop_frontend(
                     Error::Timeout { .. } | Error::RunnerFailed { .. } | Error::Command { .. }
                 ) =>
         {
-            match util::kill_payload_tree(ct, HARD_KILL_LIMIT) {
+            match support::kill_payload_tree(ct, HARD_KILL_LIMIT) {
                 Ok(true) => {
                     tracing::warn!(container = %ct.ident(), error = %e, "stop: the container did not stop through LXC; killed through its cgroups");
                     Ok(true)
@@ -228,7 +228,7 @@ fn stop_osctld(
     _native: ctl_core::RunnerFn,
 ) -> Result<ctl_core::osctld::Value, CommandError> {
     let (mode, opts): (StopMode, OsctldStopOptions) = ctl_core::osctld::mode_and_options(args)?;
-    let ct = util::open_defined(ctx)?;
+    let ct = support::open_defined(ctx)?;
     if ct.state()? == LxcState::Stopped {
         return Ok(ctl_core::osctld::Value::Null);
     }
@@ -236,7 +236,7 @@ fn stop_osctld(
     let timeout = Duration::from_secs(opts.timeout);
     if let Some(message) = &opts.message {
         let limit = Instant::now() + timeout;
-        if let Err(e) = crate::wall::wall_text_inside(&ct, message, Some(limit)) {
+        if let Err(e) = wall::wall_text_inside(&ct, message, Some(limit)) {
             eprintln!("stop {}: cannot show the message inside: {e}", ctx.ident());
         }
     }
@@ -308,7 +308,7 @@ fn halt_inside(
 ) -> Result<Option<(&'static str, std::process::ExitStatus)>, CommandError> {
     let mut last = None;
     for program in HALT_PROGRAMS {
-        let Some(status) = util::attach_wait(ct, &[program], Some(deadline))? else {
+        let Some(status) = support::attach_wait(ct, &[program], Some(deadline))? else {
             return Ok(None);
         };
         last = Some((program, status));
@@ -329,7 +329,7 @@ fn clean_shutdown(
 ) -> Result<bool, CommandError> {
     if Instant::now() >= deadline {
         // A zero timeout leaves no time for a clean shutdown.
-        return util::wait_stopped(ct, deadline);
+        return support::wait_stopped(ct, deadline);
     }
     let started = Instant::now();
     match halt_inside(ct, deadline) {
@@ -337,14 +337,14 @@ fn clean_shutdown(
             eprintln!(
                 "stop {}: {program} inside {}",
                 ctx.ident(),
-                util::describe_status(status)
+                support::describe_status(status)
             );
         }
         Ok(Some(_)) => {}
         Ok(None) => eprintln!(
             "stop {}: {}",
             ctx.ident(),
-            util::helper_timed_out("halt", deadline.saturating_duration_since(started))
+            support::helper_timed_out("halt", deadline.saturating_duration_since(started))
         ),
         Err(e) => eprintln!("stop {}: cannot run halt inside: {e}", ctx.ident()),
     }
@@ -354,7 +354,7 @@ fn clean_shutdown(
             eprintln!("stop {}: cannot send the halt signal: {e}", ctx.ident());
         }
     }
-    util::wait_stopped(ct, deadline)
+    support::wait_stopped(ct, deadline)
 }
 
 /// Kills the container and waits until LXC reports it stopped.
@@ -365,7 +365,7 @@ fn kill_and_wait(ct: &ctl_lxc::Container) -> Result<(), CommandError> {
             return Err(e.into());
         }
     }
-    if !util::wait_stopped(ct, Instant::now() + KILL_GRACE)? {
+    if !support::wait_stopped(ct, Instant::now() + KILL_GRACE)? {
         bail!(
             "container {} is still {} {} s after it was killed",
             ct.name(),
@@ -394,8 +394,8 @@ fn wall_best_effort(
         );
         return;
     }
-    let banner = crate::wall::default_banner();
-    if let Err(e) = crate::wall::wall_inside(ct, message, Some(&banner), limit) {
+    let banner = wall::default_banner();
+    if let Err(e) = wall::wall_inside(ct, message, Some(&banner), limit) {
         eprintln!("stop {}: cannot show the message inside: {e}", ctx.ident());
     }
 }
@@ -413,8 +413,8 @@ pub fn stop_by_halt(
     ctx: &mut RunnerContext,
     #[kwarg(default)] message: Option<String>,
 ) -> Result<bool, CommandError> {
-    let ct = util::open_defined(ctx)?;
-    util::require_running_thawed(&ct)?;
+    let ct = support::open_defined(ctx)?;
+    support::require(&ct, ct.name(), support::Need::Thawed)?;
     if let Some(message) = message {
         wall_best_effort(ctx, &ct, &message, None);
     }
@@ -423,7 +423,7 @@ pub fn stop_by_halt(
         Err(status) => bail!(
             "halt inside container {} {}",
             ctx.id,
-            util::describe_status(status)
+            support::describe_status(status)
         ),
     }
 }
@@ -444,10 +444,10 @@ fn osctld_message_first(
 ) -> Result<ctl_lxc::Container, CommandError> {
     let opts: OsctldMessage = args.positional("options")?;
     args.finish()?;
-    let ct = util::open_defined(ctx)?;
-    util::require_running_thawed(&ct)?;
+    let ct = support::open_defined(ctx)?;
+    support::require(&ct, ct.name(), support::Need::Thawed)?;
     if let Some(message) = &opts.message {
-        if let Err(e) = crate::wall::wall_text_inside(&ct, message, None) {
+        if let Err(e) = wall::wall_text_inside(&ct, message, None) {
             eprintln!("{}: cannot show the message inside: {e}", ctx.ident());
         }
     }
@@ -476,7 +476,7 @@ fn halt_for_stop_by_halt(
 ) -> Result<Result<(), std::process::ExitStatus>, CommandError> {
     let deadline = Instant::now() + HALT_TIMEOUT;
     let Some((_, status)) = halt_inside(ct, deadline)? else {
-        return Err(util::helper_timed_out("halt", HALT_TIMEOUT));
+        return Err(support::helper_timed_out("halt", HALT_TIMEOUT));
     };
     // The shutdown halt starts ends with init sending SIGTERM, then SIGKILL, to every
     // process inside, and a halt that has not exited yet is among them.
@@ -498,8 +498,8 @@ pub fn stop_runit(
     ctx: &mut RunnerContext,
     #[kwarg(default)] message: Option<String>,
 ) -> Result<bool, CommandError> {
-    let ct = util::open_defined(ctx)?;
-    util::require_running_thawed(&ct)?;
+    let ct = support::open_defined(ctx)?;
+    support::require(&ct, ct.name(), support::Need::Thawed)?;
     if let Some(message) = message {
         wall_best_effort(ctx, &ct, &message, None);
     }
@@ -520,7 +520,7 @@ fn stop_runit_osctld(
 
 fn runit_prepare_inside(ct: &ctl_lxc::Container) -> Result<bool, CommandError> {
     let deadline = Instant::now() + RUNIT_TIMEOUT;
-    crate::mount::attach_and_report(ct, "the runit preparation", deadline, &|| {
+    support::attach_and_report(ct, "the runit preparation", deadline, &|| {
         prepare_runit().map(|()| String::new())
     })??;
     Ok(true)

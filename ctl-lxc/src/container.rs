@@ -440,6 +440,16 @@ impl Container {
     /// means for closures). Side effect inherited from liblxc: when `opts.stdin` is 0, it
     /// sets SIGINT and SIGQUIT of the *calling* process to ignored (so that Ctrl-C goes to
     /// the attached program only).
+    ///
+    /// # Prefer [`attach_isolated`](Container::attach_isolated)
+    ///
+    /// liblxc can end the process that calls this: with liblxc 5.0.2 a container stopping
+    /// during the attach sometimes made it `_exit(1)` its caller, without a message
+    /// (`docs/reliability.md`). And the processes liblxc forks from the caller to enter the
+    /// container carry the caller's fds and memory into the container's namespaces.
+    /// [`attach_isolated`](Container::attach_isolated) makes this call from a forked,
+    /// non-dumpable, sealed child and waits with a deadline; call this directly only from a
+    /// process that may die with the attach and holds nothing the container may see.
     pub fn attach(
         &self,
         opts: &AttachOptions,

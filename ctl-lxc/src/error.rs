@@ -18,6 +18,10 @@ pub enum LxcError {
     /// A liblxc operation on a container failed.
     #[error("{0}")]
     Op(Box<OpError>),
+    /// An isolated attach or a dumpable worker ([`crate::isolated`]) failed, or what it
+    /// ran reported a failure: the message says which.
+    #[error("{0}")]
+    Isolated(String),
     /// A system call made by this crate around liblxc failed (waitpid, dup, ...).
     #[error("{op}: {source}")]
     Os {

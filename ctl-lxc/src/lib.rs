@@ -29,11 +29,20 @@
 //!   [`Container::wait`].
 //! - Config: [`Container::get_config_item`], [`Container::get_running_config_item`],
 //!   [`Container::set_config_item`], [`Container::config_file_name`].
-//! - Attach: [`Container::attach`] with [`AttachOptions`] and an [`AttachProgram`] (a
-//!   command, the shell, or a Rust function run in the attached child), then [`wait_pid`].
+//! - Attach: [`Container::attach_isolated`] with an [`Isolation`], [`AttachOptions`] and an
+//!   [`AttachProgram`] (a command, the shell, or a Rust function run in the attached
+//!   child): the attach made by a forked child that reports back, so that liblxc cannot
+//!   end the caller ([`isolated`]); [`Container::run_attached_reporting`] for a Rust
+//!   function that reports text or an error. [`Container::attach`] + [`wait_pid`] is the
+//!   raw call. liblxc's start and execute in a dumpable worker:
+//!   [`isolated::in_dumpable_worker`], [`isolated::DumpableWorker`].
 //!
 //! - Without liblxc: [`command_socket::query_state`] asks a running container's monitor
-//!   for its state and init pid over LXC's command socket, in-process.
+//!   for its state and init pid over LXC's command socket, in-process; [`freezer`] freezes
+//!   and thaws through the v1 freezer cgroup and tells the monitor; [`cgroup`] knows where
+//!   LXC puts a container's payload cgroup; [`config`] reads the rootfs and the root ids
+//!   of a container's config (for root, which must not load it through liblxc) and opens
+//!   the rootfs beneath checks.
 //!
 //! Every failure is an [`LxcError`]; a failed container operation carries the operation,
 //! liblxc's `error_string`/`error_num`, `errno` and the container's log file ([`OpError`]).
@@ -53,9 +62,14 @@
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 mod attach;
+pub mod cgroup;
 pub mod command_socket;
+pub mod config;
 mod container;
 mod error;
+mod files;
+pub mod freezer;
+pub mod isolated;
 mod library;
 mod process;
 mod state;
@@ -64,6 +78,7 @@ mod strings;
 pub use attach::{AttachOptions, AttachProgram, EnvPolicy, Namespaces, SYSTEM_PATH};
 pub use container::{Container, ExecuteOptions};
 pub use error::{LxcError, OpError};
+pub use isolated::{Isolation, Report};
 pub use library::{version, LIBRARY_NAME};
 pub use process::{wait_pid, Pid};
 pub use state::{State, UnknownState};

@@ -121,7 +121,7 @@ fn a_trojaned_halt_does_not_get_the_callers_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("daemon.log");
     std::fs::write(&log_path, "root's log line\n").unwrap();
-    // (StopByHalt attaches `halt` the same way, through `util::attach_wait`.)
+    // (StopByHalt attaches `halt` the same way, through `commands::support::attach_wait`.)
     {
         let args = ["ct", "stop", ct.name.as_str(), "--timeout", "10"];
         let log = std::fs::OpenOptions::new()

@@ -257,7 +257,7 @@ fn a_forged_user_namespace_in_the_hosts_other_namespaces_is_refused() {
     // delegated to it; root writes them here), in the host's UTS and mount namespaces.
     let tc = TestContainer::new("ipd");
     let ct = tc.container();
-    let config = commands::tasks::read_lxc_config(&ct.lxc_home, &ct.id, ct.ugid).unwrap();
+    let config = ctl_lxc::config::read_lxc_config(&ct.lxc_home, &ct.id, ct.ugid).unwrap();
     let forger = oracle::command_as_user(ct, "unshare", ["-U", "sleep", "120"])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -12,7 +12,7 @@
 //!    effective capabilities on this transition (and we clear ambient and inheritable),
 //! 4. not dumpable (a uid change makes a process so; checked): the container's user must
 //!    not be able to ptrace its runner (liblxc's start and execute, which need a dumpable
-//!    caller, run in a forked worker, `commands::util::in_dumpable_worker`),
+//!    caller, run in a forked worker, `ctl_lxc::isolated::in_dumpable_worker`),
 //! 5. `no_new_privs` (unless setuid helpers are needed); the capability bounding set is
 //!    left alone (see `apply` for why),
 //! 6. the parent-death signal, armed *after* the switch (the kernel clears it on a
@@ -181,7 +181,7 @@ pub(super) fn apply(
         // Left non-dumpable (the uid change made it so): the runner runs as the container's
         // user, who must not be able to ptrace it and take the reply pipe or the call's
         // stdio. liblxc's start and execute, which need a dumpable caller, run in a worker
-        // forked for them (`commands::util::in_dumpable_worker`).
+        // forked for them (`ctl_lxc::isolated::in_dumpable_worker`).
         if prctl_get(libc::PR_GET_DUMPABLE) != 0 {
             prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;
         }

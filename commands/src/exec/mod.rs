@@ -21,22 +21,25 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
 use ctl_core::terminal::{self, WindowSize};
 use ctl_core::{bail, container_command, Call, CommandError, Error, RunnerContext, Stdio};
-use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, State};
+use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, Report, State};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::tasks::{open_rootfs, read_lxc_config};
-use crate::util;
+use ctl_lxc::config::{open_rootfs, read_lxc_config};
+
+use crate::support::{self, attach_options, exit_code, ProgramStdio};
+
+pub mod netconfig;
+mod osctld_modes;
 
 /// Where Runscript's script comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,7 +254,7 @@ pub fn exec_terminal(
     let term = term
         .filter(|t| !t.is_empty() && t.len() < 64 && !t.contains(['\0', '=']))
         .unwrap_or_else(|| "xterm".to_owned());
-    let ct = util::open(ctx)?;
+    let ct = support::open(ctx)?;
     if !ct.is_defined()? {
         bail!("container {} does not exist", ctx.ident());
     }
@@ -261,7 +264,7 @@ pub fn exec_terminal(
             terminal_attached(&ct, &cmd, size, channel, &setup)
         }
         State::Stopped if run => {
-            util::enter_container_cgroup_to_start(ctx)?;
+            support::enter_container_cgroup_to_start(ctx)?;
             let setup = Setup::new(&options, ctx.container_path(), Some(&term));
             terminal_started(&ct, &cmd, size, network, channel, &setup)
         }
@@ -314,20 +317,19 @@ pub fn runscript(
 struct OsctldExec {
     cmd: Vec<String>,
     #[serde(flatten)]
-    network: crate::osctld_modes::Network,
+    network: osctld_modes::Network,
 }
 
 /// osctld's Exec, in its modes `running`, `run` and `run_network` (see
-/// `crate::osctld_modes`); answers the exit status, `null` when the program was killed by
+/// `osctld_modes`); answers the exit status, `null` when the program was killed by
 /// a signal.
 fn exec_osctld(
     ctx: &mut RunnerContext,
     args: ctl_core::Args,
     _native: ctl_core::RunnerFn,
 ) -> Result<ctl_core::osctld::Value, CommandError> {
-    let (mode, opts): (crate::osctld_modes::Mode, OsctldExec) =
-        ctl_core::osctld::mode_and_options(args)?;
-    crate::osctld_modes::run(ctx, mode, &opts.cmd, opts.network)
+    let (mode, opts): (osctld_modes::Mode, OsctldExec) = ctl_core::osctld::mode_and_options(args)?;
+    osctld_modes::run(ctx, mode, &opts.cmd, opts.network)
 }
 
 /// osctld's Runscript options: `[mode, {script, args, init_script, net_config}]`; the
@@ -338,7 +340,7 @@ struct OsctldRunscript {
     #[serde(default)]
     args: Option<Vec<String>>,
     #[serde(flatten)]
-    network: crate::osctld_modes::Network,
+    network: osctld_modes::Network,
 }
 
 /// osctld's Runscript: the script with its arguments, in the modes of Exec. (osctld's own
@@ -348,14 +350,14 @@ fn runscript_osctld(
     args: ctl_core::Args,
     _native: ctl_core::RunnerFn,
 ) -> Result<ctl_core::osctld::Value, CommandError> {
-    let (mode, opts): (crate::osctld_modes::Mode, OsctldRunscript) =
+    let (mode, opts): (osctld_modes::Mode, OsctldRunscript) =
         ctl_core::osctld::mode_and_options(args)?;
     if !opts.script.starts_with('/') {
         bail!("bad script path inside the container: {}", opts.script);
     }
     let mut argv = vec![opts.script];
     argv.extend(opts.args.unwrap_or_default());
-    crate::osctld_modes::run(ctx, mode, &argv, opts.network)
+    osctld_modes::run(ctx, mode, &argv, opts.network)
 }
 
 /// Which exit statuses Syscmd accepts besides 0 (osctld's `valid_rcs`): a list, or
@@ -774,7 +776,7 @@ fn run_program(
     options: &ExecOptions,
 ) -> Result<i32, CommandError> {
     let setup = Setup::new(options, ctx.container_path(), None);
-    let ct = util::open(ctx)?;
+    let ct = support::open(ctx)?;
     if !ct.is_defined()? {
         bail!("container {} does not exist", ctx.ident());
     }
@@ -782,7 +784,7 @@ fn run_program(
     match state {
         State::Running => attached_with(ctx, &ct, argv, &setup).map(exit_code),
         State::Stopped if run => {
-            util::enter_container_cgroup_to_start(ctx)?;
+            support::enter_container_cgroup_to_start(ctx)?;
             let stdio = ProgramStdio::of(ctx)?;
             started_with_stdio(&ct, argv, network, stdio.fds, &setup)
         }
@@ -800,51 +802,6 @@ fn run_program(
     }
 }
 
-/// The three fds the program gets: the call's, or `/dev/null` for those it did not give
-/// (never the runner's own 0, 1, 2: the envelope and the runner's diagnostics).
-pub(crate) struct ProgramStdio {
-    _null: File,
-    pub fds: [RawFd; 3],
-}
-
-impl ProgramStdio {
-    pub(crate) fn of(ctx: &RunnerContext) -> Result<ProgramStdio, CommandError> {
-        let null = File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| CommandError::msg(format!("cannot open /dev/null: {e}")))?;
-        let pick = |fd: Option<BorrowedFd<'_>>| fd.map_or(null.as_raw_fd(), |fd| fd.as_raw_fd());
-        let fds = [
-            pick(ctx.stdin_fd()),
-            pick(ctx.stdout_fd()),
-            pick(ctx.stderr_fd()),
-        ];
-        Ok(ProgramStdio { _null: null, fds })
-    }
-
-    /// Only `/dev/null` (for helpers whose output nobody reads).
-    pub(crate) fn null() -> Result<ProgramStdio, CommandError> {
-        let null = File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| CommandError::msg(format!("cannot open /dev/null: {e}")))?;
-        let fd = null.as_raw_fd();
-        Ok(ProgramStdio {
-            _null: null,
-            fds: [fd, fd, fd],
-        })
-    }
-}
-
-/// `128 + signal` for a signal, as shells report it.
-pub(crate) fn exit_code(status: ExitStatus) -> i32 {
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
-
 fn c_argv(argv: &[String]) -> Result<Vec<CString>, CommandError> {
     argv.iter()
         .map(|a| {
@@ -852,19 +809,6 @@ fn c_argv(argv: &[String]) -> Result<Vec<CString>, CommandError> {
                 .map_err(|_| CommandError::msg(format!("argument {a:?} contains a NUL byte")))
         })
         .collect()
-}
-
-/// The options of every attach of these commands: root inside, osctld's clean environment
-/// with `path` as `PATH`, `/` as working directory.
-pub(crate) fn attach_options(stdio: &ProgramStdio, path: &str) -> AttachOptions {
-    AttachOptions {
-        stdin: stdio.fds[0],
-        stdout: stdio.fds[1],
-        stderr: stdio.fds[2],
-        env: EnvPolicy::clean().var("PATH", path),
-        cwd: Some(PathBuf::from("/")),
-        ..AttachOptions::default()
-    }
 }
 
 /// Runs `argv` attached to the running container `ct` with the call's stdio, as the
@@ -892,7 +836,7 @@ fn attached_with(
     let stdio = ProgramStdio::of(ctx)?;
     // Runs in the attached process, a fork of this single-threaded runner.
     let program = || exec_argv(&c_argv);
-    let status = util::attach_isolated(
+    let status = support::attach_isolated(
         ct,
         &setup.attach_options(&stdio),
         AttachProgram::Function(&program),
@@ -916,24 +860,22 @@ fn terminal_attached(
     let c_argv = c_argv(argv)?;
     let stdio = ProgramStdio::null()?;
     let channel_fd = channel.as_raw_fd();
-    // Why the session could not be set up inside comes back on this pipe (close-on-exec:
-    // the program's exec closes it, so it is empty when the program ran).
-    let (reader, writer) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // Why the session could not be set up inside comes back as a report on this pipe
+    // (close-on-exec: the program's exec closes it, so it is empty when the program ran).
+    let (reader, writer) = ctl_lxc::isolated::report_pipe()?;
     let program = || match pty_in_container(channel_fd, size) {
         Ok(()) => exec_argv(&c_argv),
         Err(message) => {
-            let _ = nix::unistd::write(&writer, message.as_bytes());
+            let _ = writer.send(&Report::Error(message));
             126
         }
     };
     let opts = setup.attach_options(&stdio);
-    let status = util::attach_isolated(ct, &opts, AttachProgram::Function(&program), None);
+    let status = support::attach_isolated(ct, &opts, AttachProgram::Function(&program), None);
     drop(writer);
     drop(channel);
     let status = status?.ok_or_else(|| CommandError::msg("the attached program timed out"))?;
-    let mut why = String::new();
-    let _ = File::from(reader).take(4096).read_to_string(&mut why);
-    if !why.is_empty() {
+    if let Some(Report::Error(why)) = reader.read()? {
         bail!("cannot set up the terminal session {why}");
     }
     Ok(exit_code(status))
@@ -1029,13 +971,13 @@ fn started_with_stdio(
     fds: [RawFd; 3],
     setup: &Setup<'_>,
 ) -> Result<i32, CommandError> {
-    start_for_program(ct, argv, !network, fds, setup, &|| Ok(()))?.wait()
+    Ok(start_for_program(ct, argv, !network, fds, setup, &|| Ok(()))?.wait()?)
 }
 
 /// Starts the stopped container `ct` just for `argv`, as `lxc-execute` does (liblxc's
 /// execute, `init.lxc` as pid 1), in a dumpable worker that is running when this returns
 /// (liblxc's execute needs a dumpable caller; the runner is not one, see
-/// `util::in_dumpable_worker`). `loopback_only` replaces the container's network with a
+/// `support::in_dumpable_worker`). `loopback_only` replaces the container's network with a
 /// loopback device (in memory, for this start); `in_worker` runs in the worker first
 /// (osctld's run modes: their callback and environment). The one start path of Exec,
 /// ExecTerminal, Runscript and of osctld's modes.
@@ -1046,7 +988,7 @@ pub(crate) fn start_for_program(
     fds: [RawFd; 3],
     setup: &Setup<'_>,
     in_worker: &dyn Fn() -> Result<(), CommandError>,
-) -> Result<util::DumpableWorker, CommandError> {
+) -> Result<ctl_lxc::isolated::DumpableWorker, CommandError> {
     let term = setup.term;
     if loopback_only {
         ct.set_config_item("lxc.net", "")?;
@@ -1061,7 +1003,7 @@ pub(crate) fn start_for_program(
         env: setup.env_list(),
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    util::start_dumpable_worker("container start for the command", &|| {
+    support::start_dumpable_worker("container start for the command", &|| {
         in_worker()?;
         if term.is_some() {
             // A terminal session: the fresh pty becomes the worker's controlling terminal,

@@ -8,9 +8,12 @@
 //!
 //! This module does the same steps directly: the cgroup file is written through the
 //! cgroup file system, and the monitor is told the new state over LXC's command socket
-//! ([`ctl_lxc::command_socket`]), so `lxc-info`, liblxc's `state()` and `lxc-wait`
+//! ([`crate::command_socket`]), so `lxc-info`, liblxc's `state()` and `lxc-wait`
 //! listeners see exactly what they see after liblxc's freeze. The read-back polls after
-//! 0.1 ms, 0.2 ms, ... up to 10 ms apart instead of sleeping a second. Two callers:
+//! 0.1 ms, 0.2 ms, ... up to 10 ms apart instead of sleeping a second.
+//!
+//! The caller says where the container's cgroup is ([`Freezer::new`]); `commands::support`
+//! builds one for a frontend and for a runner. Two callers in the built-in commands:
 //!
 //! - `Freeze`'s and `Unfreeze`'s frontends, in the daemon, as root: no runner at all. Root
 //!   writes only a file on a cgroup file system (checked on the open file) in the payload
@@ -31,13 +34,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ctl_lxc::command_socket::{self, CommandSocketError};
-use ctl_lxc::State as LxcState;
-
-use crate::util;
+use crate::cgroup::find_payload;
+use crate::command_socket::{self, CommandSocketError};
+use crate::State as LxcState;
 
 /// One container's freezer, as seen by one caller.
-pub(crate) struct Target<'a> {
+#[derive(Clone, Debug)]
+pub struct Freezer<'a> {
     /// The directory of the container's cgroup (where LXC puts the payload) in the v1
     /// freezer hierarchy.
     base: PathBuf,
@@ -48,54 +51,30 @@ pub(crate) struct Target<'a> {
     deadline: Option<Instant>,
 }
 
-impl<'a> Target<'a> {
-    /// For a frontend: the container's cgroup the daemon gave it (`cgroup_path`, in either
-    /// layout). `None` without a v1 freezer.
-    pub(crate) fn of_container(
-        ct: &'a ctl_core::Container,
+impl<'a> Freezer<'a> {
+    /// The freezer of container `id` under `lxc_home`, whose cgroup is the directory
+    /// `base` of the v1 freezer hierarchy; its monitor must run as one of `trusted` (the
+    /// container's user, root); every step ends by `deadline`.
+    pub fn new(
+        base: PathBuf,
+        lxc_home: &'a Path,
+        id: &'a str,
+        trusted: [u32; 2],
         deadline: Option<Instant>,
-    ) -> Option<Target<'a>> {
-        ctl_core::cgroup::validate_relative(&ct.cgroup_path).ok()?;
-        Some(Target {
-            base: freezer_hierarchy()?.path_of(&ct.cgroup_path),
-            lxc_home: &ct.lxc_home,
-            id: &ct.id,
-            trusted: [ct.ugid, 0],
+    ) -> Freezer<'a> {
+        Freezer {
+            base,
+            lxc_home,
+            id,
+            trusted,
             deadline,
-        })
+        }
     }
-
-    /// For a runner in the exec placement: the container's cgroup its placement names,
-    /// else (an envelope that does not say) its own freezer cgroup, which is the
-    /// container's in the default layout.
-    pub(crate) fn of_runner(ctx: &'a ctl_core::RunnerContext) -> Option<Target<'a>> {
-        let base = match &ctx.container_cgroup {
-            Some(container) => {
-                ctl_core::cgroup::validate_relative(container).ok()?;
-                container.clone()
-            }
-            None => util::cgroup_of_process("self", |controllers| {
-                controllers.split(',').any(|c| c == "freezer")
-            })?,
-        };
-        Some(Target {
-            base: freezer_hierarchy()?.path_of(&base),
-            lxc_home: &ctx.lxc_home,
-            id: &ctx.id,
-            trusted: [nix::unistd::getuid().as_raw(), 0],
-            deadline: None,
-        })
-    }
-}
-
-fn freezer_hierarchy() -> Option<&'static ctl_core::cgroup::Hierarchy> {
-    ctl_core::cgroup::hierarchies()
-        .iter()
-        .find(|h| h.has_controller("freezer"))
 }
 
 /// What [`set_frozen`] did.
-pub(crate) enum Outcome {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
     /// The container is frozen (or thawed) and its monitor knows.
     Done,
     /// This path does not apply (the reason, for the debug log); nothing was changed.
@@ -106,8 +85,8 @@ pub(crate) enum Outcome {
 }
 
 /// Freezes (`frozen = true`) or thaws the container; errors are one-line messages.
-pub(crate) fn set_frozen(target: &Target<'_>, frozen: bool) -> Result<Outcome, String> {
-    let Some(payload) = util::find_payload(&target.base, target.id).found() else {
+pub fn set_frozen(target: &Freezer<'_>, frozen: bool) -> Result<Outcome, String> {
+    let Some(payload) = find_payload(&target.base, target.id).found() else {
         return Ok(Outcome::Unavailable(format!(
             "no payload cgroup below {}",
             target.base.display()

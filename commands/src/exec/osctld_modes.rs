@@ -33,9 +33,9 @@ use ctl_core::{bail, CommandError, RunnerContext};
 use ctl_lxc::State;
 use serde::Deserialize;
 
-use crate::exec::{attached_status, start_for_program, ExecOptions, ProgramStdio, Setup};
-use crate::netconfig::NetConfig;
-use crate::util;
+use super::netconfig::NetConfig;
+use super::{attached_status, start_for_program, ExecOptions, Setup};
+use crate::support::{self, ProgramStdio};
 
 /// osctld's modes, as its frontend names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -84,10 +84,10 @@ pub(crate) fn run(
     if argv.is_empty() {
         bail!("empty command");
     }
-    let ct = util::open_defined(ctx)?;
+    let ct = support::open_defined(ctx)?;
     match mode {
         Mode::Running => {
-            let ct = crate::mount::running(ctx)?;
+            let ct = support::open_running(ctx)?;
             attached_status(ctx, &ct, argv).map(ctl_core::osctld::exit_status)
         }
         Mode::Run => {
@@ -128,7 +128,7 @@ fn execute(
     fds: [std::os::fd::RawFd; 3],
     close: &[std::os::fd::RawFd],
 ) -> Result<i32, CommandError> {
-    start_execute(ctx, ct, argv, fds, close)?.wait()
+    Ok(start_execute(ctx, ct, argv, fds, close)?.wait()?)
 }
 
 fn start_execute(
@@ -137,7 +137,7 @@ fn start_execute(
     argv: &[String],
     fds: [std::os::fd::RawFd; 3],
     close: &[std::os::fd::RawFd],
-) -> Result<util::DumpableWorker, CommandError> {
+) -> Result<ctl_lxc::isolated::DumpableWorker, CommandError> {
     if let Some(log) = &ctx.log_file {
         // `lxc-execute -o <log_file>`.
         let log = log
@@ -196,7 +196,7 @@ fn with_configured_network(
     // the container, whose root can make it ignore that: past RELEASE_TIMEOUT the
     // container is stopped (killed) so that the runner does not wait for ever.
     drop(in_w);
-    if !util::wait_stopped(ct, Instant::now() + RELEASE_TIMEOUT).unwrap_or(false) {
+    if !support::wait_stopped(ct, Instant::now() + RELEASE_TIMEOUT).unwrap_or(false) {
         eprintln!(
             "{}: the init script did not end within {} s of its release; stopping the container",
             ctx.ident(),
@@ -213,7 +213,7 @@ fn with_configured_network(
     match result? {
         Some(value) => Ok(value),
         // No `ready`: osctld answers with the script's exit status.
-        None => init_status.map(Value::from),
+        None => Ok(init_status.map(Value::from)?),
     }
 }
 
@@ -224,7 +224,7 @@ fn configure_and_run(
     argv: &[String],
 ) -> Result<Value, CommandError> {
     let deadline = Instant::now() + NET_CONFIG_TIMEOUT;
-    crate::mount::attach_and_report(ct, "the network configuration", deadline, &|| {
+    support::attach_and_report(ct, "the network configuration", deadline, &|| {
         net_config
             .apply()
             .map(|()| String::new())

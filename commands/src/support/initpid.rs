@@ -13,7 +13,7 @@
 //! - its user namespace is not the host's, and is owned by the container's user
 //!   (`NS_GET_OWNER_UID` == `Container::ugid`);
 //! - its `uid_map` and `gid_map` map 0 to the container's root ids from its LXC config
-//!   (read without liblxc, [`crate::tasks::read_lxc_config`]).
+//!   (read without liblxc, [`ctl_lxc::config::read_lxc_config`]).
 //!
 //! The namespaces root enters are opened through [`ValidatedInit::open_ns`], which also
 //! requires that the namespace is owned by that user namespace (`NS_GET_USERNS`): a
@@ -40,7 +40,7 @@ const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
 
 /// Why a pid was refused.
 #[derive(Debug)]
-pub(crate) enum InitError {
+pub enum InitError {
     /// The process is gone (or its pid was reused meanwhile): ask again.
     Gone(String),
     /// It is not the container's init.
@@ -57,7 +57,7 @@ impl fmt::Display for InitError {
 
 /// An init pid that passed the checks, with its pidfd and user namespace held open.
 #[derive(Debug)]
-pub(crate) struct ValidatedInit {
+pub struct ValidatedInit {
     pid: i32,
     pidfd: OwnedFd,
     userns: File,
@@ -67,7 +67,7 @@ pub(crate) struct ValidatedInit {
 
 impl ValidatedInit {
     /// Checks `pid` as the init of `ct` (see the module's documentation).
-    pub(crate) fn new(ct: &Container, pid: i32) -> Result<ValidatedInit, InitError> {
+    pub fn new(ct: &Container, pid: i32) -> Result<ValidatedInit, InitError> {
         let what = format!("init pid {pid} of container {}", ct.id);
         let refused = |why: String| InitError::Refused(format!("{what} {why}"));
         if pid <= 0 {
@@ -99,7 +99,7 @@ impl ValidatedInit {
 /// The checks of [`ValidatedInit::new`] but the pidfd's; the process's user namespace.
 fn check(ct: &Container, pid: i32, what: &str) -> Result<File, InitError> {
     let refused = |why: String| InitError::Refused(format!("{what} {why}"));
-    if !crate::util::process_in_container_cgroup(ct, pid) {
+    if !super::host::process_in_container_cgroup(ct, pid) {
         return Err(refused(format!(
             "is not in the container's cgroup {}",
             ct.cgroup_path
@@ -139,7 +139,7 @@ fn check(ct: &Container, pid: i32, what: &str) -> Result<File, InitError> {
             ct.user, ct.ugid
         )));
     }
-    let config = crate::tasks::read_lxc_config(&ct.lxc_home, &ct.id, ct.ugid)
+    let config = ctl_lxc::config::read_lxc_config(&ct.lxc_home, &ct.id, ct.ugid)
         .map_err(|e| refused(format!("cannot be checked: {e}")))?;
     for (file, root) in [("uid_map", config.root_uid), ("gid_map", config.root_gid)] {
         let path = format!("/proc/{}/{file}", pid);
@@ -191,13 +191,13 @@ fn require_alive(pidfd: &OwnedFd, what: &str) -> Result<(), InitError> {
 
 impl ValidatedInit {
     /// The pid.
-    pub(crate) fn pid(&self) -> i32 {
+    pub fn pid(&self) -> i32 {
         self.pid
     }
 
     /// Opens the process's namespace `name` (`uts`, `mnt`, ...): it must be owned by the
     /// checked user namespace, and the process must still be alive once it is open.
-    pub(crate) fn open_ns(&self, name: &str) -> Result<File, InitError> {
+    pub fn open_ns(&self, name: &str) -> Result<File, InitError> {
         let what = &self.what;
         let path = format!("/proc/{}/ns/{name}", self.pid);
         let ns = File::open(&path)
