@@ -114,15 +114,26 @@ macro_rules! commands {
 commands! {
     ctl_core::diag::Identity => () -> ctl_core::diag::IdentityInfo;
     ctl_core::diag::Ping => (pos "value": Value) -> Value;
-    commands::Exec => (pos "cmd": Vec<String>, kwd "run": bool, kwd "network": bool) -> i32;
+    commands::Exec => (
+        pos "cmd": Vec<String>,
+        kwd "run": bool,
+        kwd "network": bool,
+        kwd "options": commands::ExecOptions,
+    ) -> i32;
     commands::ExecTerminal => (
         pos "cmd": Vec<String>,
         kwd "run": bool,
         kwd "network": bool,
         kwd "term": Option<String>,
         kwd "size": Option<ctl_core::terminal::WindowSize>,
+        kwd "options": commands::ExecOptions,
     ) -> i32;
-    commands::Runscript => (pos "script": ScriptSource, kwd "run": bool, kwd "network": bool) -> i32;
+    commands::Runscript => (
+        pos "script": ScriptSource,
+        kwd "args": Vec<String>,
+        kwd "run": bool,
+        kwd "network": bool,
+    ) -> i32;
     commands::GetHostname => () -> String;
     commands::VethName => (pos "index": u32) -> String;
     commands::Start => () -> bool;
@@ -134,7 +145,7 @@ commands! {
     commands::Unmount => (pos "mountpoint": String) -> bool;
     commands::Stop => (pos "mode": StopMode, kw "timeout": u64, kwd "message": Option<String>) -> bool;
     commands::StopByHalt => (kwd "message": Option<String>) -> bool;
-    commands::StopRunit => () -> bool;
+    commands::StopRunit => (kwd "message": Option<String>) -> bool;
     commands::WithRootfs => (pos "task": String, pos "args": Value) -> Value;
     commands::WithMountns => (
         pos "task": String,
@@ -142,7 +153,7 @@ commands! {
         kwd "pid": Option<i32>,
         kwd "chroot": Option<String>,
     ) -> Value;
-    commands::Wall => (pos "message": String, kwd "banner": Option<String>) -> bool;
+    commands::Wall => (pos "message": String, kwd "banner": commands::Banner) -> bool;
 }
 
 struct Setup {
