@@ -172,9 +172,7 @@ impl fmt::Display for ExitInfo {
                 signal,
                 core_dumped,
             } => {
-                let name = nix::sys::signal::Signal::try_from(signal)
-                    .map(|s| s.as_str())
-                    .unwrap_or("unknown signal");
+                let name = ctl_process::signal_name(signal);
                 write!(f, "killed by signal {signal} ({name})")?;
                 if core_dumped {
                     f.write_str(", core dumped")?;

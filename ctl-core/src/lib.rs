@@ -36,6 +36,8 @@ pub mod error;
 pub mod files;
 pub mod frontend;
 pub mod osctld;
+/// Process mechanics shared with `ctl-lxc` (the `ctl-process` crate).
+pub use ctl_process as process;
 pub mod registry;
 pub mod reply;
 pub mod runner;

@@ -155,14 +155,12 @@ pub fn set_frozen(target: &Freezer<'_>, frozen: bool) -> Result<Outcome, String>
 /// Opens a cgroup file for reading and writing, refusing anything that is not on a cgroup
 /// file system (root may call this).
 fn open_cgroup_file(path: &Path) -> std::io::Result<File> {
-    use nix::sys::statfs::{fstatfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
-    let kind = fstatfs(&file)?.filesystem_type();
-    if kind != CGROUP_SUPER_MAGIC && kind != CGROUP2_SUPER_MAGIC {
+    if !ctl_process::on_cgroup_fs(std::os::fd::AsFd::as_fd(&file))? {
         return Err(std::io::Error::other("not a cgroup file"));
     }
     Ok(file)

@@ -191,15 +191,8 @@ impl ReportReader {
     }
 }
 
-fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+fn write_all(fd: &OwnedFd, bytes: &[u8]) -> io::Result<()> {
+    ctl_process::write_all(fd.as_fd(), bytes)
 }
 
 impl Container {
@@ -231,7 +224,7 @@ impl Container {
                 .attach(opts, program)
                 .and_then(|pid| wait_pid_until(pid, deadline))
             {
-                Ok(Some(status)) => Report::Status(status.into_raw()),
+                Ok(Some(status)) => Report::Status(ctl_process::encode_status(status)),
                 Ok(None) => Report::TimedOut,
                 Err(e) => Report::Error(e.to_string()),
             }
@@ -240,7 +233,7 @@ impl Container {
             return Ok(None);
         };
         match report {
-            Some(Report::Status(raw)) => Ok(Some(ExitStatus::from_raw(raw))),
+            Some(Report::Status(raw)) => Ok(Some(ctl_process::decode_status(raw))),
             Some(Report::TimedOut) => Ok(None),
             Some(Report::Error(message)) => Err(LxcError::Isolated(message)),
             Some(other) => Err(LxcError::Isolated(format!("bad attach report {other:?}"))),
@@ -298,11 +291,7 @@ impl Container {
 }
 
 /// `128 + signal` for a signal, as shells report it; the exit code otherwise.
-pub fn exit_code(status: ExitStatus) -> i32 {
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
+pub use ctl_process::exit_code;
 
 /// Runs `f` in a forked worker of this (single-threaded) process that is *dumpable* and
 /// holds nothing the [`Isolation`] seal closes, and returns what `f` returned (an exit
@@ -489,12 +478,9 @@ fn fork_reporter(body: impl FnOnce() -> Report) -> Result<Reporter, LxcError> {
             drop(reader);
             // Ends with the caller: a deadline that kills the caller must not leave it
             // (and a caller already gone leaves nobody to report to).
-            // SAFETY: integer-only prctl; `_exit` ends this child only.
-            unsafe {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                if nix::unistd::getppid() != parent {
-                    libc::_exit(1);
-                }
+            if !ctl_process::die_with_parent(parent.as_raw()).unwrap_or(false) {
+                // SAFETY: `_exit` ends this child only.
+                unsafe { libc::_exit(1) };
             }
             let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
                 .unwrap_or_else(|_| Report::Error("the forked process panicked".to_owned()));

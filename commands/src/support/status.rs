@@ -5,20 +5,11 @@ use std::time::{Duration, Instant};
 
 use ctl_core::CommandError;
 
-pub use ctl_lxc::isolated::exit_code;
+pub use ctl_core::process::exit_code;
 
-/// "exited with status N" / "was killed by signal N".
+/// "exited with status N" / "was killed by signal N (SIGNAME)".
 pub fn describe_status(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(sig)) => {
-            let name =
-                nix::sys::signal::Signal::try_from(sig).map_or("unknown signal", |s| s.as_str());
-            format!("was killed by signal {sig} ({name})")
-        }
-        _ => format!("ended with wait status {status:?}"),
-    }
+    ctl_core::process::describe(status)
 }
 
 /// The error for a helper attached into the container that was killed at its bound:

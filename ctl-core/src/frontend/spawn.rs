@@ -93,13 +93,10 @@ impl Program {
                 ));
             }
             let raw = if source.as_raw_fd() < FIRST_SAFE_SOURCE {
-                let dup = nix::fcntl::fcntl(
-                    source,
-                    nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FIRST_SAFE_SOURCE),
-                )?;
-                // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
-                lifted.push(unsafe { OwnedFd::from_raw_fd(dup) });
-                dup
+                let dup = ctl_process::raise_above(source, FIRST_SAFE_SOURCE)?;
+                let raw = dup.as_raw_fd();
+                lifted.push(dup);
+                raw
             } else {
                 source.as_raw_fd()
             };

@@ -25,16 +25,9 @@ pub(super) fn close_all_except(keep: &[RawFd]) -> Result<(), String> {
 }
 
 fn close_range(first: u32, last: u32) -> Result<(), String> {
-    // SAFETY: close_range(2) only closes fds; no Rust object owns an fd in this range at
-    // this point of the runner (std's stdin handle is fd 0, which is never closed here).
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
-    if rc != 0 {
-        return Err(format!(
-            "close_range({first}, {last}): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+    // No Rust object owns an fd in this range at this point of the runner (std's stdin
+    // handle is fd 0, which is never closed here).
+    ctl_process::close_range(first, last).map_err(|e| format!("close_range({first}, {last}): {e}"))
 }
 
 fn access_mode(fd: RawFd, what: &str) -> Result<OFlag, String> {

@@ -130,19 +130,7 @@ pub fn seal_fds_for_attach() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     drop(null);
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags; no fd is closed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    ctl_process::cloexec_from(3)
 }
 
 /// Defines the `main` of a runner binary: the whole of `ctl-runner`, and of a plugin
@@ -485,13 +473,6 @@ pub fn run_envelope(envelope: Envelope) -> i32 {
     })
 }
 
-fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+fn write_all(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
+    ctl_process::write_all(fd.as_fd(), bytes)
 }

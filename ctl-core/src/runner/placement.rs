@@ -19,7 +19,7 @@
 //!    credential change), then checked against the parent having died already.
 
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::{getppid, setgroups, setresgid, setresuid, Gid, Uid};
 
@@ -61,7 +61,7 @@ pub(super) fn take_procs_files(
         }
         // SAFETY: only inspected; a number that is not open makes fstatfs fail.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        match cgroup_fs_kind(borrowed) {
+        match ctl_process::on_cgroup_fs(borrowed) {
             Err(e) => return Err(format!("cgroup.procs fd {fd} for {path} is not open: {e}")),
             Ok(false) => {
                 return Err(format!(
@@ -190,39 +190,19 @@ pub(super) fn apply(
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")?;
     }
 
-    prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as libc::c_ulong,
-        "PR_SET_PDEATHSIG",
-    )?;
-    if let Some(parent) = parent_pid {
-        if getppid().as_raw() != parent {
-            // The frontend died before the signal was armed: nobody will read the reply.
-            std::process::exit(1);
-        }
+    let parent = parent_pid.unwrap_or_else(|| getppid().as_raw());
+    let parent_alive =
+        ctl_process::die_with_parent(parent).map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
+    if !parent_alive {
+        // The frontend died before the signal was armed: nobody will read the reply.
+        std::process::exit(1);
     }
     Ok(())
 }
 
 /// Whether `file` lives on a cgroup (v1) or cgroup2 file system.
 fn on_cgroup_fs(file: &std::fs::File) -> bool {
-    cgroup_fs_kind(file.as_fd()).unwrap_or(false)
-}
-
-/// Whether `fd` is a file of a cgroup (v1) or cgroup2 file system; an error when it is not
-/// open.
-fn cgroup_fs_kind(fd: BorrowedFd<'_>) -> std::io::Result<bool> {
-    const CGROUP_SUPER_MAGIC: libc::c_long = 0x0027_e0eb;
-    const CGROUP2_SUPER_MAGIC: libc::c_long = 0x6367_7270;
-    // SAFETY: `statfs` is plain data, for which all zeroes is a valid value.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatfs fills the struct we own; it fails on an fd that is not open.
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    #[allow(clippy::unnecessary_cast)]
-    let kind = st.f_type as libc::c_long;
-    Ok(kind == CGROUP_SUPER_MAGIC || kind == CGROUP2_SUPER_MAGIC)
+    ctl_process::on_cgroup_fs(file.as_fd()).unwrap_or(false)
 }
 
 fn prctl_get(option: libc::c_int) -> libc::c_int {

@@ -207,17 +207,7 @@ fn reap(children: &mut HashMap<i32, OwnedFd>) {
 fn child(warm_pid: i32, envelope: &[u8], fds: Vec<OwnedFd>, devnull: &OwnedFd) -> ! {
     let _ = SigSet::all().thread_unblock();
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-    // SAFETY: integer-only prctl.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if nix::unistd::getppid().as_raw() != warm_pid {
+    if !ctl_process::die_with_parent(warm_pid).unwrap_or(false) {
         std::process::exit(1);
     }
     // fds: [stderr, reply, status, stdio...]. Lift every source above the targets first,
@@ -228,9 +218,8 @@ fn child(warm_pid: i32, envelope: &[u8], fds: Vec<OwnedFd>, devnull: &OwnedFd) -
         .map(AsFd::as_fd)
         .chain(std::iter::once(devnull.as_fd()))
     {
-        match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(64)) {
-            // SAFETY: a fresh fd from F_DUPFD_CLOEXEC.
-            Ok(n) => lifted.push(unsafe { OwnedFd::from_raw_fd(n) }),
+        match ctl_process::raise_above(fd, 64) {
+            Ok(fd) => lifted.push(fd),
             Err(_) => std::process::exit(1),
         }
     }
@@ -254,9 +243,9 @@ fn child(warm_pid: i32, envelope: &[u8], fds: Vec<OwnedFd>, devnull: &OwnedFd) -
     let last = targets.last().map_or(3, |t| t.1);
     drop(lifted);
     drop(devnull);
-    // SAFETY: closes whatever else the warm runner had open (socket, signalfd, other
-    // children's status pipes); no Rust object here owns an fd above `last` any more.
-    unsafe { libc::syscall(libc::SYS_close_range, (last + 1) as u32, u32::MAX, 0) };
+    // Closes whatever else the warm runner had open (socket, signalfd, other children's
+    // status pipes); no Rust object here owns an fd above `last` any more.
+    let _ = ctl_process::close_range((last + 1) as u32, u32::MAX);
     match Envelope::from_slice(envelope) {
         Ok(envelope) => std::process::exit(run_envelope(envelope)),
         Err(e) => {

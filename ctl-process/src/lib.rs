@@ -1,0 +1,154 @@
+//! Process mechanics that the runner, the frontend and `ctl-lxc` all need, written once:
+//! ending with the parent, closing and marking fd ranges, moving fds out of the way, the
+//! wait-status codec and its description, writing a whole buffer, and recognising cgroup
+//! files. No dependency on the rest of the workspace, so that `ctl-lxc` (free of
+//! `ctl-core`) and `ctl-core` (free of LXC) share it; `ctl-core` re-exports it as
+//! `ctl_core::process`.
+//!
+//! Everything here is safe to call between `fork` and `exec` of a *single-threaded*
+//! process (no locks are taken); none of it allocates except [`describe`].
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// Makes this process receive SIGKILL when its parent ends, and checks that the parent is
+/// still `expected_parent` (the pid it had before the fork): `Ok(false)` when the parent is
+/// already gone, so the signal was armed too late and the caller should end itself.
+pub fn die_with_parent(expected_parent: i32) -> io::Result<bool> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    Ok(nix::unistd::getppid().as_raw() == expected_parent)
+}
+
+/// Closes every fd from `first` to `last` (inclusive).
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: close_range(2) only closes fds; the caller owns no Rust object with an fd in
+    // the range any more (it passes the range it means to close).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Marks every fd from `first` up close-on-exec (none is closed).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags; no fd is closed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A close-on-exec duplicate of `fd` numbered `floor` or above: moving every source above
+/// the targets first lets a series of `dup2` onto low numbers never overwrite a source
+/// still to come.
+pub fn raise_above(fd: BorrowedFd<'_>, floor: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC creates a new fd, which we own from here.
+    let raised = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+    if raised < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raised` is a fresh fd nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raised) })
+}
+
+/// Writes all of `bytes`, retrying after EINTR and short writes.
+pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A wait status as the number `waitpid` gives (what travels in a report).
+pub fn encode_status(status: ExitStatus) -> i32 {
+    status.into_raw()
+}
+
+/// The inverse of [`encode_status`].
+pub fn decode_status(raw: i32) -> ExitStatus {
+    ExitStatus::from_raw(raw)
+}
+
+/// A shell's exit code for `status`: the code, or `128 + n` for a program killed by
+/// signal `n`.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// The name of signal `n` (`SIGKILL`), or `unknown signal`.
+pub fn signal_name(n: i32) -> &'static str {
+    nix::sys::signal::Signal::try_from(n).map_or("unknown signal", |s| s.as_str())
+}
+
+/// "exited with status N" / "was killed by signal N (SIGNAME)".
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+        _ => format!("ended with wait status {}", status.into_raw()),
+    }
+}
+
+/// Whether `fd` is a file of a cgroup (v1) or cgroup2 file system.
+pub fn on_cgroup_fs(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    use nix::sys::statfs::{fstatfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    let kind = fstatfs(fd)?.filesystem_type();
+    Ok(kind == CGROUP_SUPER_MAGIC || kind == CGROUP2_SUPER_MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn statuses_round_trip_and_read_as_a_shell_would() {
+        let exited = decode_status(3 << 8);
+        assert_eq!(
+            (exit_code(exited), describe(exited)),
+            (3, "exited with status 3".into())
+        );
+        let killed = decode_status(libc::SIGKILL);
+        assert_eq!(exit_code(killed), 137);
+        assert_eq!(describe(killed), "was killed by signal 9 (SIGKILL)");
+        assert_eq!(encode_status(killed), libc::SIGKILL);
+        assert_eq!(signal_name(1000), "unknown signal");
+    }
+
+    #[test]
+    fn fds_are_raised_written_and_recognised() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let high = raise_above(w.as_fd(), 100).unwrap();
+        assert!(high.as_raw_fd() >= 100);
+        write_all(high.as_fd(), b"hello").unwrap();
+        drop((w, high));
+        let mut buf = [0u8; 16];
+        let n = nix::unistd::read(&r, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        // A pipe is no cgroup file.
+        assert!(!on_cgroup_fs(r.as_fd()).unwrap());
+    }
+}
