@@ -111,6 +111,25 @@ fn garbage_partial_and_oversized_replies() {
     assert!(
         RawReply::run_with(&call(&user), "{\"status\":true,\"output\":true}".into(), 0).unwrap()
     );
+    // Output of the wrong type: the error names the binary that answered.
+    let runner = tests::fixtures::test_runner_path();
+    match RawReply::run_with(
+        &call(&user).runner(&runner),
+        "{\"status\":true,\"output\":\"not a bool\"}".into(),
+        0,
+    )
+    .unwrap_err()
+    {
+        Error::Protocol {
+            path,
+            problem: ProtocolError::BadOutput { expected, .. },
+            ..
+        } => {
+            assert_eq!(path, runner);
+            assert_eq!(expected, "bool");
+        }
+        other => panic!("expected output of the wrong type, got {other:?}"),
+    }
     let small = call(&user).max_reply(1000);
     match RawReply::run_with(&small, String::new(), 5000).unwrap_err() {
         Error::Protocol {

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::pipe2;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use clone3::{set_spawn_into_cgroup, spawn_into_cgroup_available};
@@ -53,24 +52,14 @@ const CHILD_RETURN_FD: RawFd = 3;
 
 /// Runs `C`'s runner half for this call and decodes its output.
 pub fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output, Error> {
-    let value = invoke(call, C::SPEC, args)?;
-    decode_output::<C::Output>(call, C::SPEC, value)
-}
-
-fn decode_output<T: DeserializeOwned>(
-    call: &Call<'_>,
-    spec: &CommandSpec,
-    value: Value,
-) -> Result<T, Error> {
+    let prepared = Prepared::new(call, C::SPEC)?;
+    let value = run_prepared(call, &prepared, args)?;
     serde_json::from_value(value).map_err(|e| Error::Protocol {
-        command: spec.name.to_owned(),
-        path: call
-            .runner
-            .clone()
-            .or_else(|| runner_path().ok())
-            .unwrap_or_default(),
+        command: C::SPEC.name.to_owned(),
+        // The binary that answered (the static runner, when it was the one).
+        path: prepared.path.clone(),
         problem: ProtocolError::BadOutput {
-            expected: std::any::type_name::<T>(),
+            expected: std::any::type_name::<C::Output>(),
             detail: e.to_string(),
         },
     })
@@ -81,6 +70,11 @@ fn decode_output<T: DeserializeOwned>(
 /// dispatch by name (e.g. a generic RPC) can call it directly.
 pub fn invoke(call: &Call<'_>, spec: &'static CommandSpec, args: Args) -> Result<Value, Error> {
     let prepared = Prepared::new(call, spec)?;
+    run_prepared(call, &prepared, args)
+}
+
+/// [`invoke`] once the call is prepared.
+fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {
     // A terminal among the call's stdio never reaches the runner: pipes instead, relayed
     // by threads of this process for the duration of the call.
     let relay = crate::terminal::StdioRelay::start(call)
@@ -94,8 +88,8 @@ pub fn invoke(call: &Call<'_>, spec: &'static CommandSpec, args: Args) -> Result
         None => call,
     };
     let result = match call.warm {
-        Some(pool) => warm::invoke(pool, call, &prepared, args),
-        None => invoke_cold(call, &prepared, args),
+        Some(pool) => warm::invoke(pool, call, prepared, args),
+        None => invoke_cold(call, prepared, args),
     };
     if let Some(relay) = relay {
         relay.finish();
