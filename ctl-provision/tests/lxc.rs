@@ -2,14 +2,13 @@
 //! `lxc-probe` spawned as the container's user inside its entry cgroups, the way the ctl
 //! runner calls them; LXC's own tools (the oracle) check the results.
 
-mod common;
-
 use std::process::Command;
 use std::time::Instant;
 
-use common::{unique_name, Env, Guard};
 use ctl_core::Container;
 use ctl_provision::{oracle, CreateOptions};
+use ctl_test_support::container::{Env, Guard};
+use ctl_test_support::names::unique_name;
 use serde_json::Value;
 
 const PROBE: &str = env!("CARGO_BIN_EXE_lxc-probe");

@@ -1,13 +1,12 @@
 //! The provisioner against the real host: users, /etc files, cgroups, LXC.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{unique_name, Env, Guard};
 use ctl_provision::{oracle, CreateOptions, Layout, Net};
+use ctl_test_support::container::{Env, Guard};
+use ctl_test_support::names::unique_name;
 
 fn getent(db: &str, key: &str) -> bool {
     Command::new("getent")

@@ -9,15 +9,14 @@
 //! user, with `setpriv`), runs `create` again and checks that it refuses, naming the path,
 //! and that the host directory it pointed at is unchanged.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{unique_name, Env, Guard};
 use ctl_core::Container;
 use ctl_provision::CreateOptions;
+use ctl_test_support::container::{Env, Guard};
+use ctl_test_support::names::unique_name;
 
 /// Runs `script` with `sh -c` as the container's user.
 #[track_caller]

@@ -2,9 +2,7 @@
 //! case had an error, and the throwaway container is gone afterwards. Speed itself is not
 //! asserted here (that is what the benchmark reports).
 
-mod common;
-
-use common::StateDir;
+use ctl_test_support::cli::StateDir;
 
 const CASES: &[&str] = &[
     "spawn_true",
@@ -100,7 +98,7 @@ fn bench_reports_every_case_and_cleans_up() {
         .as_str()
         .expect("the report names its container");
     assert!(name.starts_with("bench-"), "{name}");
-    common::assert_gone(&state, name);
+    ctl_test_support::leaks::assert_gone(&state, name);
 }
 
 /// A duration that is not positive is a one-line usage error.

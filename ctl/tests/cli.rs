@@ -1,10 +1,8 @@
 //! User mistakes, `--json` documents, `ctl commands`, completions and the root check.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Ct, StateDir};
+use ctl_test_support::cli::{ctl_bin, Ct, StateDir};
 
 #[test]
 fn unknown_container_is_one_error_line() {
@@ -126,10 +124,7 @@ fn json_documents_for_results_and_errors() {
 
 #[test]
 fn commands_lists_the_registry() {
-    let out = Command::new(common::ctl_bin())
-        .arg("commands")
-        .output()
-        .unwrap();
+    let out = Command::new(ctl_bin()).arg("commands").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let line = |name: &str| {
@@ -162,7 +157,7 @@ fn commands_lists_the_registry() {
         "{text}"
     );
 
-    let out = Command::new(common::ctl_bin())
+    let out = Command::new(ctl_bin())
         .args(["commands", "--json"])
         .output()
         .unwrap();
@@ -177,7 +172,7 @@ fn commands_lists_the_registry() {
 #[test]
 fn completions_for_every_shell() {
     for shell in ["bash", "zsh", "fish"] {
-        let out = Command::new(common::ctl_bin())
+        let out = Command::new(ctl_bin())
             .args(["completions", shell])
             .output()
             .unwrap();
@@ -203,10 +198,7 @@ fn help_for_every_subcommand() {
     ] {
         let mut args = sub.to_vec();
         args.push("--help");
-        let out = Command::new(common::ctl_bin())
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = Command::new(ctl_bin()).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("Usage: ctl"),
@@ -220,7 +212,7 @@ fn container_commands_need_root() {
     // As nobody: the root check comes first, with a clear message.
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(common::ctl_bin())
+        .arg(ctl_bin())
         .args(["--state-dir", "/nonexistent/ctl-state", "ct", "ls"])
         .output()
         .unwrap();

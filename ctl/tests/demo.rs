@@ -1,13 +1,13 @@
 //! `ctl demo` walks through the commands and leaves nothing behind, also when interrupted.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{assert_gone, unique_name, Ct, StateDir};
+use ctl_test_support::cli::{Ct, StateDir};
+use ctl_test_support::leaks::assert_gone;
+use ctl_test_support::names::unique_name;
 
 #[test]
 fn demo_completes_and_leaves_nothing_behind() {

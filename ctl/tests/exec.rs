@@ -1,11 +1,9 @@
 //! `ctl ct exec` and `ctl ct runscript`: ctl's stdio is the command's, the command's exit
 //! status is ctl's, a non-zero one adds osctl's `error: executed command failed`.
 
-mod common;
-
 use std::io::Write;
 
-use common::{Ct, StateDir};
+use ctl_test_support::cli::{ctl_bin, Ct, StateDir};
 
 const FAILED: &str = "executed command failed";
 
@@ -182,7 +180,7 @@ fn exec_with_a_terminal() {
     let ct = Ct::running(&state, "tty");
     let inner = format!(
         "{} --state-dir {} ct exec {} -- sh -c 'tty; read x; echo got $x; exit 4'",
-        common::ctl_bin(),
+        ctl_bin(),
         state.path().display(),
         ct.name
     );

@@ -2,12 +2,12 @@
 //! `ct del`. Alone in its test binary, so that no other test of ours provisions while a
 //! `ct new` is being killed.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{assert_gone, unique_name, Ct, StateDir};
+use ctl_test_support::cli::{Ct, StateDir};
+use ctl_test_support::leaks::assert_gone;
+use ctl_test_support::names::unique_name;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 

@@ -1,10 +1,9 @@
 //! `ctl ct new/start/freeze/unfreeze/stop/del/ls/state/hostname` on real containers.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{assert_gone, user_exists, Ct, StateDir};
+use ctl_test_support::cli::{Ct, StateDir};
+use ctl_test_support::leaks::{assert_gone, user_exists};
 
 #[test]
 fn state_words_after_each_life_cycle_step() {
@@ -153,7 +152,7 @@ fn new_twice_is_an_error_and_veth_is_accepted() {
     let msg = state.ctl(&["ct", "new", &ct.name]).fails(1);
     assert!(msg.contains("exists already"), "{msg}");
 
-    let veth = Ct::named(&state, common::unique_name("veth"));
+    let veth = Ct::named(&state, ctl_test_support::names::unique_name("veth"));
     state.ctl(&["ct", "new", &veth.name, "--net", "veth"]).ok();
     let config = state
         .path()
@@ -168,7 +167,7 @@ fn new_twice_is_an_error_and_veth_is_accepted() {
 #[test]
 fn veth_name_of_a_veth_container() {
     let state = StateDir::new();
-    let ct = Ct::named(&state, common::unique_name("vname"));
+    let ct = Ct::named(&state, ctl_test_support::names::unique_name("vname"));
     let run = state.ctl(&["ct", "new", &ct.name, "--net", "veth"]);
     run.ok();
     // Not a terminal: no progress output.

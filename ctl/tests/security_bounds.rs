@@ -9,14 +9,12 @@
 //! Every `ctl` here runs as a subprocess killed after a bound of the test's own, so that a
 //! regression fails instead of hanging the suite.
 
-mod common;
-
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Ct, Run, StateDir};
+use ctl_test_support::cli::{Ct, Run, StateDir};
 
 /// Runs `ctl --state-dir DIR ARGS...` and kills it if it takes longer than `bound`; returns
 /// what it did and how long it took (`status: None` when it had to be killed).

@@ -9,14 +9,12 @@
 //! it. `ctl` must return within a few seconds of the program's exit, and stop writing to
 //! the terminal when it does.
 
-mod common;
-
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::redteam::{rootfs, Terminal};
-use common::{Ct, StateDir};
+use ctl_test_support::cli::{Ct, StateDir};
+use ctl_test_support::redteam::{rootfs, Terminal};
 use nix::sys::termios::{self, LocalFlags};
 
 /// Kills `ctl` if it is still there (a failed test must not leave it running).

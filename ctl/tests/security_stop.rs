@@ -7,12 +7,10 @@
 //! - Its root replaces `halt`: the replacement got the caller's own stderr (a root-opened
 //!   file, e.g. a daemon's log) and could write into it.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Ct, StateDir};
+use ctl_test_support::cli::{Ct, StateDir};
 
 /// Freezes the container's init in `/tmp/fz/ice` (a freezer cgroup the container's root
 /// makes below its payload); with `keep`, a loop inside freezes it again every 50 ms.
@@ -145,7 +143,9 @@ fn a_trojaned_halt_does_not_get_the_callers_stderr() {
     }
     // The trojan did run (the check above is not vacuous).
     assert!(
-        common::redteam::rootfs(&ct).join("halt-ran").exists(),
+        ctl_test_support::redteam::rootfs(&ct)
+            .join("halt-ran")
+            .exists(),
         "the planted halt never ran"
     );
 }

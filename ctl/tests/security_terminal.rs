@@ -6,16 +6,16 @@
 //! controlling terminal), and static programs the container's root planted in its rootfs
 //! try to type into that terminal (`TIOCSTI`, with `dev.tty.legacy_tiocsti=1`) or to catch
 //! the processes entering the container (`PTRACE_SEIZE`, `pidfd_getfd`). The programs are
-//! C sources in `tests/redteam/`, built here with `cc -static`.
-
-mod common;
+//! C sources in `test-support/redteam/`, built here with `cc -static`.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::redteam::{ct_dir, legacy_tiocsti_on, plant, redteam_binary, rootfs, Terminal};
-use common::{Ct, Run, StateDir};
+use ctl_test_support::cli::{Ct, Run, StateDir};
+use ctl_test_support::redteam::{
+    ct_dir, legacy_tiocsti_on, plant, redteam_binary, rootfs, Terminal,
+};
 
 /// An operator: a raw terminal that `ctl` runs on, with bounded runs.
 struct Operator {

@@ -3,16 +3,14 @@
 //! Runners run as the container's user, who can run code on the host (an `lxc.hook` in the
 //! config it owns, a process left behind by one). A runner that user can ptrace hands it
 //! the reply pipe to the root frontend (forged results), the envelope socket and the call's
-//! stdio. `tests/redteam/grab.c` hunts every process whose title names a runner with
+//! stdio. `test-support/redteam/grab.c` hunts every process whose title names a runner with
 //! `pidfd_getfd` and writes a forged reply (`exit status 0`) into its reply pipe.
-
-mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::redteam::redteam_binary;
-use common::{Ct, StateDir};
+use ctl_test_support::cli::{Ct, StateDir};
+use ctl_test_support::redteam::redteam_binary;
 
 #[test]
 fn the_container_user_can_neither_catch_a_runner_nor_forge_its_reply() {

@@ -1,6 +1,6 @@
-//! What the red-team tests share: static helper programs built from `tests/redteam/*.c`,
-//! planted in containers by their root, and an operator's terminal (a pty that is `ctl`'s
-//! controlling terminal).
+//! What the red-team tests share: static helper programs built from `redteam/*.c` of this
+//! crate, planted in containers by their root, and an operator's terminal (a pty that is
+//! `ctl`'s controlling terminal).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -10,9 +10,9 @@ use std::sync::{Mutex, OnceLock};
 
 use nix::sys::termios;
 
-use super::{Ct, StateDir};
+use crate::cli::{Ct, StateDir};
 
-/// Builds `tests/redteam/<name>.c` as a static binary, once per test process, into a
+/// Builds `redteam/<name>.c` of this crate as a static binary, once per test process, into a
 /// directory every user can read (the container's user runs some of them on the host).
 pub fn redteam_binary(name: &str) -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
@@ -32,7 +32,7 @@ pub fn redteam_binary(name: &str) -> PathBuf {
     let out = dir.path().join(name);
     if !out.exists() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/redteam")
+            .join("redteam")
             .join(format!("{name}.c"));
         let partial = out.with_extension("partial");
         let status = Command::new("cc")
@@ -176,6 +176,7 @@ impl Terminal {
     }
 }
 
+/// Sets `O_NONBLOCK` on `fd`.
 pub fn nonblocking(fd: &OwnedFd) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap());

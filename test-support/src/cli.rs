@@ -1,22 +1,37 @@
 //! Runs the built `ctl` binary as a user would, on real containers in a temporary state
 //! directory. Every container made here is removed with `ctl ct del` by a guard.
 
-#![allow(dead_code)]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
-pub mod redteam;
+use crate::names::unique_name;
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// The binary under test.
+/// The binary under test: `ctl` of the target dir the running test binary was built in
+/// (`target/<profile>/ctl` next to `target/<profile>/deps/<test>`, where Cargo's
+/// `CARGO_BIN_EXE_ctl` points for `ctl`'s own integration tests, which build it first).
+/// Panics when it is not there.
 pub fn ctl_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ctl")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        let bin: PathBuf = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary in target/<profile>/deps")
+            .join("ctl");
+        assert!(
+            bin.is_file(),
+            "{} is missing: the CLI tests run `ctl`'s own integration tests (cargo test -p ctl)",
+            bin.display()
+        );
+        bin.into_os_string()
+            .into_string()
+            .expect("UTF-8 target dir")
+    })
 }
 
 /// A state directory of its own, removed on drop (after the containers in it).
@@ -24,12 +39,11 @@ pub struct StateDir {
     dir: tempfile::TempDir,
 }
 
+// No `Default`: making one changes the host (a directory, checks that need root).
+#[allow(clippy::new_without_default)]
 impl StateDir {
     pub fn new() -> StateDir {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "these tests need root (real LXC containers)"
-        );
+        crate::require::require_root("real LXC containers");
         let dir = tempfile::Builder::new()
             .prefix("ctl-cli-")
             .tempdir_in("/tmp")
@@ -74,6 +88,12 @@ impl StateDir {
             .arg(self.path())
             .args(args);
         cmd
+    }
+}
+
+impl AsRef<Path> for StateDir {
+    fn as_ref(&self) -> &Path {
+        self.path()
     }
 }
 
@@ -147,12 +167,6 @@ impl std::fmt::Display for Run {
     }
 }
 
-/// A unique container name `<tag>-<pid>-<n>` (tags must be short).
-pub fn unique_name(tag: &str) -> String {
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{tag}-{}-{n}", std::process::id() % 100_000)
-}
-
 /// A container made with `ctl ct new`, removed with `ctl ct del` on drop.
 pub struct Ct<'s> {
     pub name: String,
@@ -198,9 +212,9 @@ impl<'s> Ct<'s> {
         self.state.ctl(&args)
     }
 
+    /// The container's system user.
     pub fn user(&self) -> String {
-        // Mirrors ctl_provision::user_name for names of up to 28 characters.
-        format!("ctl-{}", self.name)
+        ctl_provision::user_name(&self.name)
     }
 }
 
@@ -210,47 +224,5 @@ impl Drop for Ct<'_> {
         if run.status != Some(0) && !run.stderr.contains("no container") {
             eprintln!("warning: ctl ct del {} failed:\n{run}", self.name);
         }
-    }
-}
-
-/// Whether the system has a user of this name.
-pub fn user_exists(user: &str) -> bool {
-    Command::new("getent")
-        .args(["passwd", user])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Cgroups of container `name` that still exist: `/sys/fs/cgroup/*/ctl/<name>`, and
-/// `/sys/fs/cgroup/ctl/<name>` where cgroup2 is mounted there directly.
-pub fn leftover_cgroups(name: &str) -> Vec<PathBuf> {
-    let root = Path::new("/sys/fs/cgroup");
-    let mut candidates = vec![root.join("ctl").join(name)];
-    if let Ok(entries) = std::fs::read_dir(root) {
-        candidates.extend(entries.flatten().map(|h| h.path().join("ctl").join(name)));
-    }
-    candidates.into_iter().filter(|d| d.exists()).collect()
-}
-
-/// Asserts that nothing of container `name` is left on the host.
-#[track_caller]
-pub fn assert_gone(state: &StateDir, name: &str) {
-    let user = format!("ctl-{name}");
-    assert!(!user_exists(&user), "user {user} is left behind");
-    let cgroups = leftover_cgroups(name);
-    assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
-    for path in [
-        state.path().join("containers").join(format!("{name}.json")),
-        state.path().join("lxc").join(&user),
-        state.path().join("homes").join(&user),
-    ] {
-        assert!(!path.exists(), "{} is left behind", path.display());
-    }
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        assert!(
-            !text.lines().any(|l| l.starts_with(&format!("{user}:"))),
-            "{file} still names {user}"
-        );
     }
 }
