@@ -67,7 +67,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
         let Some(mount_point) = left_fields.get(4) else {
             continue;
         };
-        let mount_point = PathBuf::from(unescape_mount_path(mount_point));
+        let mount_point = PathBuf::from(ctl_process::unescape_mountinfo(mount_point));
         let hierarchy = match fstype {
             "cgroup2" => Hierarchy {
                 mount_point,
@@ -103,26 +103,6 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
         }
     }
     found
-}
-
-fn unescape_mount_path(raw: &str) -> String {
-    // mountinfo escapes space, tab, newline and backslash as \ooo.
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let oct = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(oct, 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Validates a relative cgroup path: non-empty components, no `.`/`..`, no NUL.

@@ -117,8 +117,7 @@ impl Registry {
     /// snake case (`freeze`), or osctld's full class name
     /// (`OsCtld::ContainerControl::Commands::Freeze`, by its last `::` segment).
     pub fn lookup(&self, name: &str) -> Option<&'static Registration> {
-        let short = name.rsplit("::").next().unwrap_or(name);
-        self.by_name.get(short).copied()
+        self.by_name.get(short_name(name)).copied()
     }
 
     /// Every registration, sorted by name.
@@ -135,11 +134,17 @@ impl Registry {
     }
 }
 
+/// The name a command is registered under, from any form a runner accepts: osctld's full
+/// class name (`OsCtld::ContainerControl::Commands::Freeze`) by its last `::` segment.
+fn short_name(name: &str) -> &str {
+    name.rsplit("::").next().unwrap_or(name)
+}
+
 fn find_in(
     registrations: impl IntoIterator<Item = &'static Registration>,
     name: &str,
 ) -> Result<Option<&'static Registration>, DuplicateCommand> {
-    let short = name.rsplit("::").next().unwrap_or(name);
+    let short = short_name(name);
     let mut found: Option<&'static Registration> = None;
     for reg in registrations {
         if reg.spec.name != short && reg.spec.snake_name != short {

@@ -119,9 +119,93 @@ pub fn on_cgroup_fs(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(kind == CGROUP_SUPER_MAGIC || kind == CGROUP2_SUPER_MAGIC)
 }
 
+/// Undoes `/proc/*/mountinfo`'s escapes of a path field: the kernel writes space, tab,
+/// newline and backslash as `\ooo` (three octal digits). Exactly three octal digits of a
+/// byte's value (at most `\377`) are one byte; anything else is kept as it is.
+pub fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'\\')
+            .then(|| bytes.get(i + 1..i + 4))
+            .flatten()
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .map(|d| d.iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0')))
+            .and_then(|v| u8::try_from(v).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What kind of file an fd or path is, for refusals that name it: root-side code reads
+/// only regular files in trees a container's root or user controls (a FIFO blocks the
+/// reader, a device does what the device does).
+pub mod files {
+    /// What a file of mode `mode` (`st_mode`) is, with its article: "a FIFO", "a
+    /// character device"...
+    pub fn file_kind(mode: u32) -> &'static str {
+        match mode & libc::S_IFMT {
+            libc::S_IFREG => "a regular file",
+            libc::S_IFDIR => "a directory",
+            libc::S_IFLNK => "a symlink",
+            libc::S_IFIFO => "a FIFO",
+            libc::S_IFCHR => "a character device",
+            libc::S_IFBLK => "a block device",
+            libc::S_IFSOCK => "a socket",
+            _ => "of an unknown type",
+        }
+    }
+
+    /// `Ok` for a regular file, else the one-line refusal naming `path` and what it is.
+    pub fn require_regular(path: impl std::fmt::Display, mode: u32) -> Result<(), String> {
+        if mode & libc::S_IFMT == libc::S_IFREG {
+            return Ok(());
+        }
+        Err(format!(
+            "{path} is {}, not a regular file; refusing to read it",
+            file_kind(mode)
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_fields_are_unescaped_once_and_strictly() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/tab\\011x\\134y"), "/tab\tx\\y");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        // Cut short, not octal, or beyond a byte: kept as written.
+        assert_eq!(unescape_mountinfo("/x\\"), "/x\\");
+        assert_eq!(unescape_mountinfo("/x\\04"), "/x\\04");
+        assert_eq!(unescape_mountinfo("/x\\+12"), "/x\\+12");
+        assert_eq!(unescape_mountinfo("/x\\777"), "/x\\777");
+    }
+
+    #[test]
+    fn file_kinds_are_named() {
+        use super::files::*;
+        assert_eq!(file_kind(libc::S_IFIFO | 0o644), "a FIFO");
+        assert!(require_regular("/x", libc::S_IFREG | 0o600).is_ok());
+        let e = require_regular("/dev/tty", libc::S_IFCHR | 0o666).unwrap_err();
+        assert_eq!(
+            e,
+            "/dev/tty is a character device, not a regular file; refusing to read it"
+        );
+    }
+
     use std::os::fd::AsFd;
 
     #[test]

@@ -667,35 +667,9 @@ fn mount_points_under(dir: &Path) -> Result<Vec<PathBuf>, ProvisionError> {
     Ok(text
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(unescape_mountinfo(m)))
+        .map(|m| PathBuf::from(ctl_core::process::unescape_mountinfo(m)))
         .filter(|m| m.starts_with(dir))
         .collect())
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |acc, b| acc.wrapping_mul(8).wrapping_add(b - b'0')),
-                );
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn remove_tree(dir: &Path) -> Result<(), ProvisionError> {
@@ -726,16 +700,4 @@ fn mkdir(dir: &Path, mode: u32, owner: Option<u32>) -> Result<(), ProvisionError
 fn chown(path: &Path, ugid: u32) -> Result<(), ProvisionError> {
     std::os::unix::fs::chown(path, Some(ugid), Some(ugid))
         .context(|| format!("chown {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-        assert_eq!(unescape_mountinfo("/x\\"), "/x\\");
-    }
 }
