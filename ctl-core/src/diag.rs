@@ -101,17 +101,12 @@ pub fn identity_of_self() -> Result<IdentityInfo, CommandError> {
     let mut rlimits = BTreeMap::new();
     for name in RLIMIT_NAMES {
         let resource = crate::container::rlimit_resource(name).expect("known name");
-        let mut value = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes one struct through the pointer we own.
-        if unsafe { libc::getrlimit(resource, &mut value) } == 0 {
+        if let Ok((soft, hard)) = nix::sys::resource::getrlimit(resource) {
             rlimits.insert(
                 (*name).to_owned(),
                 Rlimit {
-                    soft: RlimitValue::from_raw(value.rlim_cur),
-                    hard: RlimitValue::from_raw(value.rlim_max),
+                    soft: RlimitValue::from_raw(soft),
+                    hard: RlimitValue::from_raw(hard),
                 },
             );
         }

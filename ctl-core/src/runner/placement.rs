@@ -87,17 +87,8 @@ pub(super) fn apply(
     // group, of its own (`session::leave_terminal`, before the envelope was read).
     for (name, limit) in &spec.rlimits {
         let resource = rlimit_resource(name).ok_or_else(|| format!("unknown rlimit {name:?}"))?;
-        let value = libc::rlimit {
-            rlim_cur: limit.soft.as_raw(),
-            rlim_max: limit.hard.as_raw(),
-        };
-        // SAFETY: setrlimit reads the struct we pass by pointer; no memory is retained.
-        if unsafe { libc::setrlimit(resource, &value) } != 0 {
-            return Err(format!(
-                "setrlimit {name}: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        nix::sys::resource::setrlimit(resource, limit.soft.as_raw(), limit.hard.as_raw())
+            .map_err(|e| format!("setrlimit {name}: {e}"))?;
     }
 
     let mut created = false;
