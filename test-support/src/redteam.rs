@@ -12,10 +12,20 @@ use nix::sys::termios;
 
 use crate::cli::{Ct, StateDir};
 
+/// The directory of this test process's red-team binaries, removed when the process exits.
+static DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Removes [`DIR`] at exit: a static is never dropped, and every test process would leave
+/// a `/tmp/ctl-redteam-*` behind otherwise.
+extern "C" fn remove_redteam_dir() {
+    if let Some(dir) = DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// Builds `redteam/<name>.c` of this crate as a static binary, once per test process, into a
 /// directory every user can read (the container's user runs some of them on the host).
 pub fn redteam_binary(name: &str) -> PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     // Tests run in parallel: one build at a time, renamed into place when complete, so
     // that none plants a half-written file.
     static BUILD: Mutex<()> = Mutex::new(());
@@ -23,13 +33,16 @@ pub fn redteam_binary(name: &str) -> PathBuf {
         let dir = tempfile::Builder::new()
             .prefix("ctl-redteam-")
             .tempdir_in("/tmp")
-            .unwrap();
+            .unwrap()
+            .keep();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // SAFETY: registers a plain `extern "C"` function that only reads a set static.
+        unsafe { libc::atexit(remove_redteam_dir) };
         dir
     });
     let _build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let out = dir.path().join(name);
+    let out = dir.join(name);
     if !out.exists() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("redteam")
