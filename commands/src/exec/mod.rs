@@ -273,7 +273,7 @@ pub fn exec_terminal(
             ctx.ident()
         ),
         state @ (State::Frozen | State::Freezing) => {
-            bail!("container {} is {state}; thaw it first", ctx.ident())
+            bail!("container {} is {state}; unfreeze it first", ctx.ident())
         }
         other => bail!(
             "container {} is {other}; try again when it is running or stopped",
@@ -793,7 +793,7 @@ fn run_program(
             ctx.ident()
         ),
         State::Frozen | State::Freezing => {
-            bail!("container {} is {state}; thaw it first", ctx.ident())
+            bail!("container {} is {state}; unfreeze it first", ctx.ident())
         }
         other => bail!(
             "container {} is {other}; try again when it is running or stopped",
