@@ -7,7 +7,11 @@ use std::time::Duration;
 
 /// Why a command call failed. Keeps osctld's distinction between a command that reported
 /// an error (`status: false`) and a runner that ended without a reply.
+///
+/// `#[non_exhaustive]`: new kinds of failure may come (as `ProgramFailed` did); match the
+/// ones you handle and keep a `_` arm (or use [`Error::kind`]).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The command ran and failed: the runner replied `status: false`, or the frontend
     /// refused before starting one (e.g. the container is not running).
