@@ -113,7 +113,7 @@ pub fn stop(
         }
     }
     if let Some(message) = message {
-        wall_best_effort(ctx, &ct, &message, Some(deadline));
+        wall_best_effort(ctx, &ct, StopMessage::WithBanner(&message), Some(deadline));
     }
     match mode {
         StopMode::Kill => kill_and_wait(&ct)?,
@@ -236,9 +236,7 @@ fn stop_osctld(
     let timeout = Duration::from_secs(opts.timeout);
     if let Some(message) = &opts.message {
         let limit = Instant::now() + timeout;
-        if let Err(e) = wall::wall_text_inside(&ct, message, Some(limit)) {
-            eprintln!("stop {}: cannot show the message inside: {e}", ctx.ident());
-        }
+        wall_best_effort(ctx, &ct, StopMessage::AsComposed(message), Some(limit));
     }
     let failed = match mode {
         StopMode::Kill => match ct.stop() {
@@ -384,7 +382,7 @@ fn kill_and_wait(ct: &ctl_lxc::Container) -> Result<(), CommandError> {
 fn wall_best_effort(
     ctx: &RunnerContext,
     ct: &ctl_lxc::Container,
-    message: &str,
+    message: StopMessage<'_>,
     limit: Option<Instant>,
 ) {
     if limit.is_some_and(|limit| Instant::now() >= limit) {
@@ -394,10 +392,37 @@ fn wall_best_effort(
         );
         return;
     }
-    let banner = wall::default_banner();
-    if let Err(e) = wall::wall_inside(ct, message, Some(&banner), limit) {
+    let shown = match message {
+        StopMessage::WithBanner(text) => {
+            wall::wall_inside(ct, text, Some(&wall::default_banner()), limit)
+        }
+        StopMessage::AsComposed(text) => wall::wall_text_inside(ct, text, limit),
+    };
+    if let Err(e) = shown {
         eprintln!("stop {}: cannot show the message inside: {e}", ctx.ident());
     }
+}
+
+/// A stop's message to the users inside: ours gets Wall's banner; osctld's frontends send
+/// it composed already (banner, blank lines), to be written as it is.
+#[derive(Clone, Copy)]
+enum StopMessage<'a> {
+    WithBanner(&'a str),
+    AsComposed(&'a str),
+}
+
+/// StopByHalt's and StopRunit's first steps: the container, which must run and not be
+/// frozen (they attach), and the message shown (best effort).
+fn open_thawed_showing(
+    ctx: &RunnerContext,
+    message: Option<StopMessage<'_>>,
+) -> Result<ctl_lxc::Container, CommandError> {
+    let ct = support::open_defined(ctx)?;
+    support::require(&ct, ct.name(), support::Need::Thawed)?;
+    if let Some(message) = message {
+        wall_best_effort(ctx, &ct, message, None);
+    }
+    Ok(ct)
 }
 
 /// Stop the container by running `halt` inside it (`poweroff`, then `shutdown`, where the
@@ -413,11 +438,7 @@ pub fn stop_by_halt(
     ctx: &mut RunnerContext,
     #[kwarg(default)] message: Option<String>,
 ) -> Result<bool, CommandError> {
-    let ct = support::open_defined(ctx)?;
-    support::require(&ct, ct.name(), support::Need::Thawed)?;
-    if let Some(message) = message {
-        wall_best_effort(ctx, &ct, &message, None);
-    }
+    let ct = open_thawed_showing(ctx, message.as_deref().map(StopMessage::WithBanner))?;
     match halt_for_stop_by_halt(&ct)? {
         Ok(()) => Ok(true),
         Err(status) => bail!(
@@ -444,14 +465,7 @@ fn osctld_message_first(
 ) -> Result<ctl_lxc::Container, CommandError> {
     let opts: OsctldMessage = args.positional("options")?;
     args.finish()?;
-    let ct = support::open_defined(ctx)?;
-    support::require(&ct, ct.name(), support::Need::Thawed)?;
-    if let Some(message) = &opts.message {
-        if let Err(e) = wall::wall_text_inside(&ct, message, None) {
-            eprintln!("{}: cannot show the message inside: {e}", ctx.ident());
-        }
-    }
-    Ok(ct)
+    open_thawed_showing(ctx, opts.message.as_deref().map(StopMessage::AsComposed))
 }
 
 /// osctld's StopByHalt: `[{message}]`; `null`, or osctld's `halt failed with exit status N`.
@@ -498,11 +512,7 @@ pub fn stop_runit(
     ctx: &mut RunnerContext,
     #[kwarg(default)] message: Option<String>,
 ) -> Result<bool, CommandError> {
-    let ct = support::open_defined(ctx)?;
-    support::require(&ct, ct.name(), support::Need::Thawed)?;
-    if let Some(message) = message {
-        wall_best_effort(ctx, &ct, &message, None);
-    }
+    let ct = open_thawed_showing(ctx, message.as_deref().map(StopMessage::WithBanner))?;
     runit_prepare_inside(&ct)
 }
 
