@@ -14,6 +14,7 @@
 //!   not leave behind.
 //! - [`cli`]: the built `ctl` binary driven as a user would ([`cli::StateDir`],
 //!   [`cli::Run`], [`cli::Ct`]).
+//! - [`pty`]: a terminal inside a running container, and utmp records for it.
 //! - [`redteam`]: static helper programs built from `redteam/*.c` of this crate, planted
 //!   in containers, and an operator's terminal.
 //!
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod container;
 pub mod leaks;
 pub mod names;
+pub mod pty;
 pub mod redteam;
 pub mod require;
 pub mod runner;

@@ -15,11 +15,10 @@
 //! first (the runner binary). `OSCTLD_CT_RUNNER=<path>` tests another runner binary (an
 //! installed `osctld-ct-runner`, say) instead of the workspace's `ctl-runner`.
 
+use ctl_test_support::pty::ContainerPty;
 use std::fmt::Debug;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::mem::{offset_of, size_of};
-use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
@@ -32,9 +31,6 @@ use std::time::{Duration, Instant};
 
 use ctl_core::Container;
 use ctl_provision::{oracle, CreateOptions, SHARED_DIR_IN_CT};
-use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::stat::Mode;
 use serde_json::{json, Value};
 use tests::fixtures::{ctl_runner_path, TestContainer};
 
@@ -529,108 +525,6 @@ fn ruby_inspect(cmd: &[&str]) -> String {
 
 // ---------------------------------------------------------------------------------------
 // A terminal inside (Wall and the stop commands' messages)
-
-/// A pseudo-terminal in the container's own devpts, opened from the host through
-/// `/proc/<init>/root/dev/ptmx`, registered in the container's utmp as root's login: the
-/// master (where whatever is written to the terminal arrives) and the name (`pts/<n>`).
-struct ContainerPty {
-    master: OwnedFd,
-    _slave: OwnedFd,
-}
-
-impl ContainerPty {
-    fn open(ct: &Container) -> ContainerPty {
-        let init = init_pid(ct).expect("running");
-        let ptmx = format!("/proc/{init}/root/dev/ptmx");
-        let fd = nix::fcntl::open(
-            ptmx.as_str(),
-            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap_or_else(|e| panic!("open {ptmx}: {e}"));
-        // SAFETY: `fd` was just opened from a ptmx device, so it is a pty master; the
-        // PtyMaster takes it over and owns it alone.
-        let master = unsafe { nix::pty::PtyMaster::from_owned_fd(fd) };
-        nix::pty::unlockpt(&master).unwrap();
-        let path = nix::pty::ptsname_r(&master).unwrap();
-        let name = path.strip_prefix("/dev/").unwrap().to_owned();
-        let slave_path = format!("/proc/{init}/root/dev/{name}");
-        let id = root_host_id(ct);
-        std::os::unix::fs::chown(&slave_path, Some(id), None).unwrap();
-        let slave = nix::fcntl::open(
-            slave_path.as_str(),
-            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap();
-        // utmp: root logged in on this terminal.
-        let utmp_path = rootfs(ct).join("var/run/utmp");
-        std::fs::write(
-            &utmp_path,
-            utmp_record(libc::USER_PROCESS, 4242, &name, "root"),
-        )
-        .unwrap();
-        std::os::unix::fs::lchown(&utmp_path, Some(id), Some(id)).unwrap();
-        ContainerPty {
-            master: master.into(),
-            _slave: slave,
-        }
-    }
-
-    /// Everything written to the terminal within `timeout` after the first byte arrived
-    /// (or nothing), without the carriage returns the terminal adds.
-    fn read(&self, timeout: Duration) -> String {
-        let mut all = Vec::new();
-        let deadline = Instant::now() + timeout;
-        let mut file = File::from(self.master.try_clone().unwrap());
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = if all.is_empty() {
-                left.as_millis()
-            } else {
-                300
-            }
-            .min(u128::from(u16::MAX)) as u16;
-            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
-            if nix::poll::poll(&mut fds, PollTimeout::from(ms)).unwrap_or(0) == 0 {
-                break;
-            }
-            let mut buf = [0u8; 4096];
-            match file.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => all.extend_from_slice(&buf[..n]),
-            }
-        }
-        String::from_utf8_lossy(&all).replace('\r', "")
-    }
-}
-
-/// One utmp record (glibc's layout, which the container's busybox also uses).
-fn utmp_record(kind: i16, pid: i32, line: &str, user: &str) -> Vec<u8> {
-    let mut rec = vec![0u8; size_of::<libc::utmpx>()];
-    let put = |rec: &mut Vec<u8>, at: usize, bytes: &[u8]| {
-        rec[at..at + bytes.len()].copy_from_slice(bytes)
-    };
-    put(
-        &mut rec,
-        offset_of!(libc::utmpx, ut_type),
-        &kind.to_ne_bytes(),
-    );
-    put(
-        &mut rec,
-        offset_of!(libc::utmpx, ut_pid),
-        &pid.to_ne_bytes(),
-    );
-    put(&mut rec, offset_of!(libc::utmpx, ut_line), line.as_bytes());
-    let id = line.rsplit('/').next().unwrap_or("").as_bytes();
-    put(
-        &mut rec,
-        offset_of!(libc::utmpx, ut_id),
-        &id[..id.len().min(4)],
-    );
-    put(&mut rec, offset_of!(libc::utmpx, ut_user), user.as_bytes());
-    rec
-}
 
 /// The message osctld's `make_message` composed, as the envelope carried it.
 fn composed_message(envelope_message: &Value) -> String {
@@ -1892,6 +1786,7 @@ fn wall_with_and_without_banner() {
     let t = running_container("owa");
     let ct = t.container();
     let pty = ContainerPty::open(ct);
+    pty.register_root_login(ct);
 
     let r = client(
         &describe(&t),
@@ -1912,7 +1807,7 @@ fn wall_with_and_without_banner() {
     c.eq("banner: frontend's value", r.data().clone(), json!(true));
     c.eq(
         "banner: what the terminal got",
-        pty.read(Duration::from_secs(5)),
+        pty.read(Duration::from_secs(5)).replace('\r', ""),
         message,
     );
 
@@ -1928,7 +1823,7 @@ fn wall_with_and_without_banner() {
     c.reply("no banner", &r, json!({"status": true, "output": null}));
     c.eq(
         "no banner: what the terminal got",
-        pty.read(Duration::from_secs(5)),
+        pty.read(Duration::from_secs(5)).replace('\r', ""),
         "\n\nplain words\n\n".to_owned(),
     );
     c.eq("runners left in the entry cgroup", runners_left(ct), vec![]);
@@ -2099,6 +1994,7 @@ fn stop_and_shutdown_with_a_message() {
 
     for mode in ["stop", "shutdown"] {
         let pty = ContainerPty::open(ct);
+        pty.register_root_login(ct);
         let text = format!("{mode} now");
         let r = client(
             &describe(&t),
@@ -2129,7 +2025,7 @@ fn stop_and_shutdown_with_a_message() {
         );
         c.eq(
             &format!("{mode}: what the terminal got"),
-            pty.read(Duration::from_secs(5)),
+            pty.read(Duration::from_secs(5)).replace('\r', ""),
             message,
         );
         c.that(
@@ -2225,6 +2121,7 @@ fn stop_by_halt() {
     // A halt that fails: its status in osctld's words; the message went out first.
     put_file(ct, "bin/halt", "#!/bin/sh\nexit 3\n", 0o755);
     let pty = ContainerPty::open(ct);
+    pty.register_root_login(ct);
     let r = client(
         &describe(&t),
         json!({"command": "StopByHalt", "kwargs": {"message": "halting"}}),
@@ -2238,7 +2135,7 @@ fn stop_by_halt() {
     c.error_reply("failing halt", &r, "halt failed with exit status 3");
     c.eq(
         "failing halt: what the terminal got",
-        pty.read(Duration::from_secs(5)),
+        pty.read(Duration::from_secs(5)).replace('\r', ""),
         message,
     );
     c.eq(
@@ -2299,6 +2196,7 @@ fn stop_runit() {
     std::os::unix::fs::lchown(&runit, Some(id), Some(id)).unwrap();
     put_file(ct, "etc/runit/reboot", "x\n", 0o644);
     let pty = ContainerPty::open(ct);
+    pty.register_root_login(ct);
     let r = client(
         &describe(&t),
         json!({"command": "StopRunit", "kwargs": {"message": "runit stops"}}),
@@ -2323,7 +2221,7 @@ fn stop_runit() {
     );
     c.eq(
         "runit: what the terminal got",
-        pty.read(Duration::from_secs(5)),
+        pty.read(Duration::from_secs(5)).replace('\r', ""),
         message,
     );
 
