@@ -362,6 +362,42 @@ fn hostname_runit_reboot_and_clean_stop() {
         String::from_utf8_lossy(&modes.stdout),
         "/etc/runit/stopit 100 0\n/etc/runit/reboot 0 0\n"
     );
+    // The container's root plays tricks with the two files: a FIFO as stopit (which would
+    // block a plain open for writing), then a symlink as reboot pointing at a file the
+    // command must not chmod. Each is refused at once, with a reason, and nothing followed.
+    let fifo = oracle::attach(
+        ct,
+        &[
+            "sh",
+            "-c",
+            "rm -f /etc/runit/stopit && mkfifo /etc/runit/stopit",
+        ],
+    )
+    .unwrap();
+    assert!(fifo.status.success(), "{fifo:?}");
+    let t = Instant::now();
+    let message = command_error(StopRunit::run_with(&call(ct), None));
+    assert!(
+        message.contains("/etc/runit/stopit") && t.elapsed() < Duration::from_secs(5),
+        "{message} after {:?}",
+        t.elapsed()
+    );
+    let link = oracle::attach(
+        ct,
+        &[
+            "sh",
+            "-c",
+            "rm -f /etc/runit/stopit /etc/runit/reboot && touch /etc/runit/stopit \
+             && chmod 644 /etc/passwd && ln -s /etc/passwd /etc/runit/reboot",
+        ],
+    )
+    .unwrap();
+    assert!(link.status.success(), "{link:?}");
+    let message = command_error(StopRunit::run_with(&call(ct), None));
+    assert!(message.contains("/etc/runit/reboot"), "{message}");
+    let passwd = oracle::attach(ct, &["stat", "-c", "%a", "/etc/passwd"]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&passwd.stdout), "644\n");
+    let _ = oracle::attach(ct, &["rm", "-rf", "/etc/runit"]);
 
     // Reboot: the init pid changes and the container comes back.
     let before = oracle::lxc_init_pid(ct).unwrap().unwrap();
