@@ -139,7 +139,7 @@ fn stop_runs_a_trojaned_halt_without_the_operators_terminal() {
     // no program of the container's on purpose, Stop attaches `halt`.
     plant(&ct, "inject", "/bin/halt");
     let operator = Operator::new();
-    let run = operator.ctl(&state, &["ct", "stop", &ct.name, "--timeout", "3"], false);
+    let run = operator.ctl(&state, &["ct", "stop", &ct.name, "--timeout", "20"], false);
     assert_eq!(run.status, Some(0), "{run}");
     let result = injector_result(&rootfs(&ct).join("inject.result"));
     assert_not_injected(&operator, &result);

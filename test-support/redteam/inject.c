@@ -5,7 +5,12 @@
  * any terminal among its stdio. Everything it tried goes to RESULT, one line each.
  *
  * usage: inject [DELAY_MS [RESULT]]   (defaults: 0 /inject.result; any argv[0])
+ *
+ * With DELAY_MS 0 (a trojaned halt or sh, called with no number) it returns only once the
+ * child wrote RESULT: the caller (Stop) goes on to halt the container, whose init kills
+ * every process, and a child not yet scheduled would leave no result at all.
  */
+#include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -36,8 +41,13 @@ int main(int argc, char **argv) {
     int delay = argc > 1 ? atoi(argv[1]) : 0;
     const char *result = argc > 2 ? argv[2] : "/inject.result";
     pid_t pid = fork();
-    if (pid != 0)
+    if (pid < 0)
+        return 1;
+    if (pid != 0) {
+        if (delay == 0)
+            waitpid(pid, NULL, 0);
         return 0;
+    }
     /* Survive the end of the caller's session on a terminal. */
     signal(SIGHUP, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
