@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ctl_core::diag::Ping;
-use ctl_core::frontend::set_keep_cgroup_files;
 use ctl_core::{Call, Placement, Stdio};
 use serde_json::json;
 
@@ -75,6 +74,7 @@ fn main() {
     ));
 
     let warm_up = 100;
+    let files_not_kept = ctl_core::Launcher::new().with_keep_cgroup_files(false);
     let mut samples = vec![Vec::with_capacity(rounds); variants.len()];
     for round in 0..warm_up + rounds {
         for k in 0..variants.len() {
@@ -87,8 +87,13 @@ fn main() {
                 }
                 Variant::Ping { runner, placement } => {
                     // The cgroup.procs files the frontend keeps (procs_files), or not.
-                    set_keep_cgroup_files(!variants[i].0.contains("files not kept"));
+                    let launcher = if variants[i].0.contains("files not kept") {
+                        &files_not_kept
+                    } else {
+                        ctl_core::Launcher::global()
+                    };
                     let call = Call::new(&ct)
+                        .launcher(launcher)
                         .runner(runner)
                         .placement(*placement)
                         .stdout(Stdio::Null)

@@ -12,7 +12,8 @@
 use std::time::Instant;
 
 use ctl_core::diag::Ping;
-use ctl_core::frontend::{set_spawn_into_cgroup, spawn_into_cgroup_available};
+use ctl_core::frontend::spawn_into_cgroup_available;
+use ctl_core::Launcher;
 use ctl_core::{Call, Stdio};
 use serde_json::json;
 
@@ -56,6 +57,7 @@ impl Samples {
 
 /// `rounds` interleaved samples of each path.
 fn measure(call: &Call<'_>, rounds: usize, a: &mut Samples, b: &mut Samples) {
+    let posix_spawn_only = Launcher::new().with_spawn_into_cgroup(false);
     for round in 0..rounds {
         let order = if round % 2 == 0 {
             [true, false]
@@ -63,15 +65,19 @@ fn measure(call: &Call<'_>, rounds: usize, a: &mut Samples, b: &mut Samples) {
             [false, true]
         };
         for clone3 in order {
-            set_spawn_into_cgroup(clone3);
+            let launcher = if clone3 {
+                Launcher::global()
+            } else {
+                &posix_spawn_only
+            };
+            let call = call.clone().launcher(launcher);
             let started = Instant::now();
-            let reply = Ping::run_with(call, json!(round)).expect("ping");
+            let reply = Ping::run_with(&call, json!(round)).expect("ping");
             let us = started.elapsed().as_secs_f64() * 1e6;
             assert_eq!(reply, json!(round));
             if clone3 { &mut *a } else { &mut *b }.micros.push(us);
         }
     }
-    set_spawn_into_cgroup(true);
 }
 
 fn header() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::command::Placement;
 use crate::container::Container;
-use crate::frontend::WarmPool;
+use crate::frontend::{Launcher, WarmPool};
 use crate::reply::DEFAULT_MAX_REPLY_BYTES;
 
 /// The frontend's view of one call: which container, and how to run the runner.
@@ -33,6 +33,7 @@ pub struct Call<'a> {
     pub(crate) max_reply: usize,
     pub(crate) own_process_group: bool,
     pub(crate) warm: Option<&'a WarmPool>,
+    pub(crate) launcher: Option<&'a Launcher>,
 }
 
 /// Where the command's output goes.
@@ -61,6 +62,7 @@ impl<'a> Call<'a> {
             max_reply: DEFAULT_MAX_REPLY_BYTES,
             own_process_group: true,
             warm: None,
+            launcher: None,
         }
     }
 
@@ -118,7 +120,22 @@ impl<'a> Call<'a> {
         self
     }
 
-    /// Use this runner binary instead of the configured one (see [`crate::runner_path`]).
+    /// Start runners as this launcher says (runner binary, spawning into the cgroup, kept
+    /// `cgroup.procs` files) instead of [`Launcher::global`].
+    pub fn launcher(mut self, launcher: &'a Launcher) -> Self {
+        self.launcher = Some(launcher);
+        self
+    }
+
+    /// The launcher this call starts runners with.
+    pub(crate) fn launcher_or_global(&self) -> &'a Launcher {
+        match self.launcher {
+            Some(launcher) => launcher,
+            None => Launcher::global(),
+        }
+    }
+
+    /// Use this runner binary instead of the launcher's (see [`Launcher::runner_path`]).
     pub fn runner(mut self, path: impl Into<PathBuf>) -> Self {
         self.runner = Some(path.into());
         self

@@ -258,12 +258,10 @@ pub fn procs_files(relative: &str) -> Vec<PathBuf> {
 
 /// Removes `relative` and everything below it from every hierarchy, deepest first.
 /// A missing path is not an error. Fails with EBUSY if a cgroup still has processes.
-/// The frontend forgets the `cgroup.procs` files it kept open there
-/// ([`crate::frontend::forget_cgroup_files`]).
+/// [`crate::Launcher::remove_entry_cgroup`] also forgets the `cgroup.procs` files a launcher
+/// kept open there; a file kept across a removal only costs the next runner a fallback.
 pub fn remove_entry(relative: &str) -> io::Result<()> {
     validate_relative(relative)?;
-    // Runners are no longer to write to the files this process kept open below it.
-    crate::frontend::forget_cgroup_files_of(relative);
     for h in hierarchies() {
         let path = h.path_of(relative);
         remove_tree(&path).map_err(|e| with_path(e, &path))?;
@@ -326,23 +324,6 @@ fn collect_pids(dir: &Path, pids: &mut Vec<i32>) -> io::Result<()> {
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
-
-/// Whether `relative` exists in the hierarchy carrying the v1 `memory` controller, or in the
-/// unified one on a v2-only host. osctld's State uses this to answer `stopped` without a
-/// runner: LXC removes a stopped container's cgroups.
-pub fn exists_in_memory_hierarchy(relative: &str) -> bool {
-    memory_hierarchy().is_some_and(|h| h.path_of(relative).is_dir())
-}
-
-/// The hierarchy carrying the v1 `memory` controller, or the unified one on a v2-only
-/// host: where a container's processes are looked for (LXC creates and removes its
-/// cgroups in every hierarchy alike).
-pub fn memory_hierarchy() -> Option<&'static Hierarchy> {
-    hierarchies()
-        .iter()
-        .find(|h| h.has_controller("memory"))
-        .or_else(|| hierarchies().iter().find(|h| h.unified))
 }
 
 #[cfg(test)]

@@ -47,6 +47,11 @@ pub struct Container {
     /// (NixOS's setuid wrappers) first, then the system path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_path: Option<String>,
+    /// `XDG_RUNTIME_DIR` of runners that run as the container's user, where unprivileged
+    /// LXC keeps its runtime files (the command socket's lock, `lxc-user-nic`'s state).
+    /// `None`: osctld's, `<home>/.cache/lxc/run` ([`Container::runtime_dir`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_dir: Option<PathBuf>,
     /// Resource limits applied to runners in the exec placement, by name (`nofile`,
     /// `nproc`, ... as in osctld's prlimits, with or without the `RLIMIT_` prefix).
     pub rlimits: BTreeMap<String, Rlimit>,
@@ -98,6 +103,15 @@ impl Container {
         self.container_path
             .as_deref()
             .unwrap_or(DEFAULT_CONTAINER_PATH)
+    }
+
+    /// `XDG_RUNTIME_DIR` of the container user's runners: [`runtime_dir`](Self::runtime_dir)
+    /// or osctld's, `<home>/.cache/lxc/run`.
+    pub fn runtime_dir(&self) -> PathBuf {
+        match &self.runtime_dir {
+            Some(dir) => dir.clone(),
+            None => self.home.join(".cache/lxc/run"),
+        }
     }
 
     /// The runner's host `PATH`: [`runner_path`](Self::runner_path) or osctld's.

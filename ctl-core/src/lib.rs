@@ -50,7 +50,7 @@ pub use container::{Container, Rlimit, RlimitValue};
 pub use ctl_derive::container_command;
 pub use envelope::{Envelope, PROTOCOL_VERSION};
 pub use error::{CommandError, Error, ExitInfo, ProtocolError};
-pub use frontend::{invoke, invoke_by_name, runner_path, set_runner_path};
+pub use frontend::{invoke, invoke_by_name, runner_path, set_runner_path, Launcher};
 pub use registry::{DuplicateCommand, Registration, Registry};
 pub use reply::Reply;
 pub use runner::RunnerContext;

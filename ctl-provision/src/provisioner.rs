@@ -166,6 +166,7 @@ impl Provisioner {
             entry_cgroup_path: None,
             container_path: None,
             runner_path: None,
+            runtime_dir: None,
             rlimits: opts.rlimits.clone(),
         };
         if opts.layout == Layout::Osctld {
@@ -614,7 +615,7 @@ fn kill_by_uid(start: u64, count: u64) -> Result<(), ProvisionError> {
 fn remove_cgroup(relative: &str) -> Result<(), ProvisionError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match cgroup::remove_entry(relative) {
+        match ctl_core::Launcher::global().remove_entry_cgroup(relative) {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 thread::sleep(Duration::from_millis(20));

@@ -118,6 +118,7 @@ impl TestUser {
                 entry_cgroup_path: None,
                 container_path: None,
                 runner_path: None,
+                runtime_dir: None,
                 rlimits: test_rlimits(),
             };
             return TestUser { container, home };

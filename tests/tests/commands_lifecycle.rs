@@ -128,10 +128,9 @@ fn start_freeze_unfreeze_state_and_kill_a_frozen_container() {
     let ct = tc.container();
 
     // Stopped: State answers from the missing payload cgroup, without a runner at all.
-    assert!(!cgroup::exists_in_memory_hierarchy(&format!(
-        "{}/lxc.payload.{}",
-        ct.cgroup_path, ct.id
-    )));
+    assert!(!commands::support::host::exists_in_memory_hierarchy(
+        &format!("{}/lxc.payload.{}", ct.cgroup_path, ct.id)
+    ));
     let info = State::run_with(&call(ct).runner("/nonexistent/ctl-runner")).unwrap();
     assert_eq!(
         info,
@@ -265,10 +264,9 @@ fn start_freeze_unfreeze_state_and_kill_a_frozen_container() {
             "init {init} is in {line}, expected {expected}"
         );
     }
-    assert!(cgroup::exists_in_memory_hierarchy(&format!(
-        "{}/lxc.payload.{}",
-        ct.cgroup_path, ct.id
-    )));
+    assert!(commands::support::host::exists_in_memory_hierarchy(
+        &format!("{}/lxc.payload.{}", ct.cgroup_path, ct.id)
+    ));
 
     assert_refused(
         "second Start",

@@ -87,7 +87,7 @@ fn a_removed_entry_cgroup_is_entered_again_and_remove_entry_forgets() {
     identity(&user);
     assert!(!kept_files_of(&relative).is_empty());
 
-    // Removed behind the framework's back (not through `cgroup::remove_entry`): the kept
+    // Removed behind the framework's back (not through `Launcher::remove_entry_cgroup`): the kept
     // files are stale, the runner falls back to the paths and re-creates the cgroup.
     for h in cgroup::hierarchies() {
         let dir = h.path_of(&relative);
@@ -97,8 +97,10 @@ fn a_removed_entry_cgroup_is_entered_again_and_remove_entry_forgets() {
     assert_in_entry_everywhere(&info.cgroups, &relative);
     assert_eq!(info.fds, vec![0, 1, 2, 3]);
 
-    // Removing it through the framework forgets the files.
-    cgroup::remove_entry(&relative).unwrap();
+    // Removing it through the launcher forgets the files.
+    ctl_core::Launcher::global()
+        .remove_entry_cgroup(&relative)
+        .unwrap();
     assert_eq!(kept_files_of(&relative), Vec::new());
     let info = identity(&user);
     assert_in_entry_everywhere(&info.cgroups, &relative);

@@ -129,6 +129,7 @@ fn container(id: &str) -> Container {
         entry_cgroup_path: None,
         container_path: None,
         runner_path: None,
+        runtime_dir: None,
         rlimits: BTreeMap::new(),
     }
 }

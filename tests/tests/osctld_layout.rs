@@ -389,7 +389,9 @@ fn commands_in(layout: Layout, tag: &str) {
     );
     assert_eq!(oracle::lxc_state(ct).unwrap(), "stopped");
     assert_eq!(state_of(ct).state, "stopped");
-    assert!(!cgroup::exists_in_memory_hierarchy(&payload(ct)));
+    assert!(!commands::support::host::exists_in_memory_hierarchy(
+        &payload(ct)
+    ));
     assert_eq!(pids_below(&ct.cgroup_path), Vec::<i32>::new());
 
     // Exec with `run` on the stopped container: started for the program from the
@@ -401,7 +403,9 @@ fn commands_in(layout: Layout, tag: &str) {
         "Exec's runner in {runner:?}"
     );
     assert_eq!(oracle::lxc_state(ct).unwrap(), "stopped");
-    assert!(!cgroup::exists_in_memory_hierarchy(&payload(ct)));
+    assert!(!commands::support::host::exists_in_memory_hierarchy(
+        &payload(ct)
+    ));
     assert_eq!(pids_below(&ct.cgroup_path), Vec::<i32>::new());
     // Runscript with `run` takes the same start.
     assert_eq!(
@@ -500,7 +504,9 @@ fn stop_kills_a_refreezing_container_through_its_cgroups_in_osctlds_layout() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(left, Vec::new());
-    assert!(!cgroup::exists_in_memory_hierarchy(&payload(ct)));
+    assert!(!commands::support::host::exists_in_memory_hierarchy(
+        &payload(ct)
+    ));
 }
 
 /// A container cgroup the runner may not enter: Start and Exec with `run` fail before
@@ -509,7 +515,7 @@ fn stop_kills_a_refreezing_container_through_its_cgroups_in_osctlds_layout() {
 fn a_container_cgroup_the_runner_cannot_enter_is_named() {
     let tc = TestContainer::osctld_layout("lyr");
     let ct = tc.container();
-    let memory = cgroup::memory_hierarchy().unwrap();
+    let memory = commands::support::host::memory_hierarchy().unwrap();
     let procs = memory.path_of(&ct.cgroup_path).join("cgroup.procs");
     std::os::unix::fs::chown(&procs, Some(0), Some(0)).unwrap();
     let restore = || std::os::unix::fs::chown(&procs, Some(ct.ugid), Some(ct.ugid)).unwrap();

@@ -21,28 +21,18 @@ use std::sync::Arc;
 
 use ctl_core::cgroup;
 use ctl_core::diag::{Identity, Ping};
-use ctl_core::frontend::{set_spawn_into_cgroup, spawn_into_cgroup_available};
-use ctl_core::{Call, Container, Envelope, Error, Placement, Stdio};
+use ctl_core::frontend::spawn_into_cgroup_available;
+use ctl_core::{Call, Container, Envelope, Error, Launcher, Placement, Stdio};
 use serde_json::json;
 use tests::fixtures::{
     assert_in_entry_everywhere, lingering_zombies, open_fd_count, serial, test_runner_path,
     write_script, TestUser,
 };
 
-/// Switches the cold path to `posix_spawn` + self-move until dropped (also on a panic).
-struct PosixSpawnOnly;
-
-impl PosixSpawnOnly {
-    fn new() -> PosixSpawnOnly {
-        set_spawn_into_cgroup(false);
-        PosixSpawnOnly
-    }
-}
-
-impl Drop for PosixSpawnOnly {
-    fn drop(&mut self) {
-        set_spawn_into_cgroup(true);
-    }
+/// A launcher whose cold path is `posix_spawn` + self-move (the control experiments).
+fn posix_spawn_only() -> &'static Launcher {
+    static LAUNCHER: std::sync::OnceLock<Launcher> = std::sync::OnceLock::new();
+    LAUNCHER.get_or_init(|| Launcher::new().with_spawn_into_cgroup(false))
 }
 
 fn unified() -> &'static cgroup::Hierarchy {
@@ -262,9 +252,8 @@ fn runner_born_in_the_unified_entry_cgroup_is_in_every_hierarchy_and_moved_only_
 
     // The control experiment: with posix_spawn the same runner writes the unified file
     // too, so the observation above means something.
-    let _old = PosixSpawnOnly::new();
     let watch = Watch::new(&watched);
-    let info = Identity::run_with(&identity_call(ct)).unwrap();
+    let info = Identity::run_with(&identity_call(ct).launcher(posix_spawn_only())).unwrap();
     assert_in_entry_everywhere(&info.cgroups, &ct.cgroup_path);
     for (path, mask) in watch.events() {
         assert_eq!(mask & IN_MODIFY, IN_MODIFY, "no move in {path:?}");
@@ -292,8 +281,7 @@ fn envelope_says_born_in_and_the_process_was_born_there() {
         }
     }
 
-    let _old = PosixSpawnOnly::new();
-    fake.run(&fake.call(ct));
+    fake.run(&fake.call(ct).launcher(posix_spawn_only()));
     assert_eq!(fake.born_in(), Vec::<String>::new());
     assert_eq!(
         fake.cgroups(),
@@ -384,11 +372,9 @@ fn signal_state_at_birth_is_the_same_as_with_posix_spawn() {
     fake.run(&fake.call(ct));
     assert_eq!(fake.born_in().len(), 1, "not started by clone3");
     let born = fake.signals();
-    let old = PosixSpawnOnly::new();
-    fake.run(&fake.call(ct));
+    fake.run(&fake.call(ct).launcher(posix_spawn_only()));
     assert!(fake.born_in().is_empty());
     let spawned = fake.signals();
-    drop(old);
 
     // SAFETY: restores what we changed.
     unsafe {
@@ -548,20 +534,19 @@ fn child_fds_are_the_plan() {
     let errors = tempfile::NamedTempFile::new().unwrap();
     let own_stdout = std::fs::read_link("/proc/self/fd/1").unwrap();
 
-    let run = |fake: &FakeRunner| {
+    let run = |fake: &FakeRunner, launcher: &Launcher| {
         let call = fake
             .call(ct)
+            .launcher(launcher)
             .stdin(Some(input.as_file().as_fd()))
             .stdout(Stdio::Inherit)
             .stderr(Stdio::Fd(errors.as_file().as_fd()));
         fake.run(&call);
         fake.fds()
     };
-    let born = run(&fake);
+    let born = run(&fake, Launcher::global());
     assert_eq!(fake.born_in().len(), 1, "not started by clone3");
-    let old = PosixSpawnOnly::new();
-    let spawned = run(&fake);
-    drop(old);
+    let spawned = run(&fake, posix_spawn_only());
 
     let path = |p: &Path| p.to_str().unwrap().to_owned();
     assert!(born[&0].starts_with("socket:["), "{born:?}");
@@ -633,6 +618,9 @@ fn exec_failure_is_the_same_error_as_with_posix_spawn() {
     let dir = tempfile::tempdir().unwrap();
     let not_executable = dir.path().join("runner");
     std::fs::write(&not_executable, "").unwrap();
+    // The control launcher's kept cgroup.procs files are deliberate (open_fd_count forgets
+    // only the global launcher's): forgotten at both counts.
+    posix_spawn_only().forget_cgroup_files();
     let fds_before = open_fd_count();
 
     for (runner, kind) in [
@@ -642,14 +630,12 @@ fn exec_failure_is_the_same_error_as_with_posix_spawn() {
         ),
         (not_executable.clone(), std::io::ErrorKind::PermissionDenied),
     ] {
-        let attempt = || {
-            let call = Call::new(ct).runner(&runner);
+        let attempt = |launcher| {
+            let call = Call::new(ct).runner(&runner).launcher(launcher);
             Ping::run_with(&call, json!(1)).unwrap_err()
         };
-        let born = attempt();
-        let old = PosixSpawnOnly::new();
-        let spawned = attempt();
-        drop(old);
+        let born = attempt(Launcher::global());
+        let spawned = attempt(posix_spawn_only());
         for err in [&born, &spawned] {
             match err {
                 Error::Spawn { path, source, .. } => {
@@ -669,6 +655,7 @@ fn exec_failure_is_the_same_error_as_with_posix_spawn() {
         spawn_into_cgroup_available(),
         "an exec failure is not a kernel's"
     );
+    posix_spawn_only().forget_cgroup_files();
     assert_eq!(open_fd_count(), fds_before, "fds leaked");
     assert_eq!(lingering_zombies(), Vec::<i32>::new(), "zombies left");
     assert_eq!(
@@ -798,9 +785,8 @@ fn v2_only_view_body() {
     assert_eq!(info.fds, vec![0, 1, 2, 3]);
 
     // And with clone3 switched off, the runner moves itself there instead (the control).
-    let _old = PosixSpawnOnly::new();
     let watch = Watch::new(std::slice::from_ref(&procs));
-    let info = Identity::run_with(&identity_call(ct)).unwrap();
+    let info = Identity::run_with(&identity_call(ct).launcher(posix_spawn_only())).unwrap();
     assert_eq!(
         watch.events()[&procs] & IN_MODIFY,
         IN_MODIFY,

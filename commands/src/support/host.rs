@@ -38,6 +38,23 @@ pub fn enter_container_cgroup_to_start(ctx: &RunnerContext) -> Result<(), Comman
     })
 }
 
+/// The hierarchy carrying the v1 `memory` controller, or the unified one on a v2-only
+/// host: where a container's processes are looked for (LXC creates and removes its
+/// cgroups in every hierarchy alike; osctld looks in this one).
+pub fn memory_hierarchy() -> Option<&'static ctl_core::cgroup::Hierarchy> {
+    let hierarchies = ctl_core::cgroup::hierarchies();
+    hierarchies
+        .iter()
+        .find(|h| h.has_controller("memory"))
+        .or_else(|| hierarchies.iter().find(|h| h.unified))
+}
+
+/// Whether `relative` exists in the [`memory_hierarchy`]. osctld's State uses this to
+/// answer `stopped` without a runner: LXC removes a stopped container's cgroups.
+pub fn exists_in_memory_hierarchy(relative: &str) -> bool {
+    memory_hierarchy().is_some_and(|h| h.path_of(relative).is_dir())
+}
+
 /// Frontend: whether the cgroup of the container's payload (its init and every process in
 /// it) exists in the memory hierarchy, i.e. whether the container may be running.
 ///
@@ -49,7 +66,7 @@ pub fn enter_container_cgroup_to_start(ctx: &RunnerContext) -> Result<(), Comman
 /// below its cgroup and starts the container again from there, so after `n` reboots the
 /// payload is `<cgroup_path>(/lxc.pivot){n}/lxc.payload.<name>`.
 pub fn payload_cgroup_exists(ct: &ctl_core::Container) -> bool {
-    let Some(hierarchy) = ctl_core::cgroup::memory_hierarchy() else {
+    let Some(hierarchy) = memory_hierarchy() else {
         return false;
     };
     // Reboots deeper than find_payload looks are answered by the monitor instead.
@@ -61,7 +78,7 @@ pub fn payload_cgroup_exists(ct: &ctl_core::Container) -> bool {
 /// (the unified one on a v2-only host), as `/proc/<pid>/cgroup` says. `false` when the
 /// process is gone or the file cannot be read.
 pub fn process_in_container_cgroup(ct: &ctl_core::Container, pid: i32) -> bool {
-    let Some(hierarchy) = ctl_core::cgroup::memory_hierarchy() else {
+    let Some(hierarchy) = memory_hierarchy() else {
         return false;
     };
     let path = ctl_lxc::cgroup::cgroup_of_process(&pid.to_string(), |controllers| {
@@ -127,7 +144,7 @@ pub fn thaw_tree(ct: &ctl_core::Container) -> std::io::Result<()> {
 /// init: SIGKILL stays pending until thawed; a process that freezes it again loses the
 /// race, being killed itself).
 pub fn kill_payload_tree(ct: &ctl_core::Container, limit: Duration) -> std::io::Result<bool> {
-    let Some(hierarchy) = ctl_core::cgroup::memory_hierarchy() else {
+    let Some(hierarchy) = memory_hierarchy() else {
         return Ok(false);
     };
     let end = Instant::now() + limit;

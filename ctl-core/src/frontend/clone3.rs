@@ -35,7 +35,7 @@
 //!
 //! **When the caller falls back to `posix_spawn`** (and the runner moves itself, as
 //! without this module), see [`Fallback`]:
-//! - switched off ([`set_spawn_into_cgroup`]), or not built for this architecture (the
+//! - switched off ([`super::Launcher::set_spawn_into_cgroup`]), or not built for this architecture (the
 //!   child trampoline is x86-64 assembly);
 //! - the kernel lacks `clone3`, `CLONE_INTO_CGROUP` or `CLONE_CLEAR_SIGHAND` (`ENOSYS`,
 //!   `E2BIG`, `EINVAL`; a seccomp filter answering `ENOSYS` counts too): remembered for the
@@ -68,24 +68,14 @@ use super::spawn::Program;
 use crate::cgroup;
 use crate::envelope::PlacementSpec;
 
-/// Whether cold exec runners may be born in their cgroup v2 entry cgroup.
-static ENABLED: AtomicBool = AtomicBool::new(true);
-/// Set once the kernel said it has no `clone3` / `CLONE_INTO_CGROUP` / `CLONE_CLEAR_SIGHAND`.
+/// Set once the kernel said it has no `clone3` / `CLONE_INTO_CGROUP` / `CLONE_CLEAR_SIGHAND`
+/// (a fact about the kernel, shared by every [`super::Launcher`]).
 static KERNEL_LACKS: AtomicBool = AtomicBool::new(false);
-
-/// Whether cold exec runners are started directly in their cgroup v2 entry cgroup
-/// (`clone3` with `CLONE_INTO_CGROUP`, where the kernel and the architecture allow it; on
-/// by default). Off, every cold runner is started with `posix_spawn` and moves itself into
-/// every hierarchy, as before. Process-wide; meant for operators who want the old path,
-/// and for A/B measurements. Warm runners always use `posix_spawn`.
-pub fn set_spawn_into_cgroup(enabled: bool) {
-    ENABLED.store(enabled, Ordering::Relaxed);
-}
 
 /// Whether this process can start runners inside a cgroup v2 cgroup: `false` on
 /// architectures without the child trampoline, and once the kernel refused `clone3` with
 /// `CLONE_INTO_CGROUP` (learned at the first cold exec call that tried). Does not say
-/// whether [`set_spawn_into_cgroup`] switched it off.
+/// whether a launcher switched it off ([`super::Launcher::set_spawn_into_cgroup`]).
 pub fn spawn_into_cgroup_available() -> bool {
     imp::BUILT && !KERNEL_LACKS.load(Ordering::Relaxed)
 }
@@ -99,9 +89,10 @@ pub(crate) struct BirthCgroup {
 }
 
 /// The entry cgroup in the unified hierarchy, for a placement that enters cgroups (exec)
-/// on a host with a cgroup v2 hierarchy, unless switched off or known not to work here.
-pub(crate) fn birth_cgroup(spec: &PlacementSpec) -> Option<BirthCgroup> {
-    if !ENABLED.load(Ordering::Relaxed) || !spawn_into_cgroup_available() {
+/// on a host with a cgroup v2 hierarchy, unless switched off (`enabled`) or known not to
+/// work here.
+pub(crate) fn birth_cgroup(spec: &PlacementSpec, enabled: bool) -> Option<BirthCgroup> {
+    if !enabled || !spawn_into_cgroup_available() {
         return None;
     }
     let entry = spec.create_cgroup.as_ref()?;

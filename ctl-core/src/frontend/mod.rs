@@ -5,11 +5,13 @@
 //! itself. They differ only in what that placement says (cgroups and rlimits for exec,
 //! none for fork; the container's user, or root for [`Placement::ForkAsRoot`]). A cold
 //! exec runner is started directly in its cgroup v2 entry cgroup where the kernel allows
-//! it (`clone3` with `CLONE_INTO_CGROUP`, see [`set_spawn_into_cgroup`]), and then does
-//! not move itself in that hierarchy.
+//! it (`clone3` with `CLONE_INTO_CGROUP`, see [`Launcher::set_spawn_into_cgroup`]), and
+//! then does not move itself in that hierarchy. How runners are started (which binary,
+//! those switches, the `cgroup.procs` files kept open) is a [`Launcher`]'s.
 
 mod clone3;
 mod exchange;
+mod launcher;
 mod procs_files;
 mod runner_path;
 mod spawn;
@@ -23,16 +25,10 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::pipe2;
 use serde_json::Value;
 
-pub use clone3::{set_spawn_into_cgroup, spawn_into_cgroup_available};
-pub(crate) use procs_files::forget_entry as forget_cgroup_files_of;
-pub use procs_files::{
-    forget_cgroup_files, set_keep_cgroup_files, MAX_AGE as CGROUP_FILES_MAX_AGE,
-    MAX_FILES as CGROUP_FILES_MAX,
-};
-pub use runner_path::{
-    mark_multicall, runner_path, set_runner_path, set_static_runner_path, static_runner_path,
-    STATIC_RUNNER_ENV, STATIC_RUNNER_NAME,
-};
+pub use clone3::spawn_into_cgroup_available;
+pub use launcher::Launcher;
+pub use procs_files::{MAX_AGE as CGROUP_FILES_MAX_AGE, MAX_FILES as CGROUP_FILES_MAX};
+pub use runner_path::{mark_multicall, RUNNER_ENV, STATIC_RUNNER_ENV, STATIC_RUNNER_NAME};
 
 use crate::args::Args;
 use crate::call::{Call, Stdio};
@@ -49,6 +45,41 @@ use exchange::{converse, Channels, ChildGuard, Ending};
 
 /// The fd numbers the runner sees (ours; an osctld runner takes whatever the envelope says).
 const CHILD_RETURN_FD: RawFd = 3;
+
+/// [`Launcher::set_runner_path`] on the [global](Launcher::global) launcher.
+pub fn set_runner_path(path: impl Into<PathBuf>) {
+    Launcher::global().set_runner_path(path)
+}
+
+/// [`Launcher::runner_path`] of the [global](Launcher::global) launcher.
+pub fn runner_path() -> std::io::Result<PathBuf> {
+    Launcher::global().runner_path()
+}
+
+/// [`Launcher::set_static_runner_path`] on the [global](Launcher::global) launcher.
+pub fn set_static_runner_path(path: Option<PathBuf>) {
+    Launcher::global().set_static_runner_path(path)
+}
+
+/// [`Launcher::static_runner_path`] of the [global](Launcher::global) launcher.
+pub fn static_runner_path(runner: &Path) -> Option<PathBuf> {
+    Launcher::global().static_runner_path(runner)
+}
+
+/// [`Launcher::set_spawn_into_cgroup`] on the [global](Launcher::global) launcher.
+pub fn set_spawn_into_cgroup(enabled: bool) {
+    Launcher::global().set_spawn_into_cgroup(enabled)
+}
+
+/// [`Launcher::set_keep_cgroup_files`] on the [global](Launcher::global) launcher.
+pub fn set_keep_cgroup_files(enabled: bool) {
+    Launcher::global().set_keep_cgroup_files(enabled)
+}
+
+/// [`Launcher::forget_cgroup_files`] on the [global](Launcher::global) launcher.
+pub fn forget_cgroup_files() {
+    Launcher::global().forget_cgroup_files()
+}
 
 /// Runs `C`'s runner half for this call and decodes its output.
 pub fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output, Error> {
@@ -138,7 +169,8 @@ impl Prepared {
         let path = match &call.runner {
             Some(p) => p.clone(),
             None => {
-                let runner = runner_path().map_err(|source| Error::Spawn {
+                let launcher = call.launcher_or_global();
+                let runner = launcher.runner_path().map_err(|source| Error::Spawn {
                     command: command.to_owned(),
                     path: PathBuf::from("<unset>"),
                     source,
@@ -148,7 +180,7 @@ impl Prepared {
                 // loader).
                 match spec
                     .static_runner
-                    .then(|| static_runner_path(&runner))
+                    .then(|| launcher.static_runner_path(&runner))
                     .flatten()
                 {
                     Some(static_runner) => static_runner,
@@ -321,13 +353,14 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
 
     // Born in the cgroup v2 entry cgroup when it exists and the kernel can (clone3), else
     // posix_spawn; the envelope then tells the runner where it need not move itself.
-    let birth = clone3::birth_cgroup(&placement);
+    let launcher = call.launcher_or_global();
+    let birth = clone3::birth_cgroup(&placement, launcher.spawns_into_cgroup());
     // The `cgroup.procs` files of the hierarchies the runner moves itself in, kept open
     // across calls, follow the stdio fds.
     let kept = if placement.cgroup_procs.is_empty() {
         Vec::new()
     } else {
-        procs_files::checkout(
+        launcher.checkout_cgroup_files(
             placement
                 .cgroup_procs
                 .iter()
@@ -497,8 +530,11 @@ fn interpret(
 }
 
 /// The runner's whole environment: exactly these variables, nothing of the daemon's.
-/// osctld's: `HOME`, `USER` and `XDG_RUNTIME_DIR` of the container's user (LXC keeps its
-/// runtime files there), plus a system `PATH`.
+/// osctld's: `HOME`, `USER` and `XDG_RUNTIME_DIR` ([`Container::runtime_dir`]) of the
+/// container's user, plus the runner's `PATH` ([`Container::runner_path`]).
+///
+/// [`Container::runtime_dir`]: crate::Container::runtime_dir
+/// [`Container::runner_path`]: crate::Container::runner_path
 pub fn runner_environment(ct: &crate::Container, placement: Placement) -> Vec<String> {
     let path = format!("PATH={}", ct.runner_path());
     match placement {
@@ -509,7 +545,7 @@ pub fn runner_environment(ct: &crate::Container, placement: Placement) -> Vec<St
                 format!("HOME={home}"),
                 format!("USER={}", ct.user),
                 format!("LOGNAME={}", ct.user),
-                format!("XDG_RUNTIME_DIR={home}/.cache/lxc/run"),
+                format!("XDG_RUNTIME_DIR={}", ct.runtime_dir().to_string_lossy()),
             ]
         }
         Placement::ForkAsRoot => vec![

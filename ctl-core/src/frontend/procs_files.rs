@@ -12,19 +12,22 @@
 //! longer than [`MAX_AGE`] after it was opened. A kept file outlives its cgroup when the
 //! cgroup is removed: writing to it then fails (`ENODEV`) and the runner falls back to the
 //! path, re-creating the entry cgroup as on a first call, so a stale file costs only the
-//! time saved. [`crate::cgroup::remove_entry`] forgets the files below the entry it
+//! time saved. [`Launcher::remove_entry_cgroup`] forgets the files below the entry it
 //! removes; a daemon that removes entry cgroups by other means can call
-//! [`forget_cgroup_files`]. An open file follows its cgroup through a rename (cgroup v1
+//! [`Launcher::forget_cgroup_files`]. The files belong to a [`Launcher`]: each keeps its
+//! own. An open file follows its cgroup through a rename (cgroup v1
 //! allows `mv` of a cgroup directory): neither LXC nor osctld renames cgroups, and
 //! [`MAX_AGE`] bounds how long a renamed entry cgroup would still be entered.
 //!
 //! [`PlacementSpec::procs_fds`]: crate::envelope::PlacementSpec::procs_fds
+//! [`Launcher`]: super::Launcher
+//! [`Launcher::remove_entry_cgroup`]: super::Launcher::remove_entry_cgroup
+//! [`Launcher::forget_cgroup_files`]: super::Launcher::forget_cgroup_files
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How many files are kept at most: the fds a daemon spends on this (nine hierarchies
@@ -34,62 +37,14 @@ pub const MAX_FILES: usize = 128;
 /// How long a file is reused after it was opened.
 pub const MAX_AGE: Duration = Duration::from_secs(10);
 
-static KEEP: AtomicBool = AtomicBool::new(true);
-
-/// Whether cold exec calls keep `cgroup.procs` files open across calls (the default) and
-/// hand them to their runners. Off, every runner opens the files itself (~20 µs more per
-/// call here) and this process holds none; turning it off forgets the kept files. For
-/// A/B measurements and for daemons that must not hold these fds.
-pub fn set_keep_cgroup_files(enabled: bool) {
-    KEEP.store(enabled, Ordering::Relaxed);
-    if !enabled {
-        forget_cgroup_files();
-    }
-}
-
-/// Forgets every kept `cgroup.procs` file (closing the process's copies). For daemons that
-/// remove or rename entry cgroups other than through [`crate::cgroup::remove_entry`], and
-/// for tests that count the process's fds.
-pub fn forget_cgroup_files() {
-    global().forget(|_| true);
-}
-
-/// Forgets the files of `relative` and of every cgroup below it, in every hierarchy.
-pub(crate) fn forget_entry(relative: &str) {
-    let inside = format!("/{}/", relative.trim_matches('/'));
-    global().forget(|path| path.contains(&inside));
-}
-
-/// The kept files of `paths`, opening those not kept yet (or kept too long) at fd numbers
-/// from `first_fd` on, so that spawning never has to move them. A path that cannot be
-/// opened (the entry cgroup does not exist yet) is left out: the runner opens it itself.
-pub(crate) fn checkout<'a>(
-    paths: impl IntoIterator<Item = &'a str>,
-    first_fd: RawFd,
-) -> Vec<(&'a str, Arc<OwnedFd>)> {
-    if !KEEP.load(Ordering::Relaxed) {
-        return Vec::new();
-    }
-    global().checkout(paths, Instant::now(), |path| open(path, first_fd))
-}
-
-fn global() -> MutexGuard<'static, ProcsFiles> {
-    static GLOBAL: OnceLock<Mutex<ProcsFiles>> = OnceLock::new();
-    GLOBAL
-        .get_or_init(|| Mutex::new(ProcsFiles::new(MAX_FILES, MAX_AGE)))
-        .lock()
-        // Nothing in here panics while holding the lock; if something did, the map is still
-        // consistent (each operation leaves it whole).
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn open(path: &str, first_fd: RawFd) -> io::Result<OwnedFd> {
+pub(crate) fn open(path: &str, first_fd: RawFd) -> io::Result<OwnedFd> {
     let file = std::fs::OpenOptions::new().write(true).open(path)?;
     let fd = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(first_fd))?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+#[derive(Debug)]
 struct Kept {
     file: Arc<OwnedFd>,
     opened: Instant,
@@ -97,6 +52,7 @@ struct Kept {
 }
 
 /// The kept files, by path.
+#[derive(Debug)]
 pub(crate) struct ProcsFiles {
     kept: HashMap<String, Kept>,
     max_files: usize,

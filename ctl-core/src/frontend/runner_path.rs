@@ -3,11 +3,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 
-static CONFIGURED: RwLock<Option<PathBuf>> = RwLock::new(None);
-/// `None`: not configured (look beside the runner); `Some(None)`: configured off.
-static STATIC_CONFIGURED: RwLock<Option<Option<PathBuf>>> = RwLock::new(None);
+/// Set once [`crate::runner::run_if_runner`] ran: this binary is its own runner (a fact
+/// about the binary, not a setting).
 static MULTICALL: AtomicBool = AtomicBool::new(false);
 
 /// Environment variable that overrides the runner binary.
@@ -19,55 +18,34 @@ pub const STATIC_RUNNER_ENV: &str = "CTL_STATIC_RUNNER";
 /// File name of the statically linked runner, looked for beside the runner binary.
 pub const STATIC_RUNNER_NAME: &str = "ctl-runner-static";
 
-/// Sets the statically linked runner (`None`: none), started instead of the runner for
-/// commands declared `static_runner` when a call names no runner. `CTL_STATIC_RUNNER` still
-/// overrides it. It must come from the same build as the runner (a runner of another
-/// protocol version refuses every envelope).
-pub fn set_static_runner_path(path: Option<PathBuf>) {
-    *STATIC_CONFIGURED.write().unwrap_or_else(|e| e.into_inner()) = Some(path);
-}
-
-/// The statically linked runner to start for a `static_runner` command instead of `runner`:
-/// `CTL_STATIC_RUNNER` (empty: none), else what [`set_static_runner_path`] set, else
-/// [`STATIC_RUNNER_NAME`] beside `runner` if that file exists (looked for once per runner
-/// path, not on every call; never beside `/proc/self/exe`: a multi-call daemon is its own,
-/// dynamic, runner).
-pub fn static_runner_path(runner: &Path) -> Option<PathBuf> {
+/// `CTL_STATIC_RUNNER`, read once: `Some(None)` when set empty (no static runner).
+pub(crate) fn static_from_env() -> Option<Option<&'static Path>> {
     static FROM_ENV: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let from_env = FROM_ENV.get_or_init(|| std::env::var_os(STATIC_RUNNER_ENV).map(PathBuf::from));
-    if let Some(p) = from_env {
-        return (!p.as_os_str().is_empty()).then(|| p.clone());
-    }
-    if let Some(configured) = STATIC_CONFIGURED
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-    {
-        return configured;
-    }
-    static LAST: RwLock<Option<(PathBuf, Option<PathBuf>)>> = RwLock::new(None);
-    if let Some((for_runner, found)) = &*LAST.read().unwrap_or_else(|e| e.into_inner()) {
-        if for_runner == runner {
-            return found.clone();
-        }
-    }
-    let found = static_sibling(runner);
-    *LAST.write().unwrap_or_else(|e| e.into_inner()) = Some((runner.to_owned(), found.clone()));
-    found
+    FROM_ENV
+        .get_or_init(|| std::env::var_os(STATIC_RUNNER_ENV).map(PathBuf::from))
+        .as_deref()
+        .map(|p| (!p.as_os_str().is_empty()).then_some(p))
 }
 
-fn static_sibling(runner: &Path) -> Option<PathBuf> {
+/// `CTL_RUNNER`, read once (empty counts as unset).
+pub(crate) fn from_env() -> Option<&'static Path> {
+    static FROM_ENV: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FROM_ENV
+        .get_or_init(|| {
+            std::env::var_os(RUNNER_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .as_deref()
+}
+
+/// [`STATIC_RUNNER_NAME`] beside `runner`, if it exists.
+pub(crate) fn static_sibling(runner: &Path) -> Option<PathBuf> {
     if runner.starts_with("/proc") {
         return None;
     }
     let sibling = runner.with_file_name(STATIC_RUNNER_NAME);
     sibling.is_file().then_some(sibling)
-}
-
-/// Sets the runner binary for calls that do not name one. `CTL_RUNNER` still overrides it
-/// (operators can point a daemon at another runner without rebuilding it).
-pub fn set_runner_path(path: impl Into<PathBuf>) {
-    *CONFIGURED.write().unwrap_or_else(|e| e.into_inner()) = Some(path.into());
 }
 
 /// Records that this binary is its own runner (called by
@@ -77,20 +55,9 @@ pub fn mark_multicall() {
     MULTICALL.store(true, Ordering::Relaxed);
 }
 
-/// The runner binary: `CTL_RUNNER`, else the configured path, else this binary when it is
+/// The runner when neither `CTL_RUNNER` nor a launcher names one: this binary when it is
 /// a multi-call daemon, else `ctl-runner` beside this binary.
-pub fn runner_path() -> io::Result<PathBuf> {
-    static FROM_ENV: OnceLock<Option<PathBuf>> = OnceLock::new();
-    if let Some(p) = FROM_ENV.get_or_init(|| {
-        std::env::var_os(RUNNER_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    }) {
-        return Ok(p.clone());
-    }
-    if let Some(p) = CONFIGURED.read().unwrap_or_else(|e| e.into_inner()).clone() {
-        return Ok(p);
-    }
+pub(crate) fn default_runner() -> io::Result<PathBuf> {
     if MULTICALL.load(Ordering::Relaxed) {
         return Ok(PathBuf::from("/proc/self/exe"));
     }
@@ -99,7 +66,7 @@ pub fn runner_path() -> io::Result<PathBuf> {
     if sibling.exists() {
         return Ok(sibling);
     }
-    // Test binaries live one level below (target/debug/deps).
+    // Cargo puts tests and examples one level below (target/debug/deps, .../examples).
     if let Some(parent) = exe.parent().and_then(|p| p.parent()) {
         let up = parent.join("ctl-runner");
         if up.exists() {
