@@ -52,7 +52,7 @@ pub fn hierarchies() -> &'static [Hierarchy] {
 
 /// Parses the cgroup mounts out of a `/proc/<pid>/mountinfo` text. A hierarchy mounted
 /// twice is listed once (the first mount wins).
-pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
+pub(crate) fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
     let mut found: Vec<Hierarchy> = Vec::new();
     for line in text.lines() {
         // Fields: id parent major:minor root mount-point options [optional...] - fstype source super-options
@@ -142,7 +142,7 @@ pub fn create_entry(relative: &str, ugid: u32) -> io::Result<()> {
 /// the container's user, must be able to create the payload cgroup in it. An existing
 /// container cgroup is left as it is (who owns it is the daemon's business). `container`
 /// equal to the entry, or `None`, is plain [`create_entry`].
-pub fn create_entry_in(container: Option<&str>, entry: &str, ugid: u32) -> io::Result<()> {
+pub(crate) fn create_entry_in(container: Option<&str>, entry: &str, ugid: u32) -> io::Result<()> {
     validate_relative(entry)?;
     let entry = entry.trim_matches('/');
     let container = match container {

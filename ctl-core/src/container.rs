@@ -215,7 +215,7 @@ impl<'de> Deserialize<'de> for RlimitValue {
 
 /// Maps an rlimit name (`nofile`, `RLIMIT_NOFILE`, `NOFILE`) to its resource (nix's
 /// portable type, not glibc's `__rlimit_resource_t`).
-pub fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
+pub(crate) fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
     use nix::sys::resource::Resource;
     let lower = name.to_ascii_lowercase();
     let short = lower.strip_prefix("rlimit_").unwrap_or(&lower);

@@ -80,7 +80,7 @@ pub fn ping(_ctx: &mut RunnerContext, value: Value) -> Result<Value, CommandErro
 }
 
 /// Reads [`IdentityInfo`] of the calling process.
-pub fn identity_of_self() -> Result<IdentityInfo, CommandError> {
+pub(crate) fn identity_of_self() -> Result<IdentityInfo, CommandError> {
     let (ruid, euid, suid) = {
         let r = nix::unistd::getresuid()?;
         (r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw())

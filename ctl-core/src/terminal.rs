@@ -80,7 +80,7 @@ pub fn set_window_size(fd: BorrowedFd<'_>, size: WindowSize) -> io::Result<()> {
 /// say, a file of a FUSE daemon that never answers. Its type is read with
 /// `AT_STATX_DONT_SYNC` (a FUSE file system is not asked); only then does `TIOCGPTN`
 /// confirm a master (a master's inode is the `ptmx` node it was opened through).
-pub fn is_pty_master(fd: BorrowedFd<'_>) -> bool {
+pub(crate) fn is_pty_master(fd: BorrowedFd<'_>) -> bool {
     if !is_ptmx_device(fd) {
         return false;
     }
@@ -191,7 +191,7 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Receives one fd sent with [`send_fd`]; `Ok(None)` when the peer closed the socket
 /// (or, with `nonblocking`, when nothing is waiting).
-pub fn recv_fd(sock: BorrowedFd<'_>, nonblocking: bool) -> io::Result<Option<OwnedFd>> {
+pub(crate) fn recv_fd(sock: BorrowedFd<'_>, nonblocking: bool) -> io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut iov = [io::IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([RawFd; 1]);

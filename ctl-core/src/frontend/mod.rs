@@ -28,7 +28,8 @@ use serde_json::Value;
 pub use clone3::spawn_into_cgroup_available;
 pub use launcher::Launcher;
 pub use procs_files::{MAX_AGE as CGROUP_FILES_MAX_AGE, MAX_FILES as CGROUP_FILES_MAX};
-pub use runner_path::{mark_multicall, RUNNER_ENV, STATIC_RUNNER_ENV, STATIC_RUNNER_NAME};
+pub(crate) use runner_path::mark_multicall;
+pub use runner_path::{RUNNER_ENV, STATIC_RUNNER_ENV, STATIC_RUNNER_NAME};
 
 use crate::args::Args;
 use crate::call::{Call, Stdio};

@@ -51,7 +51,7 @@ pub(crate) fn static_sibling(runner: &Path) -> Option<PathBuf> {
 /// Records that this binary is its own runner (called by
 /// [`crate::runner::run_if_runner`]): the default runner becomes `/proc/self/exe`, which
 /// names this very build even after the file on disk was replaced by an upgrade.
-pub fn mark_multicall() {
+pub(crate) fn mark_multicall() {
     MULTICALL.store(true, Ordering::Relaxed);
 }
 

@@ -164,6 +164,7 @@ macro_rules! runner_main {
 
 /// What [`runner_main!`] calls: ignores SIGPIPE, then [`main`].
 #[doc(hidden)]
+#[doc(hidden)]
 pub fn c_main() -> ! {
     // SAFETY: sets a disposition first thing in `main`, before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
@@ -228,7 +229,7 @@ pub fn run_if_runner() {
 
 /// Whether `argv0` is a runner's process title (`ctl: <pool>:<id> runner:<name>`), which
 /// is how the frontend starts its runner.
-pub fn is_runner_title(argv0: &str) -> bool {
+pub(crate) fn is_runner_title(argv0: &str) -> bool {
     argv0.starts_with("ctl: ") && argv0.contains(" runner:")
 }
 
@@ -264,7 +265,7 @@ fn list(json: bool) -> ! {
 }
 
 /// Reads the envelope from stdin, runs it and exits.
-pub fn serve_stdin() -> ! {
+pub(crate) fn serve_stdin() -> ! {
     // First of all: nothing this process starts may reach the caller's terminal, and
     // nobody may ptrace it. A runner placed by osctld's `SwitchUser` (setresuid to the
     // container's user, then exec) is dumpable after that exec, so the container's user
@@ -310,7 +311,7 @@ fn read_envelope_bytes(input: &mut Vec<u8>) -> std::io::Result<()> {
 }
 
 /// Runs one decoded envelope; returns the process exit status.
-pub fn run_envelope(envelope: Envelope) -> i32 {
+pub(crate) fn run_envelope(envelope: Envelope) -> i32 {
     // Only the fds the envelope names survive (plus 0, 1, 2): whatever else the process
     // inherited must not reach command code running as the container's user.
     let keep: Vec<RawFd> = envelope.named_fds().collect();
