@@ -19,6 +19,8 @@ mod case;
 mod expand;
 mod options;
 mod parse;
+#[cfg(test)]
+mod test_util;
 
 /// Defines a container command from a function.
 ///

@@ -418,19 +418,8 @@ fn parse_name(meta: &Meta) -> syn::Result<LitStr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{message, options};
     use quote::quote;
-
-    fn options(tokens: TokenStream) -> syn::Result<Options> {
-        Options::parse(tokens, Span::call_site())
-    }
-
-    fn message(result: syn::Result<impl std::fmt::Debug>) -> Vec<String> {
-        result
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.to_string())
-            .collect()
-    }
 
     #[test]
     fn parses_options() {

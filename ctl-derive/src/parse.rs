@@ -632,20 +632,9 @@ impl DocPart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{message, options};
     use proc_macro2::TokenStream;
     use syn::parse_quote;
-
-    fn options(tokens: TokenStream) -> syn::Result<Options> {
-        Options::parse(tokens, Span::call_site())
-    }
-
-    fn message(result: syn::Result<impl std::fmt::Debug>) -> Vec<String> {
-        result
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.to_string())
-            .collect()
-    }
 
     fn analyze_ok(options: TokenStream, item: ItemFn) -> Command {
         analyze(Options::parse(options, Span::call_site()), item)
