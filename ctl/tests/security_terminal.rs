@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ctl_test_support::cli::{Ct, Run, StateDir};
 use ctl_test_support::redteam::{
-    ct_dir, legacy_tiocsti_on, plant, redteam_binary, rootfs, Terminal,
+    ct_dir, legacy_tiocsti_on, plant, redteam_binary, rootfs, wait_for_text, Terminal,
 };
 
 /// An operator: a raw terminal that `ctl` runs on, with bounded runs.
@@ -66,19 +66,12 @@ impl Operator {
 
 /// Waits until `path` holds the injector's last line, `done` (bounded).
 fn injector_result(path: &Path) -> String {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains("done") {
-            return text;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the injector never finished; {}: {text:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_text(
+        path,
+        "done",
+        Duration::from_secs(20),
+        "the injector never finished",
+    )
 }
 
 #[track_caller]
@@ -285,17 +278,12 @@ fn nothing_entering_the_container_can_be_caught() {
     plant(&ct, "catch", "/catch");
     ct.exec(&["/catch", "60000", "/catch.log"]).ok();
     let log_path = rootfs(&ct).join("catch.log");
-    let start = Instant::now();
-    while !std::fs::read_to_string(&log_path)
-        .unwrap_or_default()
-        .contains("watching")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the catcher did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_text(
+        &log_path,
+        "watching",
+        Duration::from_secs(10),
+        "the catcher did not start",
+    );
     let operator = Operator::new();
     for _ in 0..10 {
         ct.exec(&["true"]).ok();

@@ -7,10 +7,10 @@
 //! `pidfd_getfd` and writes a forged reply (`exit status 0`) into its reply pipe.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ctl_test_support::cli::{Ct, StateDir};
-use ctl_test_support::redteam::redteam_binary;
+use ctl_test_support::redteam::{redteam_binary, wait_for_text};
 
 #[test]
 fn the_container_user_can_neither_catch_a_runner_nor_forge_its_reply() {
@@ -38,17 +38,12 @@ fn the_container_user_can_neither_catch_a_runner_nor_forge_its_reply() {
         .status()
         .unwrap();
     assert!(status.success(), "the container's user starts its hunter");
-    let start = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("watching")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the hunter did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_text(
+        &log,
+        "watching",
+        Duration::from_secs(10),
+        "the hunter did not start",
+    );
 
     // Results the hunter would like to change: every one must come back as it really is.
     for round in 0..6 {

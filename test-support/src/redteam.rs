@@ -62,6 +62,25 @@ pub fn redteam_binary(name: &str) -> PathBuf {
 
 /// Makes TIOCSTI available to unprivileged callers whatever the host's default is, so the
 /// tests show the framework's own protection, not the sysctl's.
+/// Waits until the file a planted program writes holds `needle` and returns its text;
+/// fails naming `what` and the file after `limit`.
+#[track_caller]
+pub fn wait_for_text(path: &Path, needle: &str, limit: std::time::Duration, what: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}; {}: {text:?}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn legacy_tiocsti_on() {
     let knob = Path::new("/proc/sys/dev/tty/legacy_tiocsti");
     if knob.exists() {
