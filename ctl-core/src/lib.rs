@@ -65,7 +65,7 @@ pub mod __private {
 
     /// Encodes the arguments of `C`, mapping a serialisation failure to an error.
     pub fn encode_args<C: Command>(
-        f: impl FnOnce(ArgsEncoder) -> Result<ArgsEncoder, String>,
+        f: impl FnOnce(ArgsEncoder) -> Result<ArgsEncoder, crate::args::EncodeError>,
     ) -> Result<crate::Args, Error> {
         f(ArgsEncoder::new())
             .map(ArgsEncoder::finish)

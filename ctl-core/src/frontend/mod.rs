@@ -467,7 +467,10 @@ fn interpret(
         }) => Err(protocol(ProtocolError::Refused(message))),
         Err(detail) => {
             let excerpt: String = String::from_utf8_lossy(&line).chars().take(80).collect();
-            Err(protocol(ProtocolError::MalformedReply { detail, excerpt }))
+            Err(protocol(ProtocolError::MalformedReply {
+                detail: detail.to_string(),
+                excerpt,
+            }))
         }
     }
 }
