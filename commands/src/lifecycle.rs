@@ -1,6 +1,8 @@
 //! Start, Freeze, Unfreeze, State, Reboot.
 
-use ctl_core::{bail, container_command, Call, Command, CommandError, Error, RunnerContext};
+use ctl_core::{
+    bail, container_command, Call, Command, CommandError, Error, ErrorKind, RunnerContext,
+};
 use std::time::Instant;
 
 use ctl_lxc::command_socket::{self, CommandSocketError};
@@ -161,10 +163,7 @@ fn freeze_directly_in_frontend(
     };
     match freezer::set_frozen(&target, frozen).map_err(|e| Error::command(command, e))? {
         Outcome::Done => Ok(Some(true)),
-        Outcome::TimedOut => Err(Error::Timeout {
-            command: command.to_owned(),
-            after: started.elapsed(),
-        }),
+        Outcome::TimedOut => Err(Error::timeout(command, started.elapsed())),
         Outcome::Unavailable(why) => {
             tracing::debug!("{command}: through the runner: {why}");
             Ok(None)
@@ -250,10 +249,7 @@ fn unchecked_state(call: &Call<'_>) -> Result<StateInfo, Error> {
         Ok(None) => return Ok(stopped()),
         Ok(Some(monitor)) => monitor,
         Err(CommandSocketError::Timeout { .. }) => {
-            return Err(Error::Timeout {
-                command: State::SPEC.name.to_owned(),
-                after: started.elapsed(),
-            })
+            return Err(Error::timeout(State::SPEC.name, started.elapsed()))
         }
         Err(e @ CommandSocketError::ForeignPeer { .. }) => {
             return Err(Error::command(State::SPEC.name, e))
@@ -291,9 +287,10 @@ pub(crate) fn checked_init_pid(call: &Call<'_>, command: &str) -> Result<Validat
         .clone()
         .stdin(None)
         .placement(ctl_core::Placement::Fork);
-    let (state, init) = state_and_init(&call).map_err(|e| match e {
-        Error::Command { message, .. } => Error::command(command, message),
-        e => e,
+    // A command error is this command's (the same message); any other stays State's.
+    let (state, init) = state_and_init(&call).map_err(|e| match e.kind() {
+        ErrorKind::Command { .. } => Error::new(command, e.into_kind()),
+        _ => e,
     })?;
     init.ok_or_else(|| {
         Error::command(

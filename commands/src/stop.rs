@@ -5,7 +5,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ctl_core::{bail, container_command, Call, CommandError, Error, Placement, RunnerContext};
+use ctl_core::{
+    bail, container_command, Call, CommandError, Error, ErrorKind, Placement, RunnerContext,
+};
 use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
 
@@ -141,10 +143,7 @@ fn stop_frontend(
     timeout: u64,
     message: Option<String>,
 ) -> Result<bool, Error> {
-    check_timeout(timeout).map_err(|e| Error::Arguments {
-        command: "Stop".to_owned(),
-        message: e.message().to_owned(),
-    })?;
+    check_timeout(timeout).map_err(|e| Error::arguments("Stop", e.message()))?;
     let ct = call.container();
     let info = State::run_with(&call.clone().placement(Placement::Fork))?;
     if info.is_stopped() {
@@ -184,8 +183,10 @@ fn stop_frontend(
         Err(e)
             if must_die
                 && matches!(
-                    e,
-                    Error::Timeout { .. } | Error::RunnerFailed { .. } | Error::Command { .. }
+                    e.kind(),
+                    ErrorKind::Timeout { .. }
+                        | ErrorKind::RunnerFailed { .. }
+                        | ErrorKind::Command { .. }
                 ) =>
         {
             match support::kill_payload_tree(ct, HARD_KILL_LIMIT) {

@@ -106,21 +106,57 @@ impl ArgsEncoder {
         mut self,
         param: &str,
         value: &T,
-    ) -> Result<Self, String> {
-        let v = serde_json::to_value(value).map_err(|e| format!("argument `{param}`: {e}"))?;
+    ) -> Result<Self, EncodeError> {
+        let v = serde_json::to_value(value).map_err(|source| EncodeError::new(param, source))?;
         self.args.positional.push(v);
         Ok(self)
     }
 
     /// Sets a named argument.
-    pub fn named<T: Serialize + ?Sized>(mut self, name: &str, value: &T) -> Result<Self, String> {
-        let v = serde_json::to_value(value).map_err(|e| format!("argument `{name}`: {e}"))?;
+    pub fn named<T: Serialize + ?Sized>(
+        mut self,
+        name: &str,
+        value: &T,
+    ) -> Result<Self, EncodeError> {
+        let v = serde_json::to_value(value).map_err(|source| EncodeError::new(name, source))?;
         self.args.named.insert(name.to_owned(), v);
         Ok(self)
     }
 
     pub fn finish(self) -> Args {
         self.args
+    }
+}
+
+/// An argument [`ArgsEncoder`] could not encode as JSON (its `Serialize` failed, e.g. a
+/// map with keys that are not strings): `argument `name`: <serde_json's message>`.
+#[derive(Debug, thiserror::Error)]
+#[error("argument `{param}`: {source}")]
+pub struct EncodeError {
+    param: String,
+    #[source]
+    source: serde_json::Error,
+}
+
+impl EncodeError {
+    fn new(param: &str, source: serde_json::Error) -> EncodeError {
+        EncodeError {
+            param: param.to_owned(),
+            source,
+        }
+    }
+
+    /// The parameter whose value did not encode.
+    pub fn param(&self) -> &str {
+        &self.param
+    }
+}
+
+/// The message, for callers that keep errors as strings (what `ArgsEncoder` returned
+/// before it had an error type).
+impl From<EncodeError> for String {
+    fn from(e: EncodeError) -> String {
+        e.to_string()
     }
 }
 
@@ -186,5 +222,22 @@ mod tests {
         assert_eq!(a.positional::<String>("mode").unwrap(), "kill");
         assert_eq!(a.named::<Option<u64>>("timeout").unwrap(), Some(5));
         a.finish().unwrap();
+    }
+
+    #[test]
+    fn encoder_error_names_the_argument() {
+        let mut map = std::collections::BTreeMap::new();
+        map.insert(vec![1u8], 1u8);
+        let e = ArgsEncoder::new().named("map", &map).unwrap_err();
+        assert_eq!(e.param(), "map");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "argument `map`: {}",
+                serde_json::to_value(&map).unwrap_err()
+            )
+        );
+        let e = ArgsEncoder::new().positional("map", &map).unwrap_err();
+        assert_eq!(String::from(e), "argument `map`: key must be a string");
     }
 }

@@ -101,7 +101,7 @@ impl<'a> Call<'a> {
         self
     }
 
-    /// Kill the runner (and its process group) and fail with [`crate::Error::Timeout`] when
+    /// Kill the runner (and its process group) and fail with [`crate::ErrorKind::Timeout`] when
     /// the call takes longer. `None` waits forever, as osctld does.
     pub fn deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
         self.deadline = deadline.into();

@@ -5,80 +5,94 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Why a command call failed. Keeps osctld's distinction between a command that reported
-/// an error (`status: false`) and a runner that ended without a reply.
+/// Why a command call failed: the name of the command, and what went wrong
+/// ([`ErrorKind`]).
+///
+/// A struct around the kind rather than an enum of failures, because every failure is
+/// about one command: its name is kept here once instead of in each kind (and read with
+/// [`Error::command_name`] without a match over all of them). The kind keeps osctld's
+/// distinction between a command that reported an error (`status: false`) and a runner
+/// that ended without a reply; [`ErrorKind`] is `#[non_exhaustive]`, since new kinds of
+/// failure may come (as `ProgramFailed` did): match the ones you handle on
+/// [`Error::kind`] and keep a `_` arm, or use [`ErrorKind::name`].
+///
+/// Displays as `{command}: {kind}`. Its [`source`](std::error::Error::source) is the
+/// kind's source (the `io::Error` of a [`ErrorKind::Spawn`] or an [`ErrorKind::Setup`]),
+/// not the kind itself, whose message the display already contains.
+#[derive(Debug)]
+pub struct Error {
+    command: String,
+    kind: ErrorKind,
+}
+
+/// What went wrong in a command call ([`Error`] adds the command's name). Each kind
+/// displays as its message without the command's name.
 ///
 /// `#[non_exhaustive]`: new kinds of failure may come (as `ProgramFailed` did); match the
-/// ones you handle and keep a `_` arm (or use [`Error::kind`]).
+/// ones you handle and keep a `_` arm (or use [`ErrorKind::name`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ErrorKind {
     /// The command ran and failed: the runner replied `status: false`, or the frontend
     /// refused before starting one (e.g. the container is not running).
-    #[error("{command}: {message}")]
-    Command { command: String, message: String },
+    #[error("{message}")]
+    Command { message: String },
 
     /// The runner ended without a reply (osctld's `user runner failed`).
-    #[error("{command}: runner {} failed: {status}{}", path.display(), stderr_suffix(stderr))]
+    #[error("runner {} failed: {status}{}", path.display(), stderr_suffix(stderr))]
     RunnerFailed {
-        command: String,
         path: PathBuf,
         status: ExitInfo,
         stderr: String,
     },
 
     /// The runner could not be started.
-    #[error("{command}: cannot start runner {}: {source}", path.display())]
+    #[error("cannot start runner {}: {source}", path.display())]
     Spawn {
-        command: String,
         path: PathBuf,
         #[source]
         source: io::Error,
     },
 
     /// The runner broke the protocol.
-    #[error("{command}: runner {} {problem}", path.display())]
+    #[error("runner {} {problem}", path.display())]
     Protocol {
-        command: String,
         path: PathBuf,
         problem: ProtocolError,
     },
 
     /// The runner speaks another protocol version.
     #[error(
-        "{command}: runner {} speaks protocol version {runner}, this frontend speaks {frontend}",
+        "runner {} speaks protocol version {runner}, this frontend speaks {frontend}",
         path.display()
     )]
     VersionMismatch {
-        command: String,
         path: PathBuf,
         runner: u32,
         frontend: u32,
     },
 
     /// The call's deadline passed; the runner and its process group were killed.
-    #[error("{command}: timed out after {:.1}s, runner killed", after.as_secs_f64())]
-    Timeout { command: String, after: Duration },
+    #[error("timed out after {:.1}s, runner killed", after.as_secs_f64())]
+    Timeout { after: Duration },
 
     /// Preparing the call failed (cgroup creation, pipes, encoding the arguments).
-    #[error("{command}: {what}: {source}")]
+    #[error("{what}: {source}")]
     Setup {
-        command: String,
         what: &'static str,
         #[source]
         source: io::Error,
     },
 
     /// Arguments could not be encoded, or were refused before the runner started.
-    #[error("{command}: {message}")]
-    Arguments { command: String, message: String },
+    #[error("{message}")]
+    Arguments { message: String },
 
     /// A program the command ran exited with a status the caller did not accept (Syscmd's
     /// failure, osctld's `SystemCommandFailed`): its exit status and its output are kept
     /// for the caller to look at.
-    #[error("{command}: {message}")]
+    #[error("{message}")]
     ProgramFailed {
-        command: String,
         message: String,
         /// Exit status (`128 + n` for a program killed by signal `n`).
         exitstatus: i32,
@@ -88,49 +102,105 @@ pub enum Error {
 }
 
 impl Error {
-    /// A command error with a message, for frontends that refuse a call.
-    pub fn command(command: impl Into<String>, message: impl fmt::Display) -> Error {
-        Error::Command {
+    /// An error of `command` of this kind.
+    pub fn new(command: impl Into<String>, kind: ErrorKind) -> Error {
+        Error {
             command: command.into(),
-            message: message.to_string(),
+            kind,
         }
+    }
+
+    /// A command error with a message ([`ErrorKind::Command`]), for frontends that refuse a
+    /// call.
+    pub fn command(command: impl Into<String>, message: impl fmt::Display) -> Error {
+        Error::new(
+            command,
+            ErrorKind::Command {
+                message: message.to_string(),
+            },
+        )
+    }
+
+    /// Arguments refused before the runner started ([`ErrorKind::Arguments`]).
+    pub fn arguments(command: impl Into<String>, message: impl fmt::Display) -> Error {
+        Error::new(
+            command,
+            ErrorKind::Arguments {
+                message: message.to_string(),
+            },
+        )
+    }
+
+    /// Preparing the call failed at `what` ([`ErrorKind::Setup`]).
+    pub fn setup(command: impl Into<String>, what: &'static str, source: io::Error) -> Error {
+        Error::new(command, ErrorKind::Setup { what, source })
+    }
+
+    /// The call's deadline passed after `after` ([`ErrorKind::Timeout`]).
+    pub fn timeout(command: impl Into<String>, after: Duration) -> Error {
+        Error::new(command, ErrorKind::Timeout { after })
+    }
+
+    /// The runner at `path` could not be started ([`ErrorKind::Spawn`]).
+    pub(crate) fn spawn(command: &str, path: PathBuf, source: io::Error) -> Error {
+        Error::new(command, ErrorKind::Spawn { path, source })
+    }
+
+    /// The runner at `path` broke the protocol ([`ErrorKind::Protocol`]).
+    pub(crate) fn protocol(command: &str, path: PathBuf, problem: ProtocolError) -> Error {
+        Error::new(command, ErrorKind::Protocol { path, problem })
     }
 
     /// The command's name this error is about.
     pub fn command_name(&self) -> &str {
-        match self {
-            Error::Command { command, .. }
-            | Error::RunnerFailed { command, .. }
-            | Error::Spawn { command, .. }
-            | Error::Protocol { command, .. }
-            | Error::VersionMismatch { command, .. }
-            | Error::Timeout { command, .. }
-            | Error::Setup { command, .. }
-            | Error::Arguments { command, .. }
-            | Error::ProgramFailed { command, .. } => command,
-        }
+        &self.command
     }
 
-    /// A short machine-readable kind, for JSON output of tools.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::Command { .. } => "command",
-            Error::RunnerFailed { .. } => "runner_failed",
-            Error::Spawn { .. } => "spawn",
-            Error::Protocol { .. } => "protocol",
-            Error::VersionMismatch { .. } => "version_mismatch",
-            Error::Timeout { .. } => "timeout",
-            Error::Setup { .. } => "setup",
-            Error::Arguments { .. } => "arguments",
-            Error::ProgramFailed { .. } => "program_failed",
-        }
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
     }
 
-    /// The message of a [`Error::Command`], `None` for the other variants.
+    /// What went wrong, without the command's name.
+    pub fn into_kind(self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message of an [`ErrorKind::Command`], `None` for the other kinds.
     pub fn command_message(&self) -> Option<&str> {
-        match self {
-            Error::Command { message, .. } => Some(message),
+        match &self.kind {
+            ErrorKind::Command { message } => Some(message),
             _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.command, self.kind)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The kind's source, not the kind: the kind's message is part of ours already.
+        std::error::Error::source(&self.kind)
+    }
+}
+
+impl ErrorKind {
+    /// A short machine-readable name of the kind, for JSON output of tools.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::Command { .. } => "command",
+            ErrorKind::RunnerFailed { .. } => "runner_failed",
+            ErrorKind::Spawn { .. } => "spawn",
+            ErrorKind::Protocol { .. } => "protocol",
+            ErrorKind::VersionMismatch { .. } => "version_mismatch",
+            ErrorKind::Timeout { .. } => "timeout",
+            ErrorKind::Setup { .. } => "setup",
+            ErrorKind::Arguments { .. } => "arguments",
+            ErrorKind::ProgramFailed { .. } => "program_failed",
         }
     }
 }
@@ -264,21 +334,143 @@ mod tests {
 
     #[test]
     fn runner_failure_is_one_line_with_stderr_tail() {
-        let e = Error::RunnerFailed {
-            command: "Freeze".into(),
-            path: "/usr/lib/ctl-runner".into(),
-            status: ExitInfo::Signaled {
-                signal: 6,
-                core_dumped: false,
+        let e = Error::new(
+            "Freeze",
+            ErrorKind::RunnerFailed {
+                path: "/usr/lib/ctl-runner".into(),
+                status: ExitInfo::Signaled {
+                    signal: 6,
+                    core_dumped: false,
+                },
+                stderr: "first\nthread 'main' panicked at x\n\n".into(),
             },
-            stderr: "first\nthread 'main' panicked at x\n\n".into(),
-        };
+        );
         let s = e.to_string();
         assert_eq!(
             s,
             "Freeze: runner /usr/lib/ctl-runner failed: killed by signal 6 (SIGABRT); stderr: thread 'main' panicked at x"
         );
         assert!(!s.contains('\n'));
+    }
+
+    /// Every kind displays as the enum of one variant per kind (each repeating `command`)
+    /// displayed: `{command}: ` and the rest.
+    #[test]
+    fn display_is_the_command_and_the_kind() {
+        use std::error::Error as _;
+        let runner = std::path::Path::new("/usr/lib/ctl-runner");
+        let enoent = || io::Error::from_raw_os_error(libc::ENOENT);
+        let cases: Vec<(Error, &str, String)> =
+            vec![
+            (
+                Error::command("Freeze", "container not running"),
+                "command",
+                "Freeze: container not running".to_owned(),
+            ),
+            (
+                Error::new(
+                    "Freeze",
+                    ErrorKind::RunnerFailed {
+                        path: runner.into(),
+                        status: ExitInfo::Exited(0),
+                        stderr: "  \n".into(),
+                    },
+                ),
+                "runner_failed",
+                "Freeze: runner /usr/lib/ctl-runner failed: exited with status 0 without a reply"
+                    .to_owned(),
+            ),
+            (
+                Error::new(
+                    "Freeze",
+                    ErrorKind::Spawn {
+                        path: runner.into(),
+                        source: enoent(),
+                    },
+                ),
+                "spawn",
+                format!("Freeze: cannot start runner /usr/lib/ctl-runner: {}", enoent()),
+            ),
+            (
+                Error::new(
+                    "Freeze",
+                    ErrorKind::Protocol {
+                        path: runner.into(),
+                        problem: ProtocolError::ReplyTooLarge { limit: 10 },
+                    },
+                ),
+                "protocol",
+                "Freeze: runner /usr/lib/ctl-runner wrote a reply larger than 10 bytes".to_owned(),
+            ),
+            (
+                Error::new(
+                    "Freeze",
+                    ErrorKind::VersionMismatch {
+                        path: runner.into(),
+                        runner: 3,
+                        frontend: 2,
+                    },
+                ),
+                "version_mismatch",
+                "Freeze: runner /usr/lib/ctl-runner speaks protocol version 3, this frontend \
+                 speaks 2"
+                    .to_owned(),
+            ),
+            (
+                Error::timeout("Freeze", Duration::from_millis(1500)),
+                "timeout",
+                "Freeze: timed out after 1.5s, runner killed".to_owned(),
+            ),
+            (
+                Error::setup("Freeze", "creating the reply pipe", enoent()),
+                "setup",
+                format!("Freeze: creating the reply pipe: {}", enoent()),
+            ),
+            (
+                Error::arguments("Freeze", "unknown keyword argument `x`"),
+                "arguments",
+                "Freeze: unknown keyword argument `x`".to_owned(),
+            ),
+            (
+                Error::new(
+                    "Syscmd",
+                    ErrorKind::ProgramFailed {
+                        message: "command [\"false\"] failed with exit status 1: ".into(),
+                        exitstatus: 1,
+                        output: String::new(),
+                    },
+                ),
+                "program_failed",
+                "Syscmd: command [\"false\"] failed with exit status 1: ".to_owned(),
+            ),
+        ];
+        for (e, name, display) in cases {
+            assert_eq!(e.to_string(), display);
+            assert_eq!(e.kind().name(), name);
+            assert_eq!(e.command_name(), display.split(':').next().unwrap());
+            // The source is the io::Error of Spawn and Setup (as it was of those variants),
+            // never the kind itself.
+            match e.kind() {
+                ErrorKind::Spawn { .. } | ErrorKind::Setup { .. } => {
+                    let source = e.source().expect("an io::Error source");
+                    assert_eq!(source.to_string(), enoent().to_string());
+                    assert!(source.downcast_ref::<io::Error>().is_some());
+                    assert!(source.source().is_none());
+                }
+                _ => assert!(e.source().is_none(), "{e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn command_message_and_kind() {
+        let e = Error::command("Stop", "container not running");
+        assert_eq!(e.command_message(), Some("container not running"));
+        match e.into_kind() {
+            ErrorKind::Command { message } => assert_eq!(message, "container not running"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(Error::arguments("Stop", "x").command_message(), None);
     }
 
     #[test]

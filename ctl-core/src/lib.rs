@@ -49,7 +49,7 @@ pub use command::{Command, CommandSpec, FrontendFn, Placement, RunnerFn};
 pub use container::{Container, Rlimit, RlimitValue};
 pub use ctl_derive::container_command;
 pub use envelope::{Envelope, PROTOCOL_VERSION};
-pub use error::{CommandError, Error, ExitInfo, ProtocolError};
+pub use error::{CommandError, Error, ErrorKind, ExitInfo, ProtocolError};
 pub use frontend::{invoke, invoke_by_name, runner_path, set_runner_path, Launcher};
 pub use registry::{DuplicateCommand, Registration, Registry};
 pub use reply::Reply;
@@ -65,14 +65,11 @@ pub mod __private {
 
     /// Encodes the arguments of `C`, mapping a serialisation failure to an error.
     pub fn encode_args<C: Command>(
-        f: impl FnOnce(ArgsEncoder) -> Result<ArgsEncoder, String>,
+        f: impl FnOnce(ArgsEncoder) -> Result<ArgsEncoder, crate::args::EncodeError>,
     ) -> Result<crate::Args, Error> {
         f(ArgsEncoder::new())
             .map(ArgsEncoder::finish)
-            .map_err(|message| Error::Arguments {
-                command: C::SPEC.name.to_owned(),
-                message,
-            })
+            .map_err(|e| Error::arguments(C::SPEC.name, e))
     }
 
     /// Encodes a runner's output.
@@ -83,20 +80,16 @@ pub mod __private {
 
     pub use crate::frontend::call_runner;
 
-    /// A by-name call's arguments that do not decode: [`Error::Arguments`].
+    /// A by-name call's arguments that do not decode:
+    /// [`ErrorKind::Arguments`](crate::ErrorKind::Arguments).
     pub fn arguments_error<C: Command, T>(decoded: Result<T, CommandError>) -> Result<T, Error> {
-        decoded.map_err(|e| Error::Arguments {
-            command: C::SPEC.name.to_owned(),
-            message: e.message().to_owned(),
-        })
+        decoded.map_err(|e| Error::arguments(C::SPEC.name, e.message()))
     }
 
     /// A by-name call's output as JSON.
     pub fn frontend_value<C: Command>(output: C::Output) -> Result<Value, Error> {
-        serde_json::to_value(output).map_err(|e| Error::Arguments {
-            command: C::SPEC.name.to_owned(),
-            message: format!("cannot encode the output: {e}"),
-        })
+        serde_json::to_value(output)
+            .map_err(|e| Error::arguments(C::SPEC.name, format!("cannot encode the output: {e}")))
     }
 
     /// Checks the function of `osctld = ...` (a mismatch is reported at its path).

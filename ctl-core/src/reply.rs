@@ -79,8 +79,8 @@ impl Reply {
     }
 
     /// Decodes one reply line (with or without its newline).
-    pub fn from_line(line: &[u8]) -> Result<Reply, String> {
-        let wire: Wire = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    pub fn from_line(line: &[u8]) -> Result<Reply, ReplyError> {
+        let wire: Wire = serde_json::from_slice(line).map_err(ReplyError)?;
         Ok(if wire.status {
             // osctld's `ok` without a value sends `"output":null` or omits it.
             Reply::Ok(wire.output.unwrap_or(Value::Null))
@@ -90,6 +90,21 @@ impl Reply {
                 protocol: wire.ctl_error,
             }
         })
+    }
+}
+
+/// A line that is no reply: not JSON, or JSON of another shape. Displays as serde_json's
+/// message (what [`ProtocolError::MalformedReply`](crate::ProtocolError::MalformedReply)
+/// says as its detail).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ReplyError(serde_json::Error);
+
+/// The message, for callers that keep errors as strings (what [`Reply::from_line`]
+/// returned before it had an error type).
+impl From<ReplyError> for String {
+    fn from(e: ReplyError) -> String {
+        e.to_string()
     }
 }
 
@@ -112,7 +127,12 @@ mod tests {
             Reply::error("container not running")
         );
         assert!(Reply::from_line(b"garbage").is_err());
-        assert!(Reply::from_line(br#"{"output":1}"#).is_err());
+        assert_eq!(
+            Reply::from_line(br#"{"output":1}"#)
+                .unwrap_err()
+                .to_string(),
+            "missing field `status` at line 1 column 12"
+        );
     }
 
     #[test]

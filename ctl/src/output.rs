@@ -101,8 +101,8 @@ impl fmt::Display for CliError {
 
 impl From<ctl_core::Error> for CliError {
     fn from(e: ctl_core::Error) -> CliError {
-        let mut err = CliError::new(e.kind(), &e).with("command", e.command_name());
-        if let ctl_core::Error::RunnerFailed { status, .. } = &e {
+        let mut err = CliError::new(e.kind().name(), &e).with("command", e.command_name());
+        if let ctl_core::ErrorKind::RunnerFailed { status, .. } = e.kind() {
             if let Some(signal) = status.signal() {
                 err = err.with("signal", signal);
             }
@@ -385,6 +385,26 @@ mod tests {
         assert_eq!(e.kind, "command");
         assert_eq!(e.message, "Exec: container is not running");
         assert_eq!(e.extra["command"], "Exec");
+
+        let e: CliError = ctl_core::Error::new(
+            "Freeze",
+            ctl_core::ErrorKind::RunnerFailed {
+                path: "/usr/lib/ctl-runner".into(),
+                status: ctl_core::ExitInfo::Signaled {
+                    signal: 9,
+                    core_dumped: false,
+                },
+                stderr: String::new(),
+            },
+        )
+        .into();
+        assert_eq!(e.kind, "runner_failed");
+        assert_eq!(
+            e.message,
+            "Freeze: runner /usr/lib/ctl-runner failed: killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(e.extra["command"], "Freeze");
+        assert_eq!(e.extra["signal"], 9);
     }
 
     #[test]

@@ -28,10 +28,14 @@ pub fn command_call(ct: &Container) -> ctl_core::Call<'_> {
 /// The message of a command error; panics on any other kind of result.
 #[track_caller]
 pub fn command_error<T: std::fmt::Debug>(result: Result<T, ctl_core::Error>) -> String {
-    match result {
-        Err(ctl_core::Error::Command { message, .. }) => message,
-        other => panic!("expected a command error, got {other:?}"),
-    }
+    let Some(message) = result
+        .as_ref()
+        .err()
+        .and_then(ctl_core::Error::command_message)
+    else {
+        panic!("expected a command error, got {result:?}");
+    };
+    message.to_owned()
 }
 
 /// Spawns `cmd` with piped stdio, writes `input` to its stdin, closes it and collects the

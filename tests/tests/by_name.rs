@@ -2,7 +2,7 @@
 //! that dispatches by name (an RPC) would: every name form, frontend-only commands, and
 //! frontends that do work of their own (GetHostname opens the container's UTS namespace).
 
-use ctl_core::{invoke_by_name, Args, Error};
+use ctl_core::{invoke_by_name, Args, Error, ErrorKind};
 use serde_json::{json, Map, Value};
 use tests::fixtures::{command_call as call, TestContainer};
 
@@ -50,21 +50,24 @@ fn commands_run_by_name_through_their_frontends() {
     assert_eq!(t.lxc_state(), "running");
 
     // Refusals: one line each, nothing run.
-    match invoke_by_name(&call(ct), "NoSuchCommand", Args::default()) {
-        Err(Error::Arguments { message, .. }) => {
+    match invoke_by_name(&call(ct), "NoSuchCommand", Args::default()).map_err(Error::into_kind) {
+        Err(ErrorKind::Arguments { message }) => {
             assert!(message.contains("unknown command"), "{message}")
         }
         other => panic!("unknown name: {other:?}"),
     }
-    match invoke_by_name(&call(ct), "GetHostname", args(vec![json!(1)])) {
-        Err(Error::Arguments { command, message }) => {
-            assert_eq!(command, "GetHostname");
+    let e = invoke_by_name(&call(ct), "GetHostname", args(vec![json!(1)])).unwrap_err();
+    assert_eq!(e.command_name(), "GetHostname");
+    match e.kind() {
+        ErrorKind::Arguments { message } => {
             assert!(message.contains("at most 0 positional"), "{message}");
         }
-        other => panic!("extra argument: {other:?}"),
+        _ => panic!("extra argument: {e:?}"),
     }
-    match invoke_by_name(&call(ct), "Syscmd", args(vec![json!("not a list")])) {
-        Err(Error::Arguments { message, .. }) => {
+    match invoke_by_name(&call(ct), "Syscmd", args(vec![json!("not a list")]))
+        .map_err(Error::into_kind)
+    {
+        Err(ErrorKind::Arguments { message }) => {
             assert!(message.contains("argument 1 (`cmd`)"), "{message}")
         }
         other => panic!("bad argument: {other:?}"),

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use commands::{Exec, ExecOptions, Runscript, ScriptSource, Syscmd, SyscmdOutput, ValidRcs};
-use ctl_core::{Call, Container, Error, Stdio};
+use ctl_core::{Call, Container, Error, ErrorKind, Stdio};
 use ctl_provision::{oracle, CreateOptions, Net};
 use tests::fixtures::{command_call as call, command_error, lingering_zombies, TestContainer};
 
@@ -207,7 +207,7 @@ fn exec_killed_by_the_deadline_leaves_nothing_running() {
         false,
         Default::default(),
     ) {
-        Err(Error::Timeout { .. }) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert!(t0.elapsed() < Duration::from_secs(20));
@@ -226,7 +226,7 @@ fn exec_killed_by_the_deadline_leaves_nothing_running() {
         false,
         Default::default(),
     ) {
-        Err(Error::Timeout { .. }) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
     wait_until(|| t.lxc_state() == "stopped", "the container to stop");
@@ -653,10 +653,10 @@ fn syscmd(ct: &Container, cmd: &[&str], valid: &[i32], run: bool) -> Result<Sysc
     Syscmd::run_with(&call(ct), cmd, valid.to_vec().into(), run, false, None)
 }
 
-/// The message of Syscmd's [`Error::ProgramFailed`].
+/// The message of Syscmd's [`ErrorKind::ProgramFailed`].
 fn program_failure(result: Result<SyscmdOutput, Error>) -> String {
     match result {
-        Err(e @ Error::ProgramFailed { .. }) => e.to_string(),
+        Err(e) if matches!(e.kind(), ErrorKind::ProgramFailed { .. }) => e.to_string(),
         other => panic!("expected ProgramFailed, got {other:?}"),
     }
 }
@@ -721,8 +721,10 @@ fn syscmd_collects_output_and_checks_the_status() {
         false,
         false,
         None,
-    ) {
-        Err(Error::ProgramFailed {
+    )
+    .map_err(Error::into_kind)
+    {
+        Err(ErrorKind::ProgramFailed {
             exitstatus, output, ..
         }) => assert_eq!((exitstatus, output.as_str()), (5, "y\n")),
         other => panic!("expected ProgramFailed, got {other:?}"),
@@ -746,8 +748,10 @@ fn syscmd_collects_output_and_checks_the_status() {
         false,
         false,
         Some(b"bytes".to_vec()),
-    ) {
-        Err(Error::Arguments { message, .. }) => message,
+    )
+    .map_err(Error::into_kind)
+    {
+        Err(ErrorKind::Arguments { message }) => message,
         other => panic!("expected a refusal, got {other:?}"),
     };
     assert!(message.contains("not both"), "{message}");
@@ -792,7 +796,7 @@ fn runscript_removes_the_script_when_the_deadline_kills_the_runner() {
     let c = c.stdin(Some(stdin.as_fd()));
     let t0 = Instant::now();
     match Runscript::run_with(&c, ScriptSource::Stdin, Vec::new(), false, false) {
-        Err(Error::Timeout { .. }) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert!(t0.elapsed() < Duration::from_secs(20));

@@ -177,8 +177,8 @@ fn start_freeze_unfreeze_state_and_kill_a_frozen_container() {
     );
     assert_refused("Stop with mode halt", bad, "unknown variant `halt`");
     // A timeout that would overflow a deadline is refused with one line, before anything.
-    match Stop::run_with(&call(ct), StopMode::Stop, u64::MAX, None) {
-        Err(ctl_core::Error::Arguments { message, .. }) => {
+    match Stop::run_with(&call(ct), StopMode::Stop, u64::MAX, None).map_err(Error::into_kind) {
+        Err(ctl_core::ErrorKind::Arguments { message }) => {
             assert!(message.contains("larger than the maximum"), "{message}")
         }
         other => panic!("Stop with timeout u64::MAX: {other:?}"),

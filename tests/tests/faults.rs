@@ -3,7 +3,7 @@
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use ctl_core::{Call, Error, ExitInfo, Placement, ProtocolError, Stdio};
+use ctl_core::{Call, ErrorKind, ExitInfo, Placement, ProtocolError, Stdio};
 use tests::faults::{Abort, ExitSilently, Fail, Panics, RawReply, Sleep, SpawnSleeper};
 use tests::fixtures::{
     lingering_zombies, open_fd_count, process_alive, serial, test_runner_path, write_script,
@@ -22,12 +22,10 @@ fn status_false_is_a_command_error() {
     let _serial = serial();
     let user = TestUser::new("fail");
     let err = Fail::run_with(&call(&user), "no such thing".into()).unwrap_err();
-    match &err {
-        Error::Command { command, message } => {
-            assert_eq!(command, "Fail");
-            assert_eq!(message, "no such thing");
-        }
-        other => panic!("expected a command error, got {other:?}"),
+    assert_eq!(err.command_name(), "Fail");
+    match err.kind() {
+        ErrorKind::Command { message } => assert_eq!(message, "no such thing"),
+        _ => panic!("expected a command error, got {err:?}"),
     }
     assert_eq!(err.to_string(), "Fail: no such thing");
 }
@@ -37,8 +35,8 @@ fn aborting_runner_is_a_runner_failure_with_the_signal() {
     let _serial = serial();
     let user = TestUser::new("abort");
     let fds = open_fd_count();
-    match Abort::run_with(&call(&user)).unwrap_err() {
-        Error::RunnerFailed { status, path, .. } => {
+    match Abort::run_with(&call(&user)).unwrap_err().into_kind() {
+        ErrorKind::RunnerFailed { status, path, .. } => {
             assert_eq!(status.signal(), Some(libc::SIGABRT), "{status}");
             assert_eq!(path, test_runner_path());
         }
@@ -53,15 +51,15 @@ fn runner_exiting_without_reply_carries_status_and_stderr() {
     let _serial = serial();
     let user = TestUser::new("silent");
     let err = ExitSilently::run_with(&call(&user), 7).unwrap_err();
-    match &err {
-        Error::RunnerFailed { status, stderr, .. } => {
+    match err.kind() {
+        ErrorKind::RunnerFailed { status, stderr, .. } => {
             assert_eq!(*status, ExitInfo::Exited(7));
             assert!(
                 stderr.contains("exit_silently: leaving with 7"),
                 "{stderr:?}"
             );
         }
-        other => panic!("expected a runner failure, got {other:?}"),
+        _ => panic!("expected a runner failure, got {err:?}"),
     }
     let text = err.to_string();
     assert!(
@@ -75,8 +73,8 @@ fn runner_exiting_without_reply_carries_status_and_stderr() {
 fn panic_in_command_code_is_a_runner_failure_with_the_message() {
     let _serial = serial();
     let user = TestUser::new("panic");
-    match Panics::run_with(&call(&user)).unwrap_err() {
-        Error::RunnerFailed { stderr, status, .. } => {
+    match Panics::run_with(&call(&user)).unwrap_err().into_kind() {
+        ErrorKind::RunnerFailed { stderr, status, .. } => {
             assert!(stderr.contains("deliberate panic"), "{stderr}");
             assert_eq!(status, ExitInfo::Exited(101));
         }
@@ -89,8 +87,11 @@ fn garbage_partial_and_oversized_replies() {
     let _serial = serial();
     let user = TestUser::new("garbage");
     let fds = open_fd_count();
-    match RawReply::run_with(&call(&user), "this is not json\n".into(), 0).unwrap_err() {
-        Error::Protocol {
+    match RawReply::run_with(&call(&user), "this is not json\n".into(), 0)
+        .unwrap_err()
+        .into_kind()
+    {
+        ErrorKind::Protocol {
             problem: ProtocolError::MalformedReply { excerpt, .. },
             ..
         } => {
@@ -98,8 +99,11 @@ fn garbage_partial_and_oversized_replies() {
         }
         other => panic!("expected a malformed reply, got {other:?}"),
     }
-    match RawReply::run_with(&call(&user), "{\"status\":tr".into(), 0).unwrap_err() {
-        Error::Protocol {
+    match RawReply::run_with(&call(&user), "{\"status\":tr".into(), 0)
+        .unwrap_err()
+        .into_kind()
+    {
+        ErrorKind::Protocol {
             problem: ProtocolError::PartialReply { status },
             ..
         } => {
@@ -119,8 +123,9 @@ fn garbage_partial_and_oversized_replies() {
         0,
     )
     .unwrap_err()
+    .into_kind()
     {
-        Error::Protocol {
+        ErrorKind::Protocol {
             path,
             problem: ProtocolError::BadOutput { expected, .. },
             ..
@@ -131,8 +136,11 @@ fn garbage_partial_and_oversized_replies() {
         other => panic!("expected output of the wrong type, got {other:?}"),
     }
     let small = call(&user).max_reply(1000);
-    match RawReply::run_with(&small, String::new(), 5000).unwrap_err() {
-        Error::Protocol {
+    match RawReply::run_with(&small, String::new(), 5000)
+        .unwrap_err()
+        .into_kind()
+    {
+        ErrorKind::Protocol {
             problem: ProtocolError::ReplyTooLarge { limit },
             ..
         } => assert_eq!(limit, 1000),
@@ -153,7 +161,7 @@ fn deadline_kills_the_runner_and_its_process_group() {
         .deadline(Duration::from_millis(500));
     let err = SpawnSleeper::run_with(&c).unwrap_err();
     drop(w);
-    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::Timeout { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
     let mut pid = String::new();
     use std::io::Read;
@@ -176,7 +184,7 @@ fn no_deadline_waits_for_a_slow_runner() {
     let user = TestUser::new("slow");
     assert!(Sleep::run_with(&call(&user), 0.3).unwrap());
     let err = Sleep::run_with(&call(&user).deadline(Duration::from_millis(100)), 5.0).unwrap_err();
-    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::Timeout { .. }), "{err:?}");
 }
 
 #[test]
@@ -205,12 +213,12 @@ fn missing_runner_binary_is_a_spawn_error_naming_the_path() {
     let user = TestUser::new("missing");
     let c = call(&user).runner("/nonexistent/ctl-runner");
     let err = Fail::run_with(&c, "x".into()).unwrap_err();
-    match &err {
-        Error::Spawn { path, source, .. } => {
+    match err.kind() {
+        ErrorKind::Spawn { path, source } => {
             assert_eq!(path.to_str(), Some("/nonexistent/ctl-runner"));
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
         }
-        other => panic!("expected a spawn error, got {other:?}"),
+        _ => panic!("expected a spawn error, got {err:?}"),
     }
     assert!(err.to_string().contains("/nonexistent/ctl-runner"));
 
@@ -219,7 +227,8 @@ fn missing_runner_binary_is_a_spawn_error_naming_the_path() {
     std::fs::write(&not_exec, "").unwrap();
     let err = Fail::run_with(&call(&user).runner(&not_exec), "x".into()).unwrap_err();
     assert!(
-        matches!(&err, Error::Spawn { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied),
+        matches!(err.kind(), ErrorKind::Spawn { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied),
         "{err:?}"
     );
 }
@@ -239,8 +248,8 @@ fn runner_of_another_protocol_version_is_named() {
         "x".into(),
     )
     .unwrap_err();
-    match &err {
-        Error::VersionMismatch {
+    match err.kind() {
+        ErrorKind::VersionMismatch {
             runner,
             frontend,
             path,
@@ -249,7 +258,7 @@ fn runner_of_another_protocol_version_is_named() {
             assert_eq!((*runner, *frontend), (7, ctl_core::PROTOCOL_VERSION));
             assert_eq!(path, &script);
         }
-        other => panic!("expected a version mismatch, got {other:?}"),
+        _ => panic!("expected a version mismatch, got {err:?}"),
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use commands::{Freeze, State, Unfreeze};
 use ctl_core::diag::Ping;
 use ctl_core::frontend::WarmPool;
-use ctl_core::{Call, Error, Placement, Stdio};
+use ctl_core::{Call, Error, ErrorKind, Placement, Stdio};
 use serde_json::json;
 use tests::faults::{Fail, PidThenSleep};
 use tests::fixtures::{
@@ -81,19 +81,17 @@ fn runner_killed_mid_command_is_a_runner_failure_with_signal_9() {
             drop(c);
             drop(w);
             let runner = killer.join().unwrap();
-            match &err {
-                Error::RunnerFailed {
-                    status, command, ..
-                } => {
+            match err.kind() {
+                ErrorKind::RunnerFailed { status, .. } => {
                     assert_eq!(
                         status.signal(),
                         Some(libc::SIGKILL),
                         "{placement} {deadline:?}: {err}"
                     );
-                    assert_eq!(command, "PidThenSleep");
+                    assert_eq!(err.command_name(), "PidThenSleep");
                 }
-                other => {
-                    panic!("{placement} {deadline:?}: expected a runner failure, got {other:?}")
+                _ => {
+                    panic!("{placement} {deadline:?}: expected a runner failure, got {err:?}")
                 }
             }
             assert!(
@@ -281,12 +279,11 @@ fn runner_of_another_version_is_named_cold_and_warm() {
         if warm {
             c = c.warm(&pool);
         }
-        match Fail::run_with(&c, "x".into()).unwrap_err() {
-            Error::VersionMismatch {
+        match Fail::run_with(&c, "x".into()).unwrap_err().into_kind() {
+            ErrorKind::VersionMismatch {
                 runner,
                 frontend,
                 path,
-                ..
             } => {
                 assert_eq!((runner, frontend), (99, ctl_core::PROTOCOL_VERSION));
                 assert_eq!(path, script);
@@ -304,7 +301,7 @@ fn runner_of_another_version_is_named_cold_and_warm() {
         .warm(&pool);
     let t0 = Instant::now();
     let err = Fail::run_with(&c, "x".into()).unwrap_err();
-    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::Timeout { .. }), "{err:?}");
     assert!(
         t0.elapsed() < Duration::from_secs(6),
         "the deadline of 2s took {:?}",
@@ -317,10 +314,10 @@ fn runner_of_another_version_is_named_cold_and_warm() {
 // LXC failures
 
 fn command_error<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
-    match result {
-        Err(Error::Command { message, .. }) => message,
-        other => panic!("expected a command error, got {other:?}"),
-    }
+    let Some(message) = result.as_ref().err().and_then(Error::command_message) else {
+        panic!("expected a command error, got {result:?}");
+    };
+    message.to_owned()
 }
 
 /// LXC's failures are command errors with its text, within the deadline: a container that

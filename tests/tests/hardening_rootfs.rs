@@ -166,10 +166,10 @@ fn bounded<T: Send + 'static>(
 }
 
 fn command_error<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
-    match result {
-        Err(Error::Command { message, .. }) => message,
-        other => panic!("expected a command error, got {other:?}"),
-    }
+    let Some(message) = result.as_ref().err().and_then(Error::command_message) else {
+        panic!("expected a command error, got {result:?}");
+    };
+    message.to_owned()
 }
 
 fn files_named_like(dir: &Path, prefix: &str) -> Vec<String> {

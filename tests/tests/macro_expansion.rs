@@ -329,7 +329,7 @@ fn frontends_run_without_a_runner() {
     // A custom frontend runs before any runner.
     let e = Guarded::run(&container("stopped"), 1).unwrap_err();
     assert_eq!(e.to_string(), "Guarded: container is stopped");
-    assert_eq!(e.kind(), "command");
+    assert_eq!(e.kind().name(), "command");
 }
 
 #[test]

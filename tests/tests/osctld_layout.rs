@@ -22,7 +22,7 @@ use commands::{
 };
 use ctl_core::diag::Identity;
 use ctl_core::frontend::WarmPool;
-use ctl_core::{cgroup, Container, Envelope, Error, Placement, Stdio};
+use ctl_core::{cgroup, Container, Envelope, Error, ErrorKind, Placement, Stdio};
 use ctl_provision::{oracle, Layout};
 use serde_json::json;
 use tests::fixtures::{
@@ -631,8 +631,10 @@ echo '{{"status":true,"output":null}}' >&3"#,
     // A bad container cgroup path is refused before any runner starts.
     ct.cgroup_path = "../escape".into();
     ct.entry_cgroup_path = Some("ctl-test/x/lxc.monitor.x".into());
-    match ctl_core::diag::Ping::run_with(&ctl_core::Call::new(&ct).runner(&script), json!(1)) {
-        Err(Error::Setup { what, source, .. }) => {
+    match ctl_core::diag::Ping::run_with(&ctl_core::Call::new(&ct).runner(&script), json!(1))
+        .map_err(Error::into_kind)
+    {
+        Err(ErrorKind::Setup { what, source }) => {
             assert_eq!(what, "checking the container's cgroup path");
             assert!(source.to_string().contains("../escape"), "{source}");
         }

@@ -23,7 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use commands::{Runscript, ScriptSource, WithMountns, WithRootfs};
-use ctl_core::{Call, Container, Error};
+use ctl_core::{Call, Container, Error, ErrorKind};
 use serde_json::json;
 use tests::fixtures::{ctl_runner_path, TestContainer};
 
@@ -47,8 +47,8 @@ fn root_host_id(ct: &Container) -> u32 {
 /// what it was.
 #[track_caller]
 fn refusal<T: std::fmt::Debug>(what: &str, result: Result<T, Error>) -> String {
-    match result {
-        Err(Error::Command { message, .. }) => {
+    match result.map_err(Error::into_kind) {
+        Err(ErrorKind::Command { message }) => {
             assert!(
                 !message.contains('\n'),
                 "{what}: the refusal is not one line: {message:?}"

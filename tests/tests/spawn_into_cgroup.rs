@@ -22,7 +22,7 @@ use std::sync::Arc;
 use ctl_core::cgroup;
 use ctl_core::diag::{Identity, Ping};
 use ctl_core::frontend::spawn_into_cgroup_available;
-use ctl_core::{Call, Container, Envelope, Error, Launcher, Placement, Stdio};
+use ctl_core::{Call, Container, Envelope, ErrorKind, Launcher, Placement, Stdio};
 use serde_json::json;
 use tests::fixtures::{
     assert_in_entry_everywhere, lingering_zombies, open_fd_count, serial, test_runner_path,
@@ -637,12 +637,12 @@ fn exec_failure_is_the_same_error_as_with_posix_spawn() {
         let born = attempt(Launcher::global());
         let spawned = attempt(posix_spawn_only());
         for err in [&born, &spawned] {
-            match err {
-                Error::Spawn { path, source, .. } => {
+            match err.kind() {
+                ErrorKind::Spawn { path, source } => {
                     assert_eq!(path, &runner);
                     assert_eq!(source.kind(), kind, "{err}");
                 }
-                other => panic!("expected a spawn error, got {other:?}"),
+                _ => panic!("expected a spawn error, got {err:?}"),
             }
         }
         assert_eq!(born.to_string(), spawned.to_string());

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ctl_core::diag::{Identity, Ping};
 use ctl_core::frontend::WarmPool;
-use ctl_core::{Call, Error, ExitInfo, Placement, ProtocolError, Stdio};
+use ctl_core::{Call, ErrorKind, ExitInfo, Placement, ProtocolError, Stdio};
 use serde_json::json;
 use tests::faults::{Abort, ExitSilently, Fail, RawReply, SpawnSleeper};
 use tests::fixtures::{
@@ -72,12 +72,18 @@ fn warm_faults_are_reported_like_cold_ones() {
             .command_message(),
         Some("nope")
     );
-    match Abort::run_with(&call(&user, &pool)).unwrap_err() {
-        Error::RunnerFailed { status, .. } => assert_eq!(status.signal(), Some(libc::SIGABRT)),
+    match Abort::run_with(&call(&user, &pool))
+        .unwrap_err()
+        .into_kind()
+    {
+        ErrorKind::RunnerFailed { status, .. } => assert_eq!(status.signal(), Some(libc::SIGABRT)),
         other => panic!("{other:?}"),
     }
-    match ExitSilently::run_with(&call(&user, &pool).placement(Placement::Exec), 7).unwrap_err() {
-        Error::RunnerFailed { status, stderr, .. } => {
+    match ExitSilently::run_with(&call(&user, &pool).placement(Placement::Exec), 7)
+        .unwrap_err()
+        .into_kind()
+    {
+        ErrorKind::RunnerFailed { status, stderr, .. } => {
             assert_eq!(status, ExitInfo::Exited(7));
             assert!(stderr.contains("leaving with 7"), "{stderr}");
         }
@@ -89,8 +95,9 @@ fn warm_faults_are_reported_like_cold_ones() {
         0,
     )
     .unwrap_err()
+    .into_kind()
     {
-        Error::Protocol {
+        ErrorKind::Protocol {
             problem: ProtocolError::MalformedReply { .. },
             ..
         } => {}
@@ -117,7 +124,7 @@ fn warm_deadline_kills_the_child_and_its_group() {
         .deadline(Duration::from_millis(500));
     let err = SpawnSleeper::run_with(&c).unwrap_err();
     drop(w);
-    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::Timeout { .. }), "{err:?}");
     let mut pid = String::new();
     use std::io::Read;
     std::fs::File::from(r).read_to_string(&mut pid).unwrap();

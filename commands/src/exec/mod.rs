@@ -26,7 +26,9 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use ctl_core::terminal::{self, WindowSize};
-use ctl_core::{bail, container_command, Call, CommandError, Error, RunnerContext, Stdio};
+use ctl_core::{
+    bail, container_command, Call, CommandError, Error, ErrorKind, RunnerContext, Stdio,
+};
 use ctl_lxc::{AttachOptions, AttachProgram, EnvPolicy, ExecuteOptions, Report, State};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
@@ -423,8 +425,8 @@ impl<'de> Deserialize<'de> for ValidRcs {
 /// together); an error unless its exit status is 0 or accepted by `valid_rcs`.
 ///
 /// Its input is the call's stdin, or `input` (bytes; not both). `run` and `network` are
-/// Exec's. A status the caller did not accept is [`Error::ProgramFailed`], which keeps the
-/// exit status and the output.
+/// Exec's. A status the caller did not accept is [`ErrorKind::ProgramFailed`], which keeps
+/// the exit status and the output.
 #[container_command(frontend_only)]
 pub fn syscmd(
     call: &Call<'_>,
@@ -435,13 +437,7 @@ pub fn syscmd(
     #[kwarg(default)] input: Option<Vec<u8>>,
 ) -> Result<SyscmdOutput, ctl_core::Error> {
     let ident = call.container().ident();
-    let setup = |what: &'static str| {
-        move |e: Errno| Error::Setup {
-            command: "Syscmd".to_owned(),
-            what,
-            source: e.into(),
-        }
-    };
+    let setup = |what: &'static str| move |e: Errno| Error::setup("Syscmd", what, e.into());
     // A memfd rather than a pipe: nothing has to read concurrently, and a background
     // process that keeps the output open cannot make us wait.
     let memfd =
@@ -450,17 +446,15 @@ pub fn syscmd(
     let input_fd = match input {
         None => None,
         Some(_) if call.stdin_fd().is_some() => {
-            return Err(Error::Arguments {
-                command: "Syscmd".to_owned(),
-                message: "give the input either as the call's stdin or as bytes, not both"
-                    .to_owned(),
-            })
+            return Err(Error::arguments(
+                "Syscmd",
+                "give the input either as the call's stdin or as bytes, not both",
+            ))
         }
-        Some(bytes) => Some(input_memfd(&bytes).map_err(|source| Error::Setup {
-            command: "Syscmd".to_owned(),
-            what: "writing the input",
-            source,
-        })?),
+        Some(bytes) => Some(
+            input_memfd(&bytes)
+                .map_err(|source| Error::setup("Syscmd", "writing the input", source))?,
+        ),
     };
     let mut exec_call = call
         .clone()
@@ -478,30 +472,31 @@ pub fn syscmd(
     );
     drop(exec_call);
     drop(input_fd);
-    let output = read_output(memfd).map_err(|source| Error::Setup {
-        command: "Syscmd".to_owned(),
-        what: "reading the command's output",
-        source,
-    })?;
+    let output = read_output(memfd)
+        .map_err(|source| Error::setup("Syscmd", "reading the command's output", source))?;
     match status {
         Ok(rc) if valid_rcs.accepts(rc) => Ok(SyscmdOutput {
             exitstatus: rc,
             output,
         }),
-        Ok(rc) => Err(Error::ProgramFailed {
-            command: "Syscmd".to_owned(),
-            message: format!(
-                "command {cmd:?} in {ident} failed with exit status {rc}: {}",
-                output.trim_end()
-            ),
-            exitstatus: rc,
-            output,
-        }),
-        Err(Error::Command { message, .. }) => Err(Error::command(
+        Ok(rc) => Err(Error::new(
             "Syscmd",
-            format!("command {cmd:?} in {ident} failed: {message}"),
+            ErrorKind::ProgramFailed {
+                message: format!(
+                    "command {cmd:?} in {ident} failed with exit status {rc}: {}",
+                    output.trim_end()
+                ),
+                exitstatus: rc,
+                output,
+            },
         )),
-        Err(e) => Err(e),
+        Err(e) => match e.command_message() {
+            Some(message) => Err(Error::command(
+                "Syscmd",
+                format!("command {cmd:?} in {ident} failed: {message}"),
+            )),
+            None => Err(e),
+        },
     }
 }
 
@@ -552,13 +547,8 @@ fn exec_frontend(
     let Some(stdin) = call.stdin_fd().filter(|fd| terminal::is_terminal(*fd)) else {
         return Exec::runner(call, cmd, run, network, options);
     };
-    let setup = |what: &'static str| {
-        move |source: std::io::Error| Error::Setup {
-            command: "Exec".to_owned(),
-            what,
-            source,
-        }
-    };
+    let setup =
+        |what: &'static str| move |source: std::io::Error| Error::setup("Exec", what, source);
     let (front, back) = nix::sys::socket::socketpair(
         nix::sys::socket::AddressFamily::Unix,
         nix::sys::socket::SockType::SeqPacket,

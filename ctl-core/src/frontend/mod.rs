@@ -38,7 +38,7 @@ use crate::command::{Command, CommandSpec, Placement};
 use crate::envelope::{
     EntryCgroup, Envelope, Extension, PlacementSpec, UserSpec, PROTOCOL_VERSION,
 };
-use crate::error::{Error, ProtocolError};
+use crate::error::{Error, ErrorKind, ProtocolError};
 use crate::reply::{ProtocolRefusal, Reply};
 pub use warm::WarmPool;
 
@@ -86,14 +86,16 @@ pub fn forget_cgroup_files() {
 pub fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output, Error> {
     let prepared = Prepared::new(call, C::SPEC)?;
     let value = run_prepared(call, &prepared, args)?;
-    serde_json::from_value(value).map_err(|e| Error::Protocol {
-        command: C::SPEC.name.to_owned(),
-        // The binary that answered (the static runner, when it was the one).
-        path: prepared.path.clone(),
-        problem: ProtocolError::BadOutput {
-            expected: std::any::type_name::<C::Output>(),
-            detail: e.to_string(),
-        },
+    serde_json::from_value(value).map_err(|e| {
+        Error::protocol(
+            C::SPEC.name,
+            // The binary that answered (the static runner, when it was the one).
+            prepared.path.clone(),
+            ProtocolError::BadOutput {
+                expected: std::any::type_name::<C::Output>(),
+                detail: e.to_string(),
+            },
+        )
     })
 }
 
@@ -137,10 +139,7 @@ fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Valu
 /// frontends that do work of their own (GetHostname opens the container's namespace,
 /// Runscript copies a script from the call's stdin) work too.
 pub fn invoke_by_name(call: &Call<'_>, name: &str, args: Args) -> Result<Value, Error> {
-    let refuse = |message: String| Error::Arguments {
-        command: name.to_owned(),
-        message,
-    };
+    let refuse = |message: String| Error::arguments(name, message);
     match crate::registry::Registry::find(name) {
         Ok(Some(registration)) => (registration.frontend)(call, args),
         Ok(None) => Err(refuse(format!("unknown command {name:?}"))),
@@ -162,20 +161,18 @@ impl Prepared {
     fn new(call: &Call<'_>, spec: &'static CommandSpec) -> Result<Prepared, Error> {
         let command = spec.name;
         let Some(placement) = call.placement.or(spec.placement) else {
-            return Err(Error::Arguments {
-                command: command.to_owned(),
-                message: "a frontend-only command has no runner half".to_owned(),
-            });
+            return Err(Error::arguments(
+                command,
+                "a frontend-only command has no runner half",
+            ));
         };
         let path = match &call.runner {
             Some(p) => p.clone(),
             None => {
                 let launcher = call.launcher_or_global();
-                let runner = launcher.runner_path().map_err(|source| Error::Spawn {
-                    command: command.to_owned(),
-                    path: PathBuf::from("<unset>"),
-                    source,
-                })?;
+                let runner = launcher
+                    .runner_path()
+                    .map_err(|source| Error::spawn(command, PathBuf::from("<unset>"), source))?;
                 // A command declared `static_runner` (it never uses liblxc) runs in the
                 // statically linked runner, which starts ~95 µs faster here (no dynamic
                 // loader).
@@ -258,11 +255,7 @@ fn same_cgroup(a: &str, b: &str) -> bool {
 }
 
 fn setup_error(command: &'static str, what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Setup {
-        command: command.to_owned(),
-        what,
-        source,
-    }
+    move |source| Error::setup(command, what, source)
 }
 
 /// The command's stdio as the runner sees it: fd numbers from 4 on, in order.
@@ -399,11 +392,8 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         Some(birth) => spawn::spawn_into_cgroup(&request, &birth.dir),
         None => spawn::spawn(&request).map(|pid| (pid, spawn::Born::Outside)),
     };
-    let (pid, born) = spawned.map_err(|source| Error::Spawn {
-        command: prepared.command.to_owned(),
-        path: prepared.path.clone(),
-        source,
-    })?;
+    let (pid, born) =
+        spawned.map_err(|source| Error::spawn(prepared.command, prepared.path.clone(), source))?;
     // The child has its copies; ours stay kept (or close now if they were dropped from the
     // kept set meanwhile).
     drop(fds);
@@ -460,18 +450,10 @@ fn interpret(
     stderr: String,
     call: &Call<'_>,
 ) -> Result<Value, Error> {
-    let protocol = |problem| Error::Protocol {
-        command: command.to_owned(),
-        path: path.to_owned(),
-        problem,
-    };
+    let fail = |kind| Error::new(command, kind);
+    let protocol = |problem| Error::protocol(command, path.to_owned(), problem);
     match outcome.ending {
-        Ending::TimedOut => {
-            return Err(Error::Timeout {
-                command: command.to_owned(),
-                after: call.deadline.unwrap_or_default(),
-            })
-        }
+        Ending::TimedOut => return Err(Error::timeout(command, call.deadline.unwrap_or_default())),
         Ending::ReplyTooLarge => {
             return Err(protocol(ProtocolError::ReplyTooLarge {
                 limit: call.max_reply,
@@ -492,12 +474,11 @@ fn interpret(
             }
         },
         None => {
-            return Err(Error::RunnerFailed {
-                command: command.to_owned(),
+            return Err(fail(ErrorKind::RunnerFailed {
                 path: path.to_owned(),
                 status: outcome.status,
                 stderr,
-            })
+            }))
         }
     };
     match Reply::from_line(&line) {
@@ -505,27 +486,26 @@ fn interpret(
         Ok(Reply::Failed {
             message,
             protocol: None,
-        }) => Err(Error::Command {
-            command: command.to_owned(),
-            message,
-        }),
+        }) => Err(fail(ErrorKind::Command { message })),
         Ok(Reply::Failed {
             protocol: Some(ProtocolRefusal::Version { runner, .. }),
             ..
-        }) => Err(Error::VersionMismatch {
-            command: command.to_owned(),
+        }) => Err(fail(ErrorKind::VersionMismatch {
             path: path.to_owned(),
             runner,
             // What this frontend speaks, not what the runner says it was told.
             frontend: crate::envelope::PROTOCOL_VERSION,
-        }),
+        })),
         Ok(Reply::Failed {
             message,
             protocol: Some(_),
         }) => Err(protocol(ProtocolError::Refused(message))),
         Err(detail) => {
             let excerpt: String = String::from_utf8_lossy(&line).chars().take(80).collect();
-            Err(protocol(ProtocolError::MalformedReply { detail, excerpt }))
+            Err(protocol(ProtocolError::MalformedReply {
+                detail: detail.to_string(),
+                excerpt,
+            }))
         }
     }
 }

@@ -260,11 +260,7 @@ impl WarmRunner {
                 fds: fds.iter().map(|(fd, n)| (fd.as_raw_fd(), *n)).collect(),
                 answer,
             })
-            .map_err(|source| Error::Spawn {
-                command: prepared.command.to_owned(),
-                path: prepared.path.clone(),
-                source,
-            })?;
+            .map_err(|source| Error::spawn(prepared.command, prepared.path.clone(), source))?;
         drop((sock_child, reply_w, stderr_w));
         let mut guard = ChildGuard::watch(pid, true)
             .map_err(prepared.setup("opening a pidfd for the warm runner"))?;
@@ -294,10 +290,7 @@ impl WarmRunner {
                 PollTimeout::try_from(left.as_millis() as i32).unwrap_or(PollTimeout::MAX),
             ) {
                 Ok(0) => {
-                    return Err(Error::Timeout {
-                        command: prepared.command.to_owned(),
-                        after: ready_timeout,
-                    });
+                    return Err(Error::timeout(prepared.command, ready_timeout));
                 }
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(prepared.setup("waiting for the warm runner")(e.into())),
@@ -341,13 +334,13 @@ impl WarmRunner {
                     ending: super::exchange::Ending::Exited,
                 };
                 finish(prepared, outcome, call)?;
-                return Err(Error::Protocol {
-                    command: prepared.command.to_owned(),
-                    path: prepared.path.clone(),
-                    problem: crate::error::ProtocolError::Refused(
+                return Err(Error::protocol(
+                    prepared.command,
+                    prepared.path.clone(),
+                    crate::error::ProtocolError::Refused(
                         "the warm runner did not report ready".to_owned(),
                     ),
-                });
+                ));
             }
         }
         Ok(WarmRunner {

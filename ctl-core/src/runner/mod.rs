@@ -343,6 +343,15 @@ pub(crate) fn run_envelope(envelope: Envelope) -> i32 {
         message,
         protocol: Some(protocol),
     };
+    // The envelope's fds or fields are not usable: the message is also the detail.
+    let bad_envelope = |message: String| {
+        refuse(
+            ProtocolRefusal::Envelope {
+                detail: message.clone(),
+            },
+            message,
+        )
+    };
 
     if let Some(ext) = &envelope.ctl {
         if ext.version != PROTOCOL_VERSION {
@@ -359,7 +368,7 @@ pub(crate) fn run_envelope(envelope: Envelope) -> i32 {
         }
     }
 
-    let mut stdio = || -> Result<_, String> {
+    let mut stdio = || -> Result<_, fds::FdsError> {
         Ok((
             envelope
                 .stdin
@@ -377,7 +386,7 @@ pub(crate) fn run_envelope(envelope: Envelope) -> i32 {
     };
     let (stdin, stdout, stderr) = match stdio() {
         Ok(s) => s,
-        Err(e) => return reply(refuse(ProtocolRefusal::Envelope { detail: e.clone() }, e)),
+        Err(e) => return reply(bad_envelope(e.to_string())),
     };
     // Our frontends relay terminals and never hand one over (`crate::terminal`): a
     // terminal here is a frontend's bug or a forged envelope, and must not reach the
@@ -388,11 +397,10 @@ pub(crate) fn run_envelope(envelope: Envelope) -> i32 {
             fd.as_ref()
                 .is_some_and(|fd| crate::terminal::is_terminal(fd.as_fd()))
         }) {
-            let e = format!(
+            return reply(bad_envelope(format!(
                 "the {what} fd is a terminal; a terminal is relayed by the frontend, never \
                  handed to a runner"
-            );
-            return reply(refuse(ProtocolRefusal::Envelope { detail: e.clone() }, e));
+            )));
         }
     }
 
@@ -407,9 +415,10 @@ pub(crate) fn run_envelope(envelope: Envelope) -> i32 {
                 .collect();
             let procs_files = match placement::take_procs_files(spec, &others) {
                 Ok(files) => files,
-                Err(e) => return reply(refuse(ProtocolRefusal::Envelope { detail: e.clone() }, e)),
+                Err(e) => return reply(bad_envelope(e.to_string())),
             };
             if let Err(e) = placement::apply(spec, ext.parent_pid, procs_files) {
+                let e = e.to_string();
                 return reply(refuse(ProtocolRefusal::Placement { detail: e.clone() }, e));
             }
             user = spec.user.clone();
