@@ -8,14 +8,17 @@
 //!
 //! - [`Container`]: what the daemon knows about a container (plain data).
 //! - [`container_command`]: one definition generates both halves and the registration.
-//! - [`Call`]: per-call options (stdio, deadline, placement, runner binary).
-//! - [`Placement`]: exec (in the container's cgroups, with its rlimits) or fork (outside).
+//! - [`Call`]: per-call options (stdio, deadline, placement, runner binary, launcher).
+//! - [`Launcher`]: how runners are started (runner paths, spawning into the cgroup, the
+//!   kept `cgroup.procs` files); calls use [`Launcher::global`] unless given another.
+//! - [`Placement`]: exec (in the container's cgroups, with its rlimits), fork (outside) or
+//!   fork as root (outside, staying root).
 //! - [`Envelope`] / [`Reply`]: the osctld-compatible wire format.
-//! - [`runner`]: the runner process; [`runner::main`] is the whole `ctl-runner` binary.
+//! - [`runner`]: the runner process; [`runner_main!`] is the whole `ctl-runner` binary.
 //! - [`Registry`]: every command linked into the binary, by name.
 //!
-//! See `docs/design.md` in the repository for what `#[container_command]` expands to and
-//! why the runner applies its own placement.
+//! See `docs/expansion.md` in the repository for what `#[container_command]` expands to,
+//! and `docs/design.md` for why the runner applies its own placement.
 
 // Every unsafe operation in its own block, each block with the SAFETY argument that
 // justifies it (as in ctl-lxc).

@@ -3,7 +3,8 @@
 //!
 //! [`expand`] puts together the pieces [`Gen`] makes, one method each: the struct and its
 //! docs, the `Command` impl with the spec, the methods `run`, `run_with` and `runner`, the
-//! codec (the runner function and the arguments' encoder), and the registration.
+//! codec (the runner function, the arguments' encoder and the by-name frontend; a
+//! frontend-only command gets the by-name frontend alone), and the registration.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -239,7 +240,8 @@ impl<'a> Gen<'a> {
 
     // ---- The methods ------------------------------------------------------------------
 
-    /// The inherent impl: `run`, `run_with`, and with a runner half `runner` and the codec.
+    /// The inherent impl: `run`, `run_with`, and with a runner half `runner` and the codec
+    /// (without one, the by-name frontend `__CTL_BY_NAME`).
     fn inherent_impl(&self) -> TokenStream {
         let Command {
             cfgs,
@@ -392,9 +394,10 @@ impl<'a> Gen<'a> {
     // encoder then fail at the very same span, and rustc reports each missing trait once.
 
     /// `__CTL_CODEC`: the registered runner function (decodes the envelope's arguments,
-    /// calls the user's function, encodes its output) and the encoder of `runner()`. Both
-    /// are closures of one constant, so that rustc checks them in one body and does not
-    /// repeat an error the assertion already reported.
+    /// calls the user's function, encodes its output), the encoder of `runner()` and the
+    /// by-name frontend ([`Gen::by_name_fn`]). All three are closures of one constant, so
+    /// that rustc checks them in one body and does not repeat an error the assertion
+    /// already reported.
     fn codec(&self) -> TokenStream {
         let krate = &self.krate;
         let types = self.cmd.params.iter().map(|p| &p.ty);
@@ -536,8 +539,8 @@ impl<'a> Gen<'a> {
 
     // ---- The registration -------------------------------------------------------------
 
-    /// The `inventory` registration, and for a frontend-only command (no codec) the
-    /// assertions that its arguments are serde.
+    /// The `inventory` registration. (A frontend-only command's assertions that its
+    /// arguments are serde are in its by-name frontend, `__CTL_BY_NAME`.)
     fn registration(&self) -> TokenStream {
         let krate = &self.krate;
         let Command {

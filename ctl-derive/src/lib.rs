@@ -1,7 +1,8 @@
 //! `#[container_command]`, the attribute of `ctl-core` that turns one function into a
 //! command: a unit struct implementing `ctl_core::Command` with typed `run`/`run_with`/
 //! `runner` methods, the registered runner function that decodes the envelope's
-//! arguments, and its `inventory` registration.
+//! arguments, the by-name frontend (`Registration::frontend`, what
+//! `ctl_core::invoke_by_name` runs), and its `inventory` registration.
 //!
 //! Use it through `ctl_core::container_command`; the generated code names
 //! `::ctl_core` paths only, or those of `crate = path` (a facade crate re-exporting

@@ -1,12 +1,14 @@
 //! Process mechanics that the runner, the frontend and `ctl-lxc` all need, written once:
 //! ending with the parent, closing and marking fd ranges, moving fds out of the way, the
-//! wait-status codec and its description, writing a whole buffer, and recognising cgroup
-//! files. No dependency on the rest of the workspace, so that `ctl-lxc` (free of
-//! `ctl-core`) and `ctl-core` (free of LXC) share it; `ctl-core` re-exports it as
-//! `ctl_core::process`.
+//! wait-status codec and its description, signal names, writing a whole buffer,
+//! recognising cgroup files, undoing `/proc/*/mountinfo`'s escapes, and naming a file's
+//! kind in refusals ([`files`]). No dependency on the rest of the workspace, so that
+//! `ctl-lxc` (free of `ctl-core`) and `ctl-core` (free of LXC) share it; `ctl-core`
+//! re-exports it as `ctl_core::process`.
 //!
 //! Everything here is safe to call between `fork` and `exec` of a *single-threaded*
-//! process (no locks are taken); none of it allocates except [`describe`].
+//! process (no locks are taken); none of it allocates except [`describe`],
+//! [`unescape_mountinfo`] and the refusal of [`files::require_regular`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

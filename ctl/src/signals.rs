@@ -1,10 +1,12 @@
-//! SIGINT/SIGTERM/SIGHUP as a flag, for steps that must clean up before exiting.
+//! SIGINT/SIGTERM/SIGHUP as a flag, for steps that must clean up before exiting
+//! ([`install`]: `ctl demo`, `ctl bench`), or passed on to the runners (`ctl ct`,
+//! [`forward_to_runners`]).
 //!
 //! The handler only stores the signal number and writes one fixed line to stderr (both
-//! async-signal-safe); the code polls [`received`] between steps. A runner without a
-//! deadline stays in ctl's process group, so a Ctrl-C on the terminal ends it too (its call
-//! fails with the signal); with `--deadline` it leads a group of its own and its call
-//! finishes or times out. Either way the cleanup follows.
+//! async-signal-safe); the code polls [`received`] between steps. Every runner leads a
+//! session and process group of its own, so a Ctrl-C on the terminal reaches ctl only:
+//! the call in progress finishes (or times out with `--deadline`), then the cleanup
+//! follows.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 

@@ -1,4 +1,5 @@
-//! Hardening: what a runner in the exec placement cannot do to its daemon and the host.
+//! Hardening: what a runner in the exec and fork placements cannot do to its daemon and
+//! the host.
 //! The `TryEscape` command tries each thing for real and reports how each attempt ended;
 //! a control run as root shows that the attempts do work where permitted.
 //!

@@ -1,4 +1,4 @@
-//! The two placements on real processes, real users and real cgroups: what the runner
+//! The three placements on real processes, real users and real cgroups: what the runner
 //! process is, as its `Identity` command reports it.
 
 use ctl_core::cgroup;

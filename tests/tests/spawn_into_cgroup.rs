@@ -10,8 +10,9 @@
 //! - for the real runner, inotify on the entry cgroup's `cgroup.procs` files shows which
 //!   ones it opened and wrote (a move) and which it never touched (born there).
 //!
-//! Every test here takes the `serial` lock: the spawn path is a process-wide switch, and
-//! fd and zombie counts are process-wide too.
+//! Every test here takes the `serial` lock: fd and zombie counts are process-wide. (The
+//! spawn path is a launcher's switch: the control experiments use a `Launcher` of their
+//! own, built `with_spawn_into_cgroup(false)`.)
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};

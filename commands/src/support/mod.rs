@@ -1,10 +1,10 @@
 //! What the commands share, public for plugin authors who write commands of their own on
-//! LXC: opening the container and the one "is it running" check ([`require`]), the
-//! container's log for errors ([`logs`]), exit-status texts and bounds ([`status`]),
-//! attaching through the isolated attach with the runner's seal ([`attach`]), the
-//! container's cgroups seen from the host ([`host`]), the init pid checked as the
-//! container's before root acts on it ([`initpid`]), and the tty message of Wall and Stop
-//! ([`wall`]).
+//! LXC: opening the container and the one "is it running" check ([`state`],
+//! [`require`]), the container's log for errors ([`logs`]), exit-status texts and bounds
+//! ([`status`]), attaching through the isolated attach with the runner's seal
+//! ([`attach`]), the container's cgroups seen from the host ([`host`]), the init pid
+//! checked as the container's before root acts on it ([`initpid`]), and the tty message
+//! of Wall and Stop ([`wall`]).
 //!
 //! Command modules import this module, `ctl-lxc` and `ctl-core`; the LXC knowledge itself
 //! (config reader, cgroup layout, freezer, command socket, isolated attach) lives in

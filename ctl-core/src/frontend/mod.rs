@@ -1,8 +1,8 @@
 //! The frontend half: runs in the daemon, as root, and starts the runner.
 //!
-//! Both placements use the same mechanism (see `docs/design.md`): the runner binary is
-//! spawned with `posix_spawn` and applies the placement that travels in the envelope to
-//! itself. They differ only in what that placement says (cgroups and rlimits for exec,
+//! All three placements use the same mechanism (see `docs/design.md`): the runner binary
+//! is spawned with `posix_spawn` and applies the placement that travels in the envelope
+//! to itself. They differ only in what that placement says (cgroups and rlimits for exec,
 //! none for fork; the container's user, or root for [`Placement::ForkAsRoot`]). A cold
 //! exec runner is started directly in its cgroup v2 entry cgroup where the kernel allows
 //! it (`clone3` with `CLONE_INTO_CGROUP`, see [`Launcher::set_spawn_into_cgroup`]), and

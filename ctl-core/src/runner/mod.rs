@@ -2,7 +2,8 @@
 //!
 //! The runner reads one envelope from stdin, applies the placement that travels in it
 //! (while still root: fds, rlimits, cgroups, credentials), runs the command and writes one
-//! reply line to the `return` fd. [`main`] is the whole standalone `ctl-runner` binary;
+//! reply line to the `return` fd. [`main`] is the standalone runner's `main`, which
+//! [`runner_main!`](crate::runner_main) (the whole `ctl-runner` binary) calls;
 //! [`run_if_runner`] turns a daemon into its own runner (a multi-call binary).
 
 mod fds;
