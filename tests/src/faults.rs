@@ -156,9 +156,9 @@ pub fn try_escape(
         kill(target, Signal::SIGWINCH).map_err(errno),
     );
     // The kernel lets SIGCONT through to any process of the same session, whatever the
-    // credentials; the runner shares its daemon's session (reported, not a failure).
+    // credentials: the runner leads a session of its own, so this must fail too.
     note(
-        "signal SIGCONT (same session)",
+        "signal SIGCONT (another session)",
         kill(target, Signal::SIGCONT).map_err(errno),
     );
     let group = nix::unistd::getpgid(Some(target)).map_err(errno);

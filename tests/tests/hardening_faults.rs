@@ -163,7 +163,7 @@ fn runner_dies_with_a_daemon_killed_mid_command() {
             "the runner is the daemon's child"
         );
         assert!(process_alive(runner));
-        // The runner is the container user's, in its own process group with a deadline:
+        // The runner is the container user's, in a session and process group of its own:
         // only the parent-death signal can take it down with the daemon.
         let t0 = Instant::now();
         daemon.kill().unwrap();

@@ -165,7 +165,6 @@ macro_rules! runner_main {
 
 /// What [`runner_main!`] calls: ignores SIGPIPE, then [`main`].
 #[doc(hidden)]
-#[doc(hidden)]
 pub fn c_main() -> ! {
     // SAFETY: sets a disposition first thing in `main`, before any other thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
