@@ -124,6 +124,9 @@ pub struct AttachOptions {
     pub cwd: Option<PathBuf>,
     /// Raw `LXC_ATTACH_*` flags; defaults to `LXC_ATTACH_DEFAULT`.
     pub flags: c_int,
+    /// Which attach enters the container ([`crate::enter`]); by default ours where it
+    /// covers the container's configuration, else liblxc's.
+    pub engine: crate::enter::AttachEngine,
 }
 
 impl Default for AttachOptions {
@@ -138,6 +141,7 @@ impl Default for AttachOptions {
             gid: 0,
             cwd: None,
             flags: lxc_sys::LXC_ATTACH_DEFAULT as c_int,
+            engine: crate::enter::AttachEngine::Auto,
         }
     }
 }
@@ -160,6 +164,7 @@ impl AttachOptions {
 }
 
 /// What the attached process runs.
+#[derive(Clone, Copy)]
 pub enum AttachProgram<'a> {
     /// `execvp(argv[0], argv)` inside the container, by liblxc's `lxc_attach_run_command`
     /// (exit status 127 if the program is not found, 126 if it cannot be executed).

@@ -49,6 +49,8 @@ use crate::State;
 const GET_STATE: i32 = 3;
 /// `LXC_CMD_GET_INIT_PID`.
 const GET_INIT_PID: i32 = 4;
+/// `LXC_CMD_GET_INIT_PIDFD` (LXC 4.0.?+): a pidfd of the container's init, passed along.
+const GET_INIT_PIDFD: i32 = 18;
 /// `LXC_CMD_SERVE_STATE_CLIENTS`: set the monitor's state and wake its state listeners
 /// (`lxc-wait`), as liblxc's freeze and unfreeze do around their cgroup writes.
 const SERVE_STATE_CLIENTS: i32 = 12;
@@ -224,6 +226,24 @@ pub fn notify_state(
     .is_some())
 }
 
+/// A pidfd of the init of container `name` in `lxcpath`, from its monitor (which holds it
+/// since it started init, so it names that process even if its pid is reused later);
+/// `Ok(None)` when no monitor listens. See [`query_state`] for the arguments.
+pub fn get_init_pidfd(
+    lxcpath: &Path,
+    name: &str,
+    trusted_uids: &[u32],
+    deadline: Option<Instant>,
+) -> Result<Option<OwnedFd>, CommandSocketError> {
+    let addr = socket_name(lxcpath, name);
+    let Some((_, fd)) = request_keeping_fd(&addr, name, GET_INIT_PIDFD, 0, trusted_uids, deadline)?
+    else {
+        return Ok(None);
+    };
+    fd.map(Some)
+        .ok_or_else(|| CommandSocketError::protocol(name, "no pidfd came with the answer"))
+}
+
 /// One command on a fresh connection (`data` in the request's pointer-sized field, as
 /// liblxc encodes small arguments); returns the integer in the answer's `data` field, or
 /// `None` when nobody listens.
@@ -235,6 +255,18 @@ fn request(
     trusted_uids: &[u32],
     deadline: Option<Instant>,
 ) -> Result<Option<i64>, CommandSocketError> {
+    Ok(request_keeping_fd(addr, name, command, data, trusted_uids, deadline)?.map(|(d, _)| d))
+}
+
+/// [`request`], also returning the first fd the monitor passed with its answer.
+fn request_keeping_fd(
+    addr: &[u8],
+    name: &str,
+    command: i32,
+    data: i64,
+    trusted_uids: &[u32],
+    deadline: Option<Instant>,
+) -> Result<Option<(i64, Option<OwnedFd>)>, CommandSocketError> {
     let sock = socket::socket(
         AddressFamily::Unix,
         SockType::Stream,
@@ -285,8 +317,13 @@ fn request(
 
     let mut rsp = [0u8; MESSAGE_LEN];
     let mut got = 0;
+    let mut passed = None;
     while got < MESSAGE_LEN {
-        let n = receive(&sock, &mut rsp[got..]).map_err(|e| CommandSocketError::io(name, e))?;
+        let (n, fd) =
+            receive(&sock, &mut rsp[got..]).map_err(|e| CommandSocketError::io(name, e))?;
+        if passed.is_none() {
+            passed = fd;
+        }
         if n == 0 {
             // The monitor hung up without an answer: it is going away.
             return Err(CommandSocketError::protocol(
@@ -311,11 +348,12 @@ fn request(
             format!("unexpected answer of {datalen} bytes to command {command}"),
         ));
     }
-    Ok(Some(data))
+    Ok(Some((data, passed)))
 }
 
-/// One `recvmsg`; any fd the peer passes along is closed at once.
-fn receive(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+/// One `recvmsg`: the bytes read and the first fd the peer passed along; any other fd is
+/// closed at once.
+fn receive(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = socket::recvmsg::<()>(
@@ -325,16 +363,20 @@ fn receive(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
         MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
     let n = msg.bytes;
+    let mut first = None;
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             for fd in fds {
                 // SAFETY: the kernel installed this fd in our table for us; nobody else
                 // owns it, and dropping it closes it.
-                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                if first.is_none() {
+                    first = Some(fd);
+                }
             }
         }
     }
-    Ok(n)
+    Ok((n, first))
 }
 
 fn remaining(deadline: Instant) -> Option<Duration> {

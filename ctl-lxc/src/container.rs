@@ -47,6 +47,7 @@ pub struct Container {
     api: &'static Api,
     name: String,
     lxc_path: PathBuf,
+    cgroup_dirs: Vec<PathBuf>,
 }
 
 // SAFETY: a liblxc container object has no thread affinity (no thread-local state, no
@@ -114,6 +115,7 @@ impl Container {
             api,
             name: name.to_owned(),
             lxc_path: lxc_path.to_owned(),
+            cgroup_dirs: Vec::new(),
         })
     }
 
@@ -125,6 +127,18 @@ impl Container {
     /// The LXC path it was opened with.
     pub fn lxc_path(&self) -> &Path {
         &self.lxc_path
+    }
+
+    /// Tells where the container's cgroup is (where LXC puts `lxc.payload.<name>`), one
+    /// directory per cgroup hierarchy of the host. Our own attach ([`crate::enter`]) joins
+    /// the payload below each; without them (the default) attaches use liblxc's.
+    pub fn set_cgroup_dirs(&mut self, dirs: Vec<PathBuf>) {
+        self.cgroup_dirs = dirs;
+    }
+
+    /// What [`Container::set_cgroup_dirs`] set.
+    pub fn cgroup_dirs(&self) -> &[PathBuf] {
+        &self.cgroup_dirs
     }
 
     /// The raw liblxc object, for calls this wrapper does not cover. It stays owned by

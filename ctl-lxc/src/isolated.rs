@@ -220,8 +220,7 @@ impl Container {
             if let Err(e) = seal_for_attach(isolation) {
                 return Report::Error(format!("cannot prepare the attach: {e}"));
             }
-            match self
-                .attach(opts, program)
+            match crate::enter::attach(self, opts, program)
                 .and_then(|pid| wait_pid_until(pid, deadline))
             {
                 Ok(Some(status)) => Report::Status(ctl_process::encode_status(status)),

@@ -66,6 +66,7 @@ pub mod cgroup;
 pub mod command_socket;
 pub mod config;
 mod container;
+pub mod enter;
 mod error;
 mod files;
 pub mod freezer;
@@ -77,6 +78,7 @@ mod strings;
 
 pub use attach::{AttachOptions, AttachProgram, EnvPolicy, Namespaces, SYSTEM_PATH};
 pub use container::{Container, ExecuteOptions};
+pub use enter::AttachEngine;
 pub use error::{LxcError, OpError};
 pub use isolated::{Isolation, Report};
 pub use library::{version, LIBRARY_NAME};

@@ -3,5 +3,6 @@
 //! write one) and, under `fixtures`, the fixtures of the integration tests (real system
 //! users, cgroups and containers), re-exported from `ctl-test-support`.
 
+pub mod attach_probe;
 pub mod faults;
 pub mod fixtures;

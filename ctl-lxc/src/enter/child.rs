@@ -1,0 +1,455 @@
+//! The process that enters: joins the payload cgroups, `setns`es into init's namespaces,
+//! forks into the pid namespace, and the child takes the container's identity and
+//! confinement and runs the program.
+//!
+//! Everything the child needs is computed before the fork (argv, environment, the
+//! bounding set): after `setns` into the mount namespace the file system is the
+//! container's, which its root controls, so the child reads nothing from it but the
+//! program it executes (and its working directory).
+
+use std::ffi::{CString, OsStr};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::resource::setrlimit;
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, setgroups, setresgid, setresuid, ForkResult, Gid, Uid};
+
+use super::policy::ConfigPolicy;
+use super::target::Init;
+use super::EnterError;
+use crate::attach::{AttachOptions, AttachProgram, EnvPolicy};
+use crate::process::Pid;
+
+/// Fds the child moves its stdio and its error pipe above before `dup2` (so that none is
+/// overwritten by another's `dup2`).
+const FD_FLOOR: RawFd = 10;
+
+/// liblxc's `PATH` when a cleared environment keeps none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What the child does, computed before the fork.
+struct ChildPlan<'a> {
+    stdio: [RawFd; 3],
+    bounding_set: u64,
+    last_cap: u32,
+    prlimits: &'a [(nix::sys::resource::Resource, u64, u64)],
+    uid: u32,
+    gid: u32,
+    no_new_privs: bool,
+    cwd: CString,
+    env: Vec<CString>,
+    /// For a command: the paths to try, in order, and its argv.
+    exec: Option<(Vec<CString>, Vec<CString>)>,
+    /// The payload's directory in the cgroup v2 hierarchy, opened on the host: the child
+    /// moves on into its `.lxc` leaf there, as liblxc's attach does.
+    unified_payload: Option<OwnedFd>,
+}
+
+/// Enters the container from this (single-threaded, forked, non-dumpable) process and
+/// starts `program` there; returns the pid of the attached process, a child of this one.
+pub(crate) fn spawn(
+    init: &Init,
+    policy: &ConfigPolicy,
+    payloads: &[PathBuf],
+    opts: &AttachOptions,
+    program: AttachProgram<'_>,
+) -> Result<Pid, EnterError> {
+    // The payload's cgroups first, as the container's user: it owns them and their common
+    // ancestor with our entry cgroup (a move after `setns` would be checked against the
+    // container's root, who owns neither, and inside the container's cgroup namespace).
+    let mut unified_payload = None;
+    for payload in payloads {
+        if let Some(dir) = join_cgroup(payload)? {
+            unified_payload = Some(dir);
+        }
+    }
+    let plan = ChildPlan {
+        stdio: [opts.stdin, opts.stdout, opts.stderr],
+        bounding_set: init.bounding_set,
+        last_cap: last_cap()?,
+        prlimits: &policy.prlimits,
+        uid: opts.uid,
+        gid: opts.gid,
+        no_new_privs: policy.no_new_privs || init.no_new_privs,
+        cwd: working_directory(opts)?,
+        env: environment(&opts.env, policy)?,
+        exec: match program {
+            AttachProgram::Command(argv) => Some(command(argv, &opts.env, policy)?),
+            AttachProgram::Function(_) => None,
+            AttachProgram::Shell => unreachable!("checked by the caller"),
+        },
+        unified_payload,
+    };
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| EnterError::os("creating the attach's error pipe", e.into()))?;
+    if !init.join.is_empty() {
+        // One call: the user namespace is installed first, then the others are checked
+        // against it (kernel ≥ 5.8). Fails with ESRCH if init is gone.
+        nix::sched::setns(&init.pidfd, init.join).map_err(|e| match e {
+            Errno::ESRCH => EnterError::NotRunning,
+            e => EnterError::os("entering the container's namespaces", e.into()),
+        })?;
+    }
+    // SAFETY: this process is single-threaded (the isolated worker checks that), so the
+    // child may allocate and run Rust code until it execs or exits.
+    match unsafe { fork() }.map_err(|e| EnterError::os("fork into the container", e.into()))? {
+        ForkResult::Child => {
+            drop(err_r);
+            child_main(&plan, err_w, program)
+        }
+        ForkResult::Parent { child } => {
+            drop(err_w);
+            let mut message = String::new();
+            let _ = std::fs::File::from(err_r).read_to_string(&mut message);
+            if message.is_empty() {
+                return Ok(child.as_raw());
+            }
+            let _ = waitpid(child, None);
+            Err(EnterError::Child(message))
+        }
+    }
+}
+
+/// Moves this process into the cgroup `payload`; returns the directory, opened, when it
+/// is in the cgroup v2 hierarchy.
+fn join_cgroup(payload: &std::path::Path) -> Result<Option<OwnedFd>, EnterError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(payload)
+        .map_err(|e| EnterError::os(format!("opening {}", payload.display()), e))?
+        .into();
+    let procs = payload.join("cgroup.procs");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&procs)
+        .map_err(|e| EnterError::os(format!("opening {}", procs.display()), e))?;
+    file.write_all(b"0").map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            // A payload with controllers enabled below it (cgroup v2): LXC then uses a leaf
+            // of its own (`.lxc`), which this attach does not.
+            EnterError::NotCovered(super::policy::NotCovered {
+                key: "lxc.cgroup".to_owned(),
+                why: format!("{} takes no processes (EBUSY)", procs.display()),
+            })
+        } else {
+            EnterError::os(format!("entering {}", procs.display()), e)
+        }
+    })?;
+    let fs = nix::sys::statfs::fstatfs(&dir)
+        .map_err(|e| EnterError::os(format!("statfs {}", payload.display()), e.into()))?;
+    Ok((fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC).then_some(dir))
+}
+
+fn last_cap() -> Result<u32, EnterError> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .map_err(|e| EnterError::os("/proc/sys/kernel/cap_last_cap", e))?;
+    text.trim().parse().map_err(|e| {
+        EnterError::os(
+            "cap_last_cap",
+            io::Error::new(io::ErrorKind::InvalidData, e),
+        )
+    })
+}
+
+fn working_directory(opts: &AttachOptions) -> Result<CString, EnterError> {
+    // liblxc keeps the caller's working directory where it exists inside, else `/`.
+    let dir = match &opts.cwd {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+    };
+    cstring(dir.as_os_str().as_bytes(), "working directory")
+}
+
+/// The attached process's environment, as liblxc builds it: the caller's (or only the
+/// kept variables, and a default `PATH` unless kept), `container=lxc`, the configuration's
+/// `lxc.environment`, then the caller's extra variables.
+fn environment(env: &EnvPolicy, policy: &ConfigPolicy) -> Result<Vec<CString>, EnterError> {
+    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut set = |name: &[u8], value: &[u8]| {
+        vars.retain(|(n, _)| n != name);
+        vars.push((name.to_vec(), value.to_vec()));
+    };
+    if env.clear {
+        let mut path_kept = false;
+        for name in &env.keep {
+            if let Some(value) = std::env::var_os(name) {
+                set(name.as_bytes(), value.as_bytes());
+                path_kept |= name == "PATH";
+            }
+        }
+        if !path_kept {
+            set(b"PATH", DEFAULT_PATH.as_bytes());
+        }
+    } else {
+        for (name, value) in std::env::vars_os() {
+            set(name.as_bytes(), value.as_bytes());
+        }
+    }
+    set(b"container", b"lxc");
+    for (name, value) in &policy.environment {
+        set(name.as_bytes(), value.as_bytes());
+    }
+    for (name, value) in &env.set {
+        set(name.as_bytes(), value.as_bytes());
+    }
+    vars.into_iter()
+        .map(|(mut name, value)| {
+            name.push(b'=');
+            name.extend_from_slice(&value);
+            cstring(&name, "environment variable")
+        })
+        .collect()
+}
+
+/// The paths `execvp` would try for `argv[0]` with the attached process's `PATH`, and argv.
+fn command(
+    argv: &[&str],
+    env: &EnvPolicy,
+    policy: &ConfigPolicy,
+) -> Result<(Vec<CString>, Vec<CString>), EnterError> {
+    let program = *argv.first().ok_or_else(|| {
+        EnterError::os(
+            "attach",
+            io::Error::new(io::ErrorKind::InvalidInput, "empty argv"),
+        )
+    })?;
+    let args = argv
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "argument"))
+        .collect::<Result<Vec<_>, _>>()?;
+    if program.contains('/') {
+        return Ok((vec![cstring(program.as_bytes(), "program")?], args));
+    }
+    let vars = environment(env, policy)?;
+    let path = vars
+        .iter()
+        .rev()
+        .find_map(|v| v.as_bytes().strip_prefix(b"PATH="))
+        .map(|p| p.to_vec())
+        .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
+    let candidates = path
+        .split(|&b| b == b':')
+        .map(|dir| {
+            let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+            let mut full = dir.to_vec();
+            full.push(b'/');
+            full.extend_from_slice(program.as_bytes());
+            cstring(&full, "program path")
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((candidates, args))
+}
+
+fn cstring(bytes: &[u8], what: &str) -> Result<CString, EnterError> {
+    CString::new(bytes).map_err(|_| {
+        EnterError::os(
+            format!("{what} {:?}", OsStr::from_bytes(bytes)),
+            io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"),
+        )
+    })
+}
+
+/// The attached process: never returns.
+fn child_main(plan: &ChildPlan<'_>, err_w: OwnedFd, program: AttachProgram<'_>) -> ! {
+    let err_w = match raise(err_w.as_fd()) {
+        Ok(fd) => fd,
+        // SAFETY: _exit ends this forked child without running the caller's cleanup.
+        Err(_) => unsafe { libc::_exit(1) },
+    };
+    match confine(plan) {
+        Ok(()) => {}
+        Err(message) => fail(&err_w, &message),
+    }
+    match program {
+        AttachProgram::Command(_) => {
+            let (paths, argv) = plan.exec.as_ref().expect("a command has its exec plan");
+            // Every fd but the program's stdio closes at exec (the error pipe too, which
+            // tells the caller that the exec happened).
+            if let Err(e) = ctl_process::cloexec_from(3) {
+                fail(&err_w, &format!("closing fds: {e}"));
+            }
+            let code = exec(paths, argv, &plan.env);
+            // SAFETY: as above.
+            unsafe { libc::_exit(code) }
+        }
+        AttachProgram::Function(f) => {
+            drop(err_w);
+            set_process_environment(&plan.env);
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
+            // SAFETY: as above.
+            unsafe { libc::_exit(code) }
+        }
+        AttachProgram::Shell => unreachable!("checked by the caller"),
+    }
+}
+
+/// Takes the container's identity and confinement, in liblxc's order.
+fn confine(plan: &ChildPlan<'_>) -> Result<(), String> {
+    // The stdio fds, moved out of the way of one another first.
+    let raised = plan
+        .stdio
+        .iter()
+        .map(|&fd| {
+            // SAFETY: the caller's stdio fds are open in this process until the exec.
+            raise(unsafe { BorrowedFd::borrow_raw(fd) }).map_err(|e| format!("stdio fd {fd}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (target, fd) in raised.iter().enumerate() {
+        // SAFETY: dup2 of an fd this process owns onto a standard fd number.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target as RawFd) } < 0 {
+            return Err(format!(
+                "dup2 onto {target}: {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+    drop(raised);
+    // Setting up the bounding set needs CAP_SETPCAP, which joining the user namespace gave.
+    for cap in 0..=plan.last_cap {
+        if plan.bounding_set & (1u64 << cap) == 0 {
+            // SAFETY: integer-only prctl.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+                return Err(format!(
+                    "dropping capability {cap}: {}",
+                    io::Error::last_os_error()
+                ));
+            }
+        }
+    }
+    for &(resource, soft, hard) in plan.prlimits {
+        setrlimit(resource, soft, hard).map_err(|e| format!("lxc.prlimit {resource:?}: {e}"))?;
+    }
+    setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+    let root = (Gid::from_raw(0), Uid::from_raw(0));
+    setresgid(root.0, root.0, root.0).map_err(|e| format!("setresgid 0: {e}"))?;
+    setresuid(root.1, root.1, root.1).map_err(|e| format!("setresuid 0: {e}"))?;
+    if let Some(payload) = &plan.unified_payload {
+        enter_leaf(payload)?;
+    }
+    let gid = Gid::from_raw(plan.gid);
+    if plan.gid != 0 {
+        setresgid(gid, gid, gid).map_err(|e| format!("setresgid {}: {e}", plan.gid))?;
+    }
+    let uid = Uid::from_raw(plan.uid);
+    if plan.uid != 0 {
+        setresuid(uid, uid, uid).map_err(|e| format!("setresuid {}: {e}", plan.uid))?;
+    }
+    if plan.no_new_privs {
+        // SAFETY: integer-only prctl.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(format!("no_new_privs: {}", io::Error::last_os_error()));
+        }
+    }
+    // The mount namespace's root is the working directory after setns; liblxc goes back
+    // to the caller's path when it exists inside, else stays at `/`.
+    // SAFETY: chdir with a NUL-terminated path that lives in `plan`.
+    if unsafe { libc::chdir(plan.cwd.as_ptr()) } != 0 {
+        // SAFETY: as above, a static path.
+        unsafe { libc::chdir(c"/".as_ptr()) };
+    }
+    Ok(())
+}
+
+/// As the container's root: into the payload's leaf `.lxc` in the cgroup v2 hierarchy
+/// (made if missing, so owned by the container's root, as liblxc makes it); where that
+/// fails other than with `EBUSY`, the process stays in the payload, as with liblxc.
+fn enter_leaf(payload: &OwnedFd) -> Result<(), String> {
+    // SAFETY: mkdirat/openat relative to an open directory fd with static paths.
+    unsafe {
+        if libc::mkdirat(payload.as_raw_fd(), c".lxc".as_ptr(), 0o755) != 0
+            && Errno::last() != Errno::EEXIST
+        {
+            return Ok(());
+        }
+        let fd = libc::openat(
+            payload.as_raw_fd(),
+            c".lxc/cgroup.procs".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        );
+        if fd < 0 {
+            return Ok(());
+        }
+        let file = OwnedFd::from_raw_fd(fd);
+        match ctl_process::write_all(file.as_fd(), b"0") {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                Err("the payload's .lxc cgroup takes no processes (EBUSY)".to_owned())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `execve` of each candidate in turn (`execvp`'s search); the exit status liblxc's
+/// `lxc_attach_run_command` gives when none runs: 126 (not executable), 127 (not found),
+/// 255 (another error).
+fn exec(paths: &[CString], argv: &[CString], env: &[CString]) -> i32 {
+    let argv_ptrs: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let env_ptrs: Vec<*const libc::c_char> = env
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let mut denied = false;
+    let mut last = libc::ENOENT;
+    for path in paths {
+        // SAFETY: NUL-terminated path and NULL-terminated arrays of NUL-terminated strings,
+        // all alive until execve returns (it only returns on failure).
+        unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+        last = Errno::last_raw();
+        match last {
+            libc::EACCES => denied = true,
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            _ => break,
+        }
+    }
+    if denied && matches!(last, libc::ENOENT | libc::ENOTDIR | libc::EACCES) {
+        return 126;
+    }
+    match last {
+        libc::EACCES | libc::ENOEXEC => 126,
+        libc::ENOENT => 127,
+        _ => 255,
+    }
+}
+
+fn set_process_environment(env: &[CString]) {
+    // SAFETY: this child is single-threaded: nothing reads the environment concurrently.
+    unsafe { libc::clearenv() };
+    for var in env {
+        let bytes = var.as_bytes();
+        if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
+            std::env::set_var(
+                OsStr::from_bytes(&bytes[..eq]),
+                OsStr::from_bytes(&bytes[eq + 1..]),
+            );
+        }
+    }
+}
+
+fn raise(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl on a borrowed (open) fd; F_DUPFD_CLOEXEC returns a new fd or -1.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, FD_FLOOR) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returned a new fd nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Reports why the child could not start the program, and ends it.
+fn fail(err_w: &OwnedFd, message: &str) -> ! {
+    let _ = ctl_process::write_all(err_w.as_fd(), message.as_bytes());
+    // SAFETY: _exit ends this forked child without running the caller's cleanup.
+    unsafe { libc::_exit(1) }
+}

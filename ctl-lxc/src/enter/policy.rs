@@ -1,0 +1,264 @@
+//! What a container's configuration asks of an attach, read from `<lxcpath>/<name>/config`:
+//! the settings this attach applies itself, and the first setting it does not cover.
+//!
+//! An allow-list: every key is either known to need nothing at attach time (it acts at
+//! start: the rootfs, mounts, network, hooks, ...), applied here (`lxc.no_new_privs`,
+//! `lxc.prlimit.*`, `lxc.environment`), or covered by what the kernel says about the
+//! container's init (`lxc.cap.*` through its bounding set, `lxc.namespace.*` and
+//! `lxc.time.*` through its namespaces, the LSM keys through its label, seccomp through its
+//! `Seccomp` field; see `target`). Any other key, and any key whose value asks for
+//! something not implemented here, makes the attach fall back to liblxc's (or fail, when the
+//! caller asked for this attach explicitly): confinement never silently weakens.
+
+use nix::sys::resource::{Resource, RLIM_INFINITY};
+
+/// Keys (or key prefixes, ending in `.`) that need nothing at attach time.
+const AT_START_ONLY: &[&str] = &[
+    "lxc.rootfs.",
+    "lxc.uts.name",
+    "lxc.signal.",
+    "lxc.autodev",
+    "lxc.tty.",
+    "lxc.pty.max",
+    "lxc.mount.",
+    "lxc.idmap",
+    "lxc.net.",
+    "lxc.log.",
+    "lxc.hook.",
+    "lxc.start.",
+    "lxc.group",
+    "lxc.console.",
+    "lxc.init.",
+    "lxc.ephemeral",
+    "lxc.monitor.",
+    "lxc.sysctl.",
+    "lxc.keyring.",
+    "lxc.cgroup2.",
+    "lxc.apparmor.allow_incomplete",
+    "lxc.apparmor.allow_nesting",
+    "lxc.apparmor.raw",
+    "lxc.autodev.",
+];
+
+/// Keys whose effect the init process shows, checked there (`target`).
+const COVERED_BY_INIT: &[&str] = &[
+    "lxc.cap.drop",
+    "lxc.cap.keep",
+    "lxc.namespace.",
+    "lxc.time.",
+    "lxc.apparmor.profile",
+    "lxc.selinux.context",
+];
+
+/// A setting this attach does not implement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotCovered {
+    /// The configuration key.
+    pub key: String,
+    /// Why (its value, or what about it).
+    pub why: String,
+}
+
+/// What the attach applies from the configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigPolicy {
+    /// `lxc.no_new_privs = 1`.
+    pub no_new_privs: bool,
+    /// `lxc.prlimit.<name> = soft[:hard]`, in file order.
+    pub prlimits: Vec<(Resource, u64, u64)>,
+    /// `lxc.environment = NAME=VALUE`, in file order.
+    pub environment: Vec<(String, String)>,
+}
+
+/// Reads the policy from the text of a container's config file.
+pub fn read(text: &str) -> Result<ConfigPolicy, NotCovered> {
+    let mut policy = ConfigPolicy::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(not_covered(line, "a line without `=`"));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.starts_with("lxc.cgroup.") {
+            // Limits are the cgroup's, entered below; where the cgroup is, not.
+            if key.starts_with("lxc.cgroup.dir") || key == "lxc.cgroup.relative" {
+                return Err(not_covered(
+                    key,
+                    "the payload cgroup is not where LXC's default puts it",
+                ));
+            }
+            continue;
+        }
+        if matches_any(key, AT_START_ONLY) || matches_any(key, COVERED_BY_INIT) {
+            continue;
+        }
+        match key {
+            "lxc.no_new_privs" => policy.no_new_privs = parse_bool(key, value)?,
+            "lxc.environment" => {
+                let Some((name, val)) = value.split_once('=') else {
+                    return Err(not_covered(
+                        key,
+                        format!("{value:?} takes its value from the starting process"),
+                    ));
+                };
+                policy.environment.push((name.to_owned(), val.to_owned()));
+            }
+            "lxc.arch" => {
+                if !native_arch(value) {
+                    return Err(not_covered(key, format!("{value:?} needs a personality")));
+                }
+            }
+            "lxc.seccomp.profile" if value.is_empty() => {}
+            "lxc.seccomp.allow_nesting"
+            | "lxc.seccomp.notify.proxy"
+            | "lxc.seccomp.notify.cookie"
+                if value.is_empty() || value == "0" => {}
+            "lxc.include" => {
+                return Err(not_covered(
+                    key,
+                    format!("{value}: included settings are not read"),
+                ))
+            }
+            _ if key.starts_with("lxc.prlimit.") => {
+                let name = &key["lxc.prlimit.".len()..];
+                let resource =
+                    resource(name).ok_or_else(|| not_covered(key, "an unknown limit"))?;
+                let (soft, hard) =
+                    parse_limit(value).ok_or_else(|| not_covered(key, format!("{value:?}")))?;
+                policy.prlimits.push((resource, soft, hard));
+            }
+            _ => return Err(not_covered(key, format!("{value:?}"))),
+        }
+    }
+    Ok(policy)
+}
+
+fn matches_any(key: &str, list: &[&str]) -> bool {
+    list.iter().any(|entry| match entry.strip_suffix('.') {
+        Some(prefix) => key.starts_with(entry) || key == prefix,
+        None => key == *entry,
+    })
+}
+
+fn not_covered(key: &str, why: impl Into<String>) -> NotCovered {
+    NotCovered {
+        key: key.to_owned(),
+        why: why.into(),
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, NotCovered> {
+    match value {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        other => Err(not_covered(key, format!("{other:?}"))),
+    }
+}
+
+fn native_arch(value: &str) -> bool {
+    if cfg!(target_arch = "x86_64") {
+        matches!(value, "x86_64" | "amd64")
+    } else if cfg!(target_arch = "aarch64") {
+        matches!(value, "aarch64" | "arm64")
+    } else {
+        false
+    }
+}
+
+/// `unlimited`, a number, or `soft:hard` of those (LXC's `lxc.prlimit` syntax).
+fn parse_limit(value: &str) -> Option<(u64, u64)> {
+    let one = |v: &str| match v.trim() {
+        "unlimited" => Some(RLIM_INFINITY),
+        n => n.parse::<u64>().ok(),
+    };
+    match value.split_once(':') {
+        Some((soft, hard)) => Some((one(soft)?, one(hard)?)),
+        None => one(value).map(|v| (v, v)),
+    }
+}
+
+fn resource(name: &str) -> Option<Resource> {
+    Some(match name {
+        "as" => Resource::RLIMIT_AS,
+        "core" => Resource::RLIMIT_CORE,
+        "cpu" => Resource::RLIMIT_CPU,
+        "data" => Resource::RLIMIT_DATA,
+        "fsize" => Resource::RLIMIT_FSIZE,
+        "locks" => Resource::RLIMIT_LOCKS,
+        "memlock" => Resource::RLIMIT_MEMLOCK,
+        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+        "nice" => Resource::RLIMIT_NICE,
+        "nofile" => Resource::RLIMIT_NOFILE,
+        "nproc" => Resource::RLIMIT_NPROC,
+        "rss" => Resource::RLIMIT_RSS,
+        "rtprio" => Resource::RLIMIT_RTPRIO,
+        "rttime" => Resource::RLIMIT_RTTIME,
+        "sigpending" => Resource::RLIMIT_SIGPENDING,
+        "stack" => Resource::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVISIONED: &str = "\
+# Written by ctl-provision
+lxc.rootfs.path = dir:/r
+lxc.uts.name = web
+lxc.signal.halt = SIGUSR1
+lxc.autodev = 1
+lxc.tty.max = 5
+lxc.pty.max = 1
+lxc.cap.drop = sys_module mac_admin mac_override sys_time
+lxc.mount.auto = cgroup:mixed proc:mixed sys:ro
+lxc.mount.entry = shm dev/shm tmpfs defaults,create=dir 0 0
+lxc.apparmor.profile = unconfined
+lxc.idmap = u 0 300000 65536
+lxc.net.0.type = empty
+lxc.log.file = /l.log
+";
+
+    #[test]
+    fn a_provisioned_container_asks_for_nothing_uncovered() {
+        assert_eq!(read(PROVISIONED), Ok(ConfigPolicy::default()));
+    }
+
+    #[test]
+    fn applied_settings_are_read() {
+        let p = read("lxc.no_new_privs = 1\nlxc.prlimit.nofile = 100:200\nlxc.prlimit.core = unlimited\nlxc.environment = A=b=c\n").unwrap();
+        assert!(p.no_new_privs);
+        assert_eq!(
+            p.prlimits,
+            vec![
+                (Resource::RLIMIT_NOFILE, 100, 200),
+                (Resource::RLIMIT_CORE, RLIM_INFINITY, RLIM_INFINITY)
+            ]
+        );
+        assert_eq!(p.environment, vec![("A".to_owned(), "b=c".to_owned())]);
+    }
+
+    #[test]
+    fn what_is_not_covered_is_named() {
+        for (text, key) in [
+            ("lxc.seccomp.profile = /x.seccomp\n", "lxc.seccomp.profile"),
+            (
+                "lxc.include = /usr/share/lxc/config/common.conf\n",
+                "lxc.include",
+            ),
+            ("lxc.proc.oom_score_adj = 10\n", "lxc.proc.oom_score_adj"),
+            ("lxc.cgroup.dir = x\n", "lxc.cgroup.dir"),
+            ("lxc.arch = i686\n", "lxc.arch"),
+            ("lxc.environment = HOME\n", "lxc.environment"),
+            ("lxc.sched.core = 1\n", "lxc.sched.core"),
+            ("lxc.prlimit.bogus = 1\n", "lxc.prlimit.bogus"),
+            ("lxc.something.new = 1\n", "lxc.something.new"),
+        ] {
+            assert_eq!(read(text).unwrap_err().key, key, "{text}");
+        }
+    }
+}

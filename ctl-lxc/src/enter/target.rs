@@ -1,0 +1,158 @@
+//! The container's init, as the kernel shows it: a pidfd from LXC's monitor, the
+//! namespaces that differ from ours, and the confinement to copy (bounding set,
+//! `no_new_privs`) or to refuse (an LSM label, a seccomp filter).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sched::CloneFlags;
+
+use super::policy::NotCovered;
+use super::EnterError;
+use crate::command_socket;
+
+/// How long the monitor may take to answer.
+const MONITOR_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The namespaces an attach joins when they differ from the caller's, in the order
+/// liblxc lists them (the user namespace first: the others are owned by it).
+const NAMESPACES: &[(&str, libc::c_int)] = &[
+    ("user", libc::CLONE_NEWUSER),
+    ("mnt", libc::CLONE_NEWNS),
+    ("pid", libc::CLONE_NEWPID),
+    ("uts", libc::CLONE_NEWUTS),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("time", libc::CLONE_NEWTIME),
+];
+
+/// The container's init.
+#[derive(Debug)]
+pub(crate) struct Init {
+    /// Held from the monitor's answer to the `setns`: it names init even if init dies and
+    /// its pid is reused meanwhile (then `setns` fails with `ESRCH`).
+    pub pidfd: OwnedFd,
+    /// The namespaces of init that differ from this process's.
+    pub join: CloneFlags,
+    /// Init's capability bounding set: the attached process gets no more.
+    pub bounding_set: u64,
+    /// Whether init runs with `no_new_privs` (then so does the attached process).
+    pub no_new_privs: bool,
+}
+
+/// Asks the monitor of `name` in `lxcpath` for init and reads what the kernel says of it.
+pub(crate) fn open(lxcpath: &Path, name: &str) -> Result<Init, EnterError> {
+    let trusted = [nix::unistd::geteuid().as_raw(), 0];
+    let pidfd = command_socket::get_init_pidfd(
+        lxcpath,
+        name,
+        &trusted,
+        Some(Instant::now() + MONITOR_DEADLINE),
+    )
+    .map_err(EnterError::Monitor)?
+    .ok_or(EnterError::NotRunning)?;
+    let pid = pid_of(&pidfd)?;
+    let status = read(&format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .ok_or_else(|| {
+                EnterError::os(
+                    format!("/proc/{pid}/status: no {name}"),
+                    io::ErrorKind::InvalidData.into(),
+                )
+            })
+    };
+    let bounding_set = u64::from_str_radix(field("CapBnd")?, 16).map_err(|e| {
+        EnterError::os(
+            "init's CapBnd",
+            io::Error::new(io::ErrorKind::InvalidData, e),
+        )
+    })?;
+    let no_new_privs = field("NoNewPrivs")? == "1";
+    if field("Seccomp")? != "0" {
+        return Err(EnterError::NotCovered(NotCovered {
+            key: "lxc.seccomp.profile".to_owned(),
+            why: "the container's init runs under a seccomp filter".to_owned(),
+        }));
+    }
+    // An LSM label other than none or unconfined (AppArmor, SELinux) is not applied here.
+    if let Ok(label) = std::fs::read_to_string(format!("/proc/{pid}/attr/current")) {
+        let label = label.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+        if !label.is_empty() && label != "unconfined" {
+            return Err(EnterError::NotCovered(NotCovered {
+                key: "lxc.apparmor.profile".to_owned(),
+                why: format!("the container's init runs under the LSM label {label:?}"),
+            }));
+        }
+    }
+    let mut join = CloneFlags::empty();
+    for &(ns, flag) in NAMESPACES {
+        let ours = std::fs::metadata(format!("/proc/self/ns/{ns}"));
+        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{ns}"));
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) if (a.dev(), a.ino()) == (b.dev(), b.ino()) => {}
+            (Ok(_), Ok(_)) => join |= CloneFlags::from_bits_retain(flag),
+            // A kernel without this kind of namespace.
+            (Err(e), _) if e.kind() == io::ErrorKind::NotFound => {}
+            (_, Err(e)) => return Err(EnterError::os(format!("/proc/{pid}/ns/{ns}"), e)),
+            (Err(e), _) => return Err(EnterError::os(format!("/proc/self/ns/{ns}"), e)),
+        }
+    }
+    // What was read above is init's only if init is still the process of the pidfd.
+    alive(&pidfd)?;
+    Ok(Init {
+        pidfd,
+        join,
+        bounding_set,
+        no_new_privs,
+    })
+}
+
+/// The pid a pidfd names, from `/proc/self/fdinfo`.
+fn pid_of(pidfd: &OwnedFd) -> Result<i32, EnterError> {
+    let info = read(&format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .ok_or_else(|| EnterError::os("the monitor's pidfd", io::ErrorKind::InvalidData.into()))?;
+    if pid <= 0 {
+        return Err(EnterError::NotRunning);
+    }
+    Ok(pid)
+}
+
+/// Whether the process of `pidfd` still exists (`pidfd_send_signal` with signal 0).
+pub(crate) fn alive(pidfd: &OwnedFd) -> Result<(), EnterError> {
+    // SAFETY: pidfd_send_signal with a live fd, signal 0, no siginfo and no flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            Err(EnterError::NotRunning)
+        } else {
+            Err(EnterError::os("checking the container's init", e))
+        }
+    }
+}
+
+fn read(path: &str) -> Result<String, EnterError> {
+    std::fs::read_to_string(path).map_err(|e| EnterError::os(path.to_owned(), e))
+}
