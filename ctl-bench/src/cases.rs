@@ -164,6 +164,40 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                 lxc("lxc-info", &["-s"]),
                 lxc("lxc-attach", &["--clear-env", "--", "true"]),
             );
+            // The floor of an attach: util-linux's nsenter, as root, into every namespace of
+            // the container's init (no cgroups, no id or capability changes), process
+            // start included.
+            let nsenter_argv = ctl_lxc::command_socket::query_state(
+                &ct.lxc_home,
+                &ct.id,
+                &[ct.ugid, 0],
+                Some(std::time::Instant::now() + Duration::from_secs(10)),
+            )
+            .ok()
+            .flatten()
+            .and_then(|state| state.init_pid)
+            .map(|pid| {
+                vec![
+                    "nsenter".to_owned(),
+                    "-t".to_owned(),
+                    pid.to_string(),
+                    "-a".to_owned(),
+                    "true".to_owned(),
+                ]
+            })
+            .ok_or_else(|| "no init pid for nsenter".to_owned());
+            let nsenter = || -> Result<Option<f64>, String> {
+                let argv = nsenter_argv.as_ref().map_err(Clone::clone)?;
+                let status = std::process::Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .status()
+                    .map_err(|e| format!("nsenter: {e}"))?;
+                if status.success() {
+                    Ok(None)
+                } else {
+                    Err(format!("nsenter {status}"))
+                }
+            };
             // liblxc's freeze waits for FROZEN with a one-second poll, which lxc-freeze's
             // cycles hit now and then: more time, so that the medians are of enough
             // cycles.
@@ -262,6 +296,7 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                         }) as Step<'_>,
                     ),
                     ("lxc_attach_true", Box::new(|| run_tool(&attach))),
+                    ("nsenter_true", Box::new(nsenter)),
                     (
                         "warm_exec_true",
                         Box::new(|| {
@@ -289,6 +324,7 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                 "lxc_info_state",
                 "exec_true",
                 "lxc_attach_true",
+                "nsenter_true",
             ] {
                 cases.push(CaseResult::skipped(
                     name,

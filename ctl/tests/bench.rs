@@ -23,6 +23,7 @@ const CASES: &[&str] = &[
     "warm_state",
     "exec_true",
     "lxc_attach_true",
+    "nsenter_true",
     "warm_exec_true",
     "throughput_1",
     "throughput_2",
@@ -39,6 +40,7 @@ const RATIOS: &[&str] = &[
     "freeze_vs_lxc",
     "state_vs_lxc",
     "exec_true_vs_lxc",
+    "exec_true_vs_nsenter",
     "warm_noop_vs_spawn",
     "throughput_8_vs_1",
 ];
