@@ -19,7 +19,8 @@ pub mod wall;
 
 pub use exec::netconfig;
 pub use exec::{
-    Exec, ExecOptions, ExecTerminal, Runscript, ScriptSource, Syscmd, SyscmdOutput, ValidRcs,
+    Exec, ExecOptions, ExecTerminal, Runscript, ScriptSource, Syscmd, SyscmdOutput, TerminalChoice,
+    ValidRcs,
 };
 pub use info::{GetHostname, VethName};
 pub use lifecycle::{Freeze, Reboot, Start, State, StateInfo, Unfreeze};

@@ -296,6 +296,12 @@ pub struct ExecEnvOpts {
     /// Group id inside the container (default 0).
     #[arg(long, value_name = "GID")]
     pub group: Option<u32>,
+    /// Run the program on a terminal of the container's even when stdin is no terminal.
+    #[arg(short = 't', long = "force-tty", conflicts_with = "no_tty")]
+    pub force_tty: bool,
+    /// Never a terminal session, even when stdin is a terminal.
+    #[arg(short = 'T', long = "no-tty")]
+    pub no_tty: bool,
 }
 
 /// Options shared by `exec` and `runscript`.

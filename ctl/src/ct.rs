@@ -278,6 +278,11 @@ fn exec_options(opts: crate::cli::ExecEnvOpts) -> Result<ExecOptions, CliError> 
         cwd: opts.cwd,
         uid: opts.user,
         gid: opts.group,
+        terminal: match (opts.force_tty, opts.no_tty) {
+            (true, _) => commands::TerminalChoice::Always,
+            (_, true) => commands::TerminalChoice::Never,
+            _ => commands::TerminalChoice::Auto,
+        },
     }
     // ctl's environment is its user's.
     .keep_from_this_process(&opts.keep)

@@ -203,3 +203,45 @@ fn exec_with_a_terminal() {
     assert!(text.contains("error: executed command failed"), "{text}");
     assert_eq!(out.status.code(), Some(4), "{text}");
 }
+
+#[test]
+fn exec_t_forces_a_terminal_and_capital_t_refuses_one() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "exectty");
+    // stdin a pipe, no terminal anywhere: -t still gives the program a pty of the
+    // container's (relayed), plain exec does not.
+    let forced = state.ctl_with_stdin(&["ct", "exec", "-t", &ct.name, "--", "tty"], Some(b""));
+    assert_eq!(forced.status, Some(0), "{forced}");
+    assert!(forced.stdout.contains("/dev/pts/"), "{forced}");
+    let plain = state.ctl_with_stdin(&["ct", "exec", &ct.name, "--", "tty"], Some(b""));
+    assert_eq!(plain.status, Some(1), "{plain}");
+    assert!(plain.stdout.contains("not a tty"), "{plain}");
+
+    // On a terminal, -T keeps the program off any terminal (the control: without -T it
+    // gets one).
+    let terminal = ctl_test_support::redteam::Terminal::new(false);
+    let on_terminal = |args: &[&str]| -> (Option<i32>, String) {
+        let mut child = terminal.spawn(&state, args, true);
+        let start = std::time::Instant::now();
+        let mut output = Vec::new();
+        let status = loop {
+            terminal.read_master(&mut output);
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "ctl {args:?} hung"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        terminal.read_master(&mut output);
+        (status.code(), String::from_utf8_lossy(&output).into_owned())
+    };
+    let (code, shown) = on_terminal(&["ct", "exec", "-T", &ct.name, "--", "tty"]);
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("not a tty"), "{shown}");
+    let (code, shown) = on_terminal(&["ct", "exec", &ct.name, "--", "tty"]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("/dev/pts/"), "{shown}");
+}

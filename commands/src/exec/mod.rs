@@ -74,6 +74,23 @@ pub struct ExecOptions {
     pub uid: Option<u32>,
     /// Group id inside the container; default 0.
     pub gid: Option<u32>,
+    /// Whether the program runs on a terminal of the container's (a pty relayed by the
+    /// frontend): by default when the call's stdin is a terminal (`incus exec`'s `-t`/`-T`
+    /// force or disable it). The frontend's choice: not sent to the runner.
+    #[serde(skip)]
+    pub terminal: TerminalChoice,
+}
+
+/// [`ExecOptions::terminal`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TerminalChoice {
+    /// A terminal session when the call's stdin is a terminal.
+    #[default]
+    Auto,
+    /// Always a terminal session (the call's stdin, terminal or not, is relayed to it).
+    Always,
+    /// Never: the program gets the call's stdio as it is.
+    Never,
 }
 
 impl ExecOptions {
@@ -544,7 +561,15 @@ fn exec_frontend(
     network: bool,
     options: ExecOptions,
 ) -> Result<i32, Error> {
-    let Some(stdin) = call.stdin_fd().filter(|fd| terminal::is_terminal(*fd)) else {
+    let stdin =
+        match options.terminal {
+            TerminalChoice::Never => None,
+            TerminalChoice::Auto => call.stdin_fd().filter(|fd| terminal::is_terminal(*fd)),
+            TerminalChoice::Always => Some(call.stdin_fd().ok_or_else(|| {
+                Error::command("Exec", "a terminal session needs the call's stdin")
+            })?),
+        };
+    let Some(stdin) = stdin else {
         return Exec::runner(call, cmd, run, network, options);
     };
     let setup =
