@@ -25,7 +25,8 @@ macro_rules! method {
         // SAFETY: `raw` points to a live lxc_container as long as `self` exists (we own a
         // reference, released in Drop). The field is copied out by value through the raw
         // pointer, creating no Rust reference that liblxc's own writes could alias.
-        let f = unsafe { (*$self.raw.as_ptr()).$field };
+        let loaded = $self.loaded()?;
+        let f = unsafe { (*loaded.raw.as_ptr()).$field };
         f.ok_or_else(|| {
             LxcError::Load(format!("liblxc lacks lxc_container.{}", stringify!($field)))
         })?
@@ -43,11 +44,18 @@ macro_rules! method {
 /// caller to be the user that started it (for an unprivileged container: its system user,
 /// with the monitor's cgroups writable), which is why the ctl runner calls them as that user.
 pub struct Container {
-    raw: NonNull<lxc_container>,
-    api: &'static Api,
+    /// liblxc and its object, made at the first call that needs them: a caller that only
+    /// asks the monitor (`state`) and attaches with ctl's own attach never loads liblxc.
+    lazy: std::cell::OnceCell<Loaded>,
     name: String,
     lxc_path: PathBuf,
     cgroup_dirs: Vec<PathBuf>,
+}
+
+/// liblxc's object of a [`Container`], and liblxc.
+struct Loaded {
+    raw: NonNull<lxc_container>,
+    api: &'static Api,
 }
 
 // SAFETY: a liblxc container object has no thread affinity (no thread-local state, no
@@ -66,9 +74,11 @@ impl fmt::Debug for Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        // SAFETY: we own exactly one reference (from lxc_container_new) and drop it once;
-        // nothing uses `raw` afterwards.
-        unsafe { (self.api.container_put)(self.raw.as_ptr()) };
+        if let Some(loaded) = self.lazy.get() {
+            // SAFETY: we own exactly one reference (from lxc_container_new) and drop it
+            // once; nothing uses `raw` afterwards.
+            unsafe { (loaded.api.container_put)(loaded.raw.as_ptr()) };
+        }
     }
 }
 
@@ -93,9 +103,26 @@ impl Container {
         if name.is_empty() {
             return Err(LxcError::invalid(OP, "empty container name"));
         }
+        // Checked now, so that a bad name fails here and not at the first use.
+        cstring(OP, name)?;
+        cstring_path(OP, lxc_path)?;
+        Ok(Container {
+            lazy: std::cell::OnceCell::new(),
+            name: name.to_owned(),
+            lxc_path: lxc_path.to_owned(),
+            cgroup_dirs: Vec::new(),
+        })
+    }
+
+    /// liblxc's object, loading liblxc and calling `lxc_container_new` the first time.
+    fn loaded(&self) -> Result<&Loaded, LxcError> {
+        if let Some(loaded) = self.lazy.get() {
+            return Ok(loaded);
+        }
+        const OP: &str = "open";
         let api = api()?;
-        let name_c = cstring(OP, name)?;
-        let path_c = cstring_path(OP, lxc_path)?;
+        let name_c = cstring(OP, &self.name)?;
+        let path_c = cstring_path(OP, &self.lxc_path)?;
         clear_errno();
         // SAFETY: both arguments are valid NUL-terminated strings that liblxc copies
         // (it strdup()s name and config path); it returns an owned reference or NULL.
@@ -103,20 +130,21 @@ impl Container {
         let Some(raw) = NonNull::new(raw) else {
             return Err(LxcError::Op(Box::new(OpError {
                 op: "lxc_container_new",
-                container: name.to_owned(),
+                container: self.name.clone(),
                 error_string: None,
                 error_num: 0,
                 errno: last_errno(),
                 log_file: None,
             })));
         };
-        Ok(Container {
-            raw,
-            api,
-            name: name.to_owned(),
-            lxc_path: lxc_path.to_owned(),
-            cgroup_dirs: Vec::new(),
-        })
+        Ok(self.lazy.get_or_init(|| Loaded { raw, api }))
+    }
+
+    /// The raw pointer of the loaded object (only after a `method!`, which loads it).
+    fn raw_ptr(&self) -> *mut lxc_container {
+        self.lazy
+            .get()
+            .map_or(ptr::null_mut(), |loaded| loaded.raw.as_ptr())
     }
 
     /// The container's name.
@@ -141,22 +169,28 @@ impl Container {
         &self.cgroup_dirs
     }
 
-    /// The raw liblxc object, for calls this wrapper does not cover. It stays owned by
-    /// `self`: do not `lxc_container_put` it.
-    pub fn as_raw(&self) -> *mut lxc_container {
-        self.raw.as_ptr()
+    /// The raw liblxc object (loading liblxc if needed), for calls this wrapper does not
+    /// cover. It stays owned by `self`: do not `lxc_container_put` it.
+    pub fn as_raw(&self) -> Result<*mut lxc_container, LxcError> {
+        Ok(self.loaded()?.raw.as_ptr())
     }
 
     /// Builds the error for a failed `op`, with what liblxc left in the object.
     fn fail(&self, op: &'static str) -> LxcError {
         let errno = last_errno();
+        let raw = self.raw_ptr();
+        if raw.is_null() {
+            return LxcError::Op(Box::new(OpError {
+                op,
+                container: self.name.clone(),
+                error_string: None,
+                error_num: 0,
+                errno,
+                log_file: None,
+            }));
+        }
         // SAFETY: see `method!`: plain field reads through the live raw pointer.
-        let (error_string, error_num) = unsafe {
-            (
-                (*self.raw.as_ptr()).error_string,
-                (*self.raw.as_ptr()).error_num,
-            )
-        };
+        let (error_string, error_num) = unsafe { ((*raw).error_string, (*raw).error_num) };
         // SAFETY: error_string is NULL or a NUL-terminated string owned by the object.
         let error_string = unsafe { borrowed(error_string) };
         let log_file = self
@@ -184,7 +218,7 @@ impl Container {
         clear_errno();
         // SAFETY: `f` is a method of this very object taking only the object pointer,
         // which is live (see `method!`).
-        let ok = unsafe { f(self.raw.as_ptr()) };
+        let ok = unsafe { f(self.raw_ptr()) };
         if ok {
             Ok(())
         } else {
@@ -194,33 +228,49 @@ impl Container {
 
     /// Whether the container has a config (exists).
     pub fn is_defined(&self) -> Result<bool, LxcError> {
+        // liblxc's answer is whether `<lxcpath>/<name>/config` exists: the same without
+        // loading liblxc.
+        if self.lazy.get().is_none() {
+            return Ok(self.lxc_path.join(&self.name).join("config").exists());
+        }
         let f = method!(self, is_defined);
         // SAFETY: live object pointer, no other argument.
-        Ok(unsafe { f(self.raw.as_ptr()) })
+        Ok(unsafe { f(self.raw_ptr()) })
     }
 
     /// Whether the container is running (any state but stopped).
     pub fn is_running(&self) -> Result<bool, LxcError> {
         let f = method!(self, is_running);
         // SAFETY: live object pointer, no other argument.
-        Ok(unsafe { f(self.raw.as_ptr()) })
+        Ok(unsafe { f(self.raw_ptr()) })
     }
 
     /// Whether the caller may control the container (liblxc's own permission check).
     pub fn may_control(&self) -> Result<bool, LxcError> {
         let f = method!(self, may_control);
         // SAFETY: live object pointer, no other argument.
-        Ok(unsafe { f(self.raw.as_ptr()) })
+        Ok(unsafe { f(self.raw_ptr()) })
     }
 
     /// The container's state. A container whose monitor cannot be reached is `Stopped`
     /// (that is how liblxc reports it).
     pub fn state(&self) -> Result<State, LxcError> {
+        // liblxc's `state()` asks the monitor (`LXC_CMD_GET_STATE`; no monitor: STOPPED);
+        // so does this, without loading liblxc, from a monitor of this user's or root's.
+        // Anything else (another peer, a protocol surprise) goes through liblxc as before.
+        if self.lazy.get().is_none() {
+            let trusted = [nix::unistd::geteuid().as_raw(), 0];
+            if let Ok(state) =
+                crate::command_socket::get_state(&self.lxc_path, &self.name, &trusted, None)
+            {
+                return Ok(state.unwrap_or(State::Stopped));
+            }
+        }
         let f = method!(self, state);
         clear_errno();
         // SAFETY: live object pointer; the result is NULL or a pointer to one of liblxc's
         // static state names.
-        let raw = unsafe { f(self.raw.as_ptr()) };
+        let raw = unsafe { f(self.raw_ptr()) };
         // SAFETY: NULL or a static NUL-terminated string, see above.
         let text = unsafe { borrowed(raw) }.ok_or_else(|| self.fail("state"))?;
         text.parse()
@@ -231,7 +281,7 @@ impl Container {
     pub fn init_pid(&self) -> Result<Option<Pid>, LxcError> {
         let f = method!(self, init_pid);
         // SAFETY: live object pointer, no other argument.
-        let pid = unsafe { f(self.raw.as_ptr()) };
+        let pid = unsafe { f(self.raw_ptr()) };
         Ok((pid > 0).then_some(pid))
     }
 
@@ -261,7 +311,7 @@ impl Container {
         let f = method!(self, reboot2);
         clear_errno();
         // SAFETY: live object pointer and a plain int.
-        let ok = unsafe { f(self.raw.as_ptr(), timeout_secs(timeout)) };
+        let ok = unsafe { f(self.raw_ptr(), timeout_secs(timeout)) };
         if ok {
             Ok(())
         } else {
@@ -279,7 +329,7 @@ impl Container {
         let f = method!(self, shutdown);
         clear_errno();
         // SAFETY: live object pointer and a plain int.
-        let ok = unsafe { f(self.raw.as_ptr(), timeout_secs(Some(timeout))) };
+        let ok = unsafe { f(self.raw_ptr(), timeout_secs(Some(timeout))) };
         Ok(ok || !self.is_running()?)
     }
 
@@ -289,7 +339,7 @@ impl Container {
         let f = method!(self, wait);
         let state_c = cstring("wait", state.as_lxc_str())?;
         // SAFETY: live object pointer, a NUL-terminated state name and a plain int.
-        Ok(unsafe { f(self.raw.as_ptr(), state_c.as_ptr(), timeout_secs(timeout)) })
+        Ok(unsafe { f(self.raw_ptr(), state_c.as_ptr(), timeout_secs(timeout)) })
     }
 
     /// Starts the container in the background (liblxc's default "daemonize" mode: it forks
@@ -305,7 +355,7 @@ impl Container {
         // strings that outlive the call (liblxc copies what it keeps).
         let ok = unsafe {
             f(
-                self.raw.as_ptr(),
+                self.raw_ptr(),
                 c_int::from(use_init),
                 argv_c.as_ptr_or_null(),
             )
@@ -322,7 +372,7 @@ impl Container {
     pub fn set_daemonize(&self, daemonize: bool) -> Result<(), LxcError> {
         let f = method!(self, want_daemonize);
         // SAFETY: live object pointer and a plain bool.
-        if unsafe { f(self.raw.as_ptr(), daemonize) } {
+        if unsafe { f(self.raw_ptr(), daemonize) } {
             Ok(())
         } else {
             Err(self.fail("want_daemonize"))
@@ -351,7 +401,7 @@ impl Container {
         for (name, value) in &opts.env {
             let value = cstring("execute", &format!("{name}={value}"))?;
             // SAFETY: live object pointer and two NUL-terminated strings liblxc copies.
-            if !unsafe { set(self.raw.as_ptr(), key.as_ptr(), value.as_ptr()) } {
+            if !unsafe { set(self.raw_ptr(), key.as_ptr(), value.as_ptr()) } {
                 return Err(self.fail("set_config_item lxc.environment"));
             }
         }
@@ -360,14 +410,14 @@ impl Container {
         clear_errno();
         // SAFETY: live object pointer; argv is a NULL-terminated array of C strings that
         // outlive the call.
-        let ok = unsafe { f(self.raw.as_ptr(), 1, argv_c.as_ptr_or_null()) };
+        let ok = unsafe { f(self.raw_ptr(), 1, argv_c.as_ptr_or_null()) };
         let restored = self.set_daemonize(true);
         if !ok {
             return Err(self.fail("execute"));
         }
         restored?;
         // SAFETY: see `method!`: plain field read through the live raw pointer.
-        let status = unsafe { (*self.raw.as_ptr()).error_num };
+        let status = unsafe { (*self.raw_ptr()).error_num };
         Ok(ExitStatus::from_raw(status))
     }
 
@@ -379,7 +429,7 @@ impl Container {
         clear_errno();
         // SAFETY: live object pointer and a NUL-terminated key; the result is NULL or a
         // malloc()ed string we own.
-        let raw = unsafe { f(self.raw.as_ptr(), key_c.as_ptr()) };
+        let raw = unsafe { f(self.raw_ptr(), key_c.as_ptr()) };
         // SAFETY: NULL or malloc()ed by liblxc and ours, see above.
         unsafe { take_malloced(raw) }.ok_or_else(|| self.fail("get_running_config_item"))
     }
@@ -397,7 +447,7 @@ impl Container {
         let f = method!(self, get_config_item);
         // liblxc returns the length when asked with a NULL buffer, like snprintf.
         // SAFETY: live object pointer, NUL-terminated key, NULL buffer of length 0.
-        let len = unsafe { f(self.raw.as_ptr(), key.as_ptr(), ptr::null_mut(), 0) };
+        let len = unsafe { f(self.raw_ptr(), key.as_ptr(), ptr::null_mut(), 0) };
         let Ok(len) = usize::try_from(len) else {
             return Ok(None);
         };
@@ -408,7 +458,7 @@ impl Container {
         // NUL included.
         let got = unsafe {
             f(
-                self.raw.as_ptr(),
+                self.raw_ptr(),
                 key.as_ptr(),
                 buf.as_mut_ptr().cast::<c_char>(),
                 inlen,
@@ -428,7 +478,7 @@ impl Container {
         let value_c = cstring("set_config_item", value)?;
         clear_errno();
         // SAFETY: live object pointer and two NUL-terminated strings liblxc copies.
-        if unsafe { f(self.raw.as_ptr(), key_c.as_ptr(), value_c.as_ptr()) } {
+        if unsafe { f(self.raw_ptr(), key_c.as_ptr(), value_c.as_ptr()) } {
             Ok(())
         } else {
             Err(self.fail("set_config_item"))
@@ -440,7 +490,7 @@ impl Container {
         let f = method!(self, config_file_name);
         clear_errno();
         // SAFETY: live object pointer; the result is NULL or a malloc()ed string we own.
-        let raw = unsafe { f(self.raw.as_ptr()) };
+        let raw = unsafe { f(self.raw_ptr()) };
         // SAFETY: NULL or malloc()ed by liblxc and ours, see above.
         unsafe { take_malloced(raw) }
             .map(PathBuf::from)
@@ -478,11 +528,11 @@ impl Container {
             AttachProgram::Command(argv) => {
                 command = RawCommand::new(argv)?;
                 (
-                    self.api.attach_run_command,
+                    self.loaded()?.api.attach_run_command,
                     ptr::addr_of_mut!(command.raw).cast(),
                 )
             }
-            AttachProgram::Shell => (self.api.attach_run_shell, ptr::null_mut()),
+            AttachProgram::Shell => (self.loaded()?.api.attach_run_shell, ptr::null_mut()),
             AttachProgram::Function(func) => {
                 function = func;
                 (run_function, ptr::addr_of!(function).cast_mut().cast())
@@ -496,7 +546,7 @@ impl Container {
         // writable local.
         let ret = unsafe {
             f(
-                self.raw.as_ptr(),
+                self.raw_ptr(),
                 Some(exec),
                 payload,
                 &mut raw_opts.raw,
