@@ -22,10 +22,10 @@ use crate::strings::{borrowed, cstring, cstring_path, take_malloced, NulTerminat
 /// with "liblxc lacks ..." when this liblxc does not provide it.
 macro_rules! method {
     ($self:ident, $field:ident) => {{
+        let loaded = $self.loaded()?;
         // SAFETY: `raw` points to a live lxc_container as long as `self` exists (we own a
         // reference, released in Drop). The field is copied out by value through the raw
         // pointer, creating no Rust reference that liblxc's own writes could alias.
-        let loaded = $self.loaded()?;
         let f = unsafe { (*loaded.raw.as_ptr()).$field };
         f.ok_or_else(|| {
             LxcError::Load(format!("liblxc lacks lxc_container.{}", stringify!($field)))
