@@ -16,9 +16,11 @@
 //! LXC keeps the numbers and the semantics of its existing commands fixed ("If you wish to
 //! make any changes ... you must introduce a new ... define with a new number", in LXC's
 //! `commands.c`), because a new `lxc-*` tool must be able to talk to a monitor started by
-//! an older liblxc. Three commands are sent, none with a payload: `GET_STATE` (3) and
-//! `GET_INIT_PID` (4), unchanged since LXC 1.0, and `SERVE_STATE_CLIENTS` (12, since LXC
-//! 3.0), which liblxc's own freeze and unfreeze send to record a new state. A request is a
+//! an older liblxc. Four commands are sent, none with a payload: `GET_STATE` (3) and
+//! `GET_INIT_PID` (4), unchanged since LXC 1.0, `SERVE_STATE_CLIENTS` (12, since LXC
+//! 3.0), which liblxc's own freeze and unfreeze send to record a new state, and
+//! `GET_INIT_PIDFD` (18, since LXC 4.0), whose answer carries a pidfd of init
+//! (`SCM_RIGHTS`) for ctl's own attach. A request is a
 //! `struct lxc_cmd_req { int cmd; int datalen; void *data; }` sent with `SCM_CREDENTIALS`
 //! (a small argument travels in the pointer-sized `data` field), the answer a
 //! `struct lxc_cmd_rsp { int ret; int datalen; void *data; }`, one command per connection.
