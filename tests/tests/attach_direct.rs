@@ -150,3 +150,44 @@ fn the_default_engine_is_the_direct_one_for_a_covered_container() {
         "the default engine went through liblxc's attach"
     );
 }
+
+#[test]
+fn a_setting_the_direct_attach_does_not_apply_is_never_skipped() {
+    let tc = TestContainer::running("afallback");
+    let ct = tc.container();
+    // lxc.proc.* is applied by liblxc's attach to the attached process (from its parent,
+    // which an unprivileged container's user may not do: liblxc's attach then fails), never
+    // by ours.
+    let config = ct.lxc_home.join(&ct.id).join("config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("lxc.proc.oom_score_adj = 123\n");
+    std::fs::write(&config, text).unwrap();
+    let argv: Vec<String> = ["/bin/sh", "-c", "cat /proc/$$/oom_score_adj"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let call = Call::new(ct)
+        .runner(test_runner_path())
+        .stderr(Stdio::Null)
+        .deadline(Duration::from_secs(60));
+    let attempt = |engine: &str| AttachProbe::run_with(&call, engine.to_owned(), argv.clone());
+    // The default engine behaves as liblxc's attach does with this setting: had it run the
+    // program without the setting, it would have succeeded with a score of 0.
+    let liblxc = attempt("liblxc");
+    let auto = attempt("auto");
+    match (&liblxc, &auto) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.output, b.output);
+            assert_eq!(b.output.trim(), "123");
+        }
+        (Err(a), Err(b)) => {
+            assert!(a.to_string().contains("lxc attach"), "{a}");
+            assert!(b.to_string().contains("lxc attach"), "{b}");
+        }
+        other => panic!("the default engine differs from liblxc's: {other:?}"),
+    }
+    // Asked for explicitly, ours refuses and names the key.
+    let err = attempt("direct").unwrap_err().to_string();
+    assert!(err.contains("lxc.proc.oom_score_adj"), "{err}");
+    assert!(err.contains("not applied by ctl's own attach"), "{err}");
+}
