@@ -117,8 +117,16 @@ fn commands_that_use_lxc_keep_the_dynamic_runner() {
 #[test]
 fn the_static_runner_refuses_lxc_commands_with_a_reply() {
     let _serial = serial();
-    // An operator invoking it by name with a command that needs liblxc.
-    let envelope = r#"{"name":"State","pool":"p","id":"c","lxc_home":"/tmp","user_home":"/tmp","args":[],"kwargs":{},"return":1,"stdin":null,"stdout":null,"stderr":null}"#;
+    // An operator invoking it by name with a command that needs liblxc: Start of a defined
+    // (config present), stopped container. (State no longer does: it asks the monitor and
+    // looks for the config without liblxc.)
+    let lxc_home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(lxc_home.path().join("c")).unwrap();
+    std::fs::write(lxc_home.path().join("c/config"), "").unwrap();
+    let envelope = format!(
+        r#"{{"name":"Start","pool":"p","id":"c","lxc_home":"{}","user_home":"/tmp","args":[],"kwargs":{{}},"return":1,"stdin":null,"stdout":null,"stderr":null}}"#,
+        lxc_home.path().display()
+    );
     let out = output_with_stdin(
         &mut std::process::Command::new(static_runner()),
         envelope.as_bytes(),
