@@ -107,7 +107,19 @@ fn the_direct_attach_confines_exactly_as_liblxcs() {
 #[test]
 fn exit_codes_and_missing_programs_are_liblxcs() {
     let tc = TestContainer::running("acodes");
+    // A script without `#!`: execvp (liblxc's) runs it with /bin/sh.
+    let setup = probe(
+        &tc,
+        "direct",
+        &[
+            "/bin/sh",
+            "-c",
+            "printf 'exit 5\\n' > /noshebang && chmod 755 /noshebang",
+        ],
+    );
+    assert_eq!(setup.code, 0, "{setup:?}");
     for argv in [
+        &["/noshebang"][..],
         &["/bin/sh", "-c", "exit 7"][..],
         &["/bin/sh", "-c", "kill -TERM $$"][..],
         &["no-such-program"][..],
@@ -121,6 +133,7 @@ fn exit_codes_and_missing_programs_are_liblxcs() {
             "{argv:?}: liblxc {liblxc:?}, direct {direct:?}"
         );
     }
+    assert_eq!(probe(&tc, "direct", &["/noshebang"]).code, 5);
     assert_eq!(probe(&tc, "direct", &["no-such-program"]).code, 127);
     assert_eq!(probe(&tc, "direct", &["/etc/passwd"]).code, 126);
     assert_eq!(

@@ -8,7 +8,7 @@
 //! program it executes (and its working directory).
 
 use std::ffi::{CString, OsStr};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -59,14 +59,23 @@ pub(crate) fn spawn(
     opts: &AttachOptions,
     program: AttachProgram<'_>,
 ) -> Result<Pid, EnterError> {
-    // The payload's cgroups first, as the container's user: it owns them and their common
-    // ancestor with our entry cgroup (a move after `setns` would be checked against the
-    // container's root, who owns neither, and inside the container's cgroup namespace).
+    // The payload's cgroups, opened now as the container's user (who owns them and their
+    // common ancestor with our entry cgroup; since Linux 5.16 a write is checked against
+    // the opener, in the opener's cgroup namespace). Nothing is joined yet: the child is
+    // moved after the fork, the worker stays where it is.
+    let mut cgroups = Vec::with_capacity(payloads.len());
     let mut unified_payload = None;
     for payload in payloads {
-        if let Some(dir) = join_cgroup(payload)? {
-            unified_payload = Some(dir);
+        let opened = PayloadCgroup::open(payload)?;
+        if opened.unified {
+            unified_payload = Some(
+                opened
+                    .dir
+                    .try_clone()
+                    .map_err(|e| EnterError::os(format!("dup of {}", payload.display()), e))?,
+            );
         }
+        cgroups.push(opened);
     }
     let plan = ChildPlan {
         stdio: [opts.stdin, opts.stdout, opts.stderr],
@@ -87,6 +96,8 @@ pub(crate) fn spawn(
     };
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| EnterError::os("creating the attach's error pipe", e.into()))?;
+    let (go_r, go_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| EnterError::os("creating the attach's start pipe", e.into()))?;
     if !init.join.is_empty() {
         // One call: the user namespace is installed first, then the others are checked
         // against it (kernel ≥ 5.8). Fails with ESRCH if init is gone.
@@ -100,10 +111,33 @@ pub(crate) fn spawn(
     match unsafe { fork() }.map_err(|e| EnterError::os("fork into the container", e.into()))? {
         ForkResult::Child => {
             drop(err_r);
+            drop(go_w);
+            drop(cgroups);
+            // Nothing happens until the worker has moved this process into the payload.
+            let mut go = [0u8; 1];
+            let moved = matches!(std::fs::File::from(go_r).read(&mut go), Ok(1));
+            if !moved {
+                // SAFETY: _exit ends this forked child without running the caller's cleanup.
+                unsafe { libc::_exit(1) }
+            }
             child_main(&plan, err_w, program)
         }
         ForkResult::Parent { child } => {
             drop(err_w);
+            drop(go_r);
+            drop(plan);
+            // The child still has the container user's credentials (it changes them
+            // only after this), which a cgroup v1 move of another process requires.
+            for cgroup in &cgroups {
+                if let Err(e) = cgroup.take(child.as_raw()) {
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(e);
+                }
+            }
+            drop(cgroups);
+            let _ = ctl_process::write_all(go_w.as_fd(), b"g");
+            drop(go_w);
             let mut message = String::new();
             let _ = std::fs::File::from(err_r).read_to_string(&mut message);
             if message.is_empty() {
@@ -115,36 +149,71 @@ pub(crate) fn spawn(
     }
 }
 
-/// Moves this process into the cgroup `payload`; returns the directory, opened, when it
-/// is in the cgroup v2 hierarchy.
-fn join_cgroup(payload: &std::path::Path) -> Result<Option<OwnedFd>, EnterError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(payload)
-        .map_err(|e| EnterError::os(format!("opening {}", payload.display()), e))?
-        .into();
-    let procs = payload.join("cgroup.procs");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&procs)
-        .map_err(|e| EnterError::os(format!("opening {}", procs.display()), e))?;
-    file.write_all(b"0").map_err(|e| {
-        if e.raw_os_error() == Some(libc::EBUSY) {
-            // A payload with controllers enabled below it (cgroup v2): LXC then uses a leaf
-            // of its own (`.lxc`), which this attach does not.
-            EnterError::NotCovered(super::policy::NotCovered {
-                key: "lxc.cgroup".to_owned(),
-                why: format!("{} takes no processes (EBUSY)", procs.display()),
-            })
-        } else {
-            EnterError::os(format!("entering {}", procs.display()), e)
+/// A payload cgroup, opened before `setns`.
+struct PayloadCgroup {
+    path: PathBuf,
+    dir: OwnedFd,
+    procs: std::fs::File,
+    unified: bool,
+}
+
+impl PayloadCgroup {
+    fn open(payload: &std::path::Path) -> Result<PayloadCgroup, EnterError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(payload)
+            .map_err(|e| EnterError::os(format!("opening {}", payload.display()), e))?
+            .into();
+        let fs = nix::sys::statfs::fstatfs(&dir)
+            .map_err(|e| EnterError::os(format!("statfs {}", payload.display()), e.into()))?;
+        let unified = fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
+        if unified {
+            // A cgroup v2 payload with controllers enabled below it takes no processes
+            // (liblxc then uses leaves of its own): decided here, before anything is
+            // joined, so that liblxc's attach can take over.
+            let control =
+                std::fs::read_to_string(payload.join("cgroup.subtree_control")).map_err(|e| {
+                    EnterError::os(
+                        format!("reading {}/cgroup.subtree_control", payload.display()),
+                        e,
+                    )
+                })?;
+            if !control.trim().is_empty() {
+                return Err(EnterError::NotCovered(super::policy::NotCovered {
+                    key: "lxc.cgroup".to_owned(),
+                    why: format!(
+                        "{} has controllers enabled below it ({})",
+                        payload.display(),
+                        control.trim()
+                    ),
+                }));
+            }
         }
-    })?;
-    let fs = nix::sys::statfs::fstatfs(&dir)
-        .map_err(|e| EnterError::os(format!("statfs {}", payload.display()), e.into()))?;
-    Ok((fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC).then_some(dir))
+        let procs_path = payload.join("cgroup.procs");
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&procs_path)
+            .map_err(|e| EnterError::os(format!("opening {}", procs_path.display()), e))?;
+        Ok(PayloadCgroup {
+            path: payload.to_owned(),
+            dir,
+            procs,
+            unified,
+        })
+    }
+
+    /// Moves process `pid` (of this process's pid namespace) into this cgroup.
+    fn take(&self, pid: libc::pid_t) -> Result<(), EnterError> {
+        let text = pid.to_string();
+        ctl_process::write_all(self.procs.as_fd(), text.as_bytes()).map_err(|e| {
+            EnterError::os(
+                format!("moving the attached process into {}", self.path.display()),
+                e,
+            )
+        })
+    }
 }
 
 fn last_cap() -> Result<u32, EnterError> {
@@ -198,6 +267,15 @@ fn environment(env: &EnvPolicy, policy: &ConfigPolicy) -> Result<Vec<CString>, E
     }
     for (name, value) in &env.set {
         set(name.as_bytes(), value.as_bytes());
+    }
+    if let Some((name, _)) = vars
+        .iter()
+        .find(|(name, _)| name.is_empty() || name.contains(&b'='))
+    {
+        return Err(EnterError::os(
+            format!("environment variable name {:?}", OsStr::from_bytes(name)),
+            io::Error::new(io::ErrorKind::InvalidInput, "empty or containing `=`"),
+        ));
     }
     vars.into_iter()
         .map(|(mut name, value)| {
@@ -257,12 +335,23 @@ fn cstring(bytes: &[u8], what: &str) -> Result<CString, EnterError> {
 }
 
 /// The attached process: never returns.
-fn child_main(plan: &ChildPlan<'_>, err_w: OwnedFd, program: AttachProgram<'_>) -> ! {
-    let err_w = match raise(err_w.as_fd()) {
+fn child_main(plan: &ChildPlan<'_>, original_err_w: OwnedFd, program: AttachProgram<'_>) -> ! {
+    // A panic anywhere below must end this child, never unwind into the worker's code.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        child_steps(plan, original_err_w, program)
+    }));
+    let _ = result;
+    // SAFETY: _exit ends this forked child without running the caller's cleanup.
+    unsafe { libc::_exit(1) }
+}
+
+fn child_steps(plan: &ChildPlan<'_>, original_err_w: OwnedFd, program: AttachProgram<'_>) -> ! {
+    let err_w = match raise(original_err_w.as_fd()) {
         Ok(fd) => fd,
-        // SAFETY: _exit ends this forked child without running the caller's cleanup.
-        Err(_) => unsafe { libc::_exit(1) },
+        Err(e) => fail(&original_err_w, &format!("raising the error pipe: {e}")),
     };
+    // Only the raised copy is kept (the original could be one of the stdio targets).
+    drop(original_err_w);
     match confine(plan) {
         Ok(()) => {}
         Err(message) => fail(&err_w, &message),
@@ -407,6 +496,18 @@ fn exec(paths: &[CString], argv: &[CString], env: &[CString]) -> i32 {
         // all alive until execve returns (it only returns on failure).
         unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
         last = Errno::last_raw();
+        if last == libc::ENOEXEC {
+            // glibc's execvp (liblxc's) runs a file without a known format as a shell
+            // script: `/bin/sh path args...`.
+            let shell: Vec<*const libc::c_char> = [c"/bin/sh".as_ptr(), path.as_ptr()]
+                .into_iter()
+                .chain(argv_ptrs.iter().skip(1).copied())
+                .collect();
+            // SAFETY: as above; `shell` ends with argv's terminating NULL.
+            unsafe { libc::execve(c"/bin/sh".as_ptr(), shell.as_ptr(), env_ptrs.as_ptr()) };
+            last = libc::ENOEXEC;
+            break;
+        }
         match last {
             libc::EACCES => denied = true,
             libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}

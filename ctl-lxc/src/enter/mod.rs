@@ -21,9 +21,11 @@
 //!    is never entered; its namespaces that differ from ours, its capability bounding set,
 //!    its `NoNewPrivs`; a seccomp filter or an LSM label on init is `NotCovered` (`target`).
 //! 3. The payload cgroup (`lxc.payload.<name>`, below the container's cgroup in every
-//!    hierarchy the caller names) is joined as the container's user, before any `setns`;
-//!    in the cgroup v2 hierarchy the attached process then moves on, as the container's
-//!    root, into the payload's leaf `.lxc`, as liblxc's attach does.
+//!    hierarchy the caller names, and checked against `/proc/<init>/cgroup`, so that a
+//!    stale one beside init's is never used) is opened as the container's user before any
+//!    `setns`; after the fork the worker moves the child there (the worker itself stays in
+//!    its own cgroups). In the cgroup v2 hierarchy the attached process then moves on, as
+//!    the container's root, into the payload's leaf `.lxc`, as liblxc's attach does.
 //! 4. One `setns(pidfd, flags)` joins every namespace that differs (the user namespace
 //!    first, by the kernel), then a fork: the child is in the pid namespace.
 //! 5. The child: stdio, bounding set = init's, `lxc.prlimit.*`, `setgroups([])`,
@@ -164,19 +166,40 @@ fn direct(
     let text = std::fs::read_to_string(&config)
         .map_err(|e| EnterError::os(config.display().to_string(), e))?;
     let policy = policy::read(&text).map_err(EnterError::NotCovered)?;
+    let init = target::open(ct.lxc_path(), ct.name())?;
+    // The payload is where init is (a stale `lxc.payload.<name>` left beside it by an
+    // earlier start is not): below the container's cgroup in every hierarchy, as found
+    // from there and as init's own cgroup says.
     let mut payloads = Vec::with_capacity(ct.cgroup_dirs().len());
     for dir in ct.cgroup_dirs() {
-        match find_payload(dir, ct.name()) {
-            PayloadSearch::Found(payload) => payloads.push(payload),
-            PayloadSearch::Absent => return Err(EnterError::NotRunning),
+        let payload = match find_payload(dir, ct.name()) {
+            PayloadSearch::Found(payload) => payload,
+            PayloadSearch::Absent => {
+                return Err(EnterError::not_covered(
+                    "lxc.cgroup",
+                    format!("no payload below {}", dir.display()),
+                ))
+            }
             PayloadSearch::TooDeep => {
                 return Err(EnterError::not_covered(
                     "lxc.cgroup",
                     format!("the payload below {} is nested too deep", dir.display()),
                 ))
             }
+        };
+        let suffix = payload
+            .strip_prefix(dir)
+            .unwrap_or(&payload)
+            .to_string_lossy()
+            .into_owned();
+        let base = init.payload.strip_suffix(&format!("/{suffix}"));
+        if !base.is_some_and(|base| dir.to_string_lossy().ends_with(base)) {
+            return Err(EnterError::not_covered(
+                "lxc.cgroup",
+                format!("init is in {}, not in {}", init.payload, payload.display()),
+            ));
         }
+        payloads.push(payload);
     }
-    let init = target::open(ct.lxc_path(), ct.name())?;
     child::spawn(&init, &policy, &payloads, opts, program)
 }

@@ -42,6 +42,10 @@ pub(crate) struct Init {
     pub bounding_set: u64,
     /// Whether init runs with `no_new_privs` (then so does the attached process).
     pub no_new_privs: bool,
+    /// Init's payload cgroup, as `/proc/<init>/cgroup` shows it from the host (the path up
+    /// to its `lxc.payload.*` component, the same in every hierarchy): where the attached
+    /// process must go, whatever directories of that name exist beside it.
+    pub payload: String,
 }
 
 /// Asks the monitor of `name` in `lxcpath` for init and reads what the kernel says of it.
@@ -92,6 +96,7 @@ pub(crate) fn open(lxcpath: &Path, name: &str) -> Result<Init, EnterError> {
             }));
         }
     }
+    let payload = payload_of(&read(&format!("/proc/{pid}/cgroup"))?)?;
     let mut join = CloneFlags::empty();
     for &(ns, flag) in NAMESPACES {
         let ours = std::fs::metadata(format!("/proc/self/ns/{ns}"));
@@ -112,7 +117,45 @@ pub(crate) fn open(lxcpath: &Path, name: &str) -> Result<Init, EnterError> {
         join,
         bounding_set,
         no_new_privs,
+        payload,
     })
+}
+
+/// The payload cgroup in `/proc/<init>/cgroup`: each line's path up to its first
+/// `lxc.payload.*` component (init may have moved below it, e.g. into `init.scope`); every
+/// hierarchy must agree.
+fn payload_of(cgroups: &str) -> Result<String, EnterError> {
+    let not_covered = |why: String| {
+        EnterError::NotCovered(NotCovered {
+            key: "lxc.cgroup".to_owned(),
+            why,
+        })
+    };
+    let mut found: Option<String> = None;
+    for line in cgroups.lines().filter(|l| !l.is_empty()) {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("");
+        let mut prefix = String::new();
+        let mut payload = None;
+        for component in path.split('/').filter(|c| !c.is_empty()) {
+            prefix.push('/');
+            prefix.push_str(component);
+            if component.starts_with("lxc.payload.") {
+                payload = Some(prefix.clone());
+                break;
+            }
+        }
+        let payload = payload
+            .ok_or_else(|| not_covered(format!("init's cgroup {path:?} is no LXC payload")))?;
+        match &found {
+            Some(seen) if *seen != payload => {
+                return Err(not_covered(format!(
+                    "init's payload cgroups differ between hierarchies ({seen}, {payload})"
+                )))
+            }
+            _ => found = Some(payload),
+        }
+    }
+    found.ok_or_else(|| not_covered("init is in no cgroup".to_owned()))
 }
 
 /// The pid a pidfd names, from `/proc/self/fdinfo`.
@@ -155,4 +198,22 @@ pub(crate) fn alive(pidfd: &OwnedFd) -> Result<(), EnterError> {
 
 fn read(path: &str) -> Result<String, EnterError> {
     std::fs::read_to_string(path).map_err(|e| EnterError::os(path.to_owned(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_is_init_s_up_to_its_payload_component() {
+        let hybrid = "9:name=systemd:/ctl/web/lxc.payload.web\n1:cpu:/ctl/web/lxc.payload.web\n0::/ctl/web/lxc.payload.web/.lxc\n";
+        assert_eq!(payload_of(hybrid).unwrap(), "/ctl/web/lxc.payload.web");
+        let rebooted = "0::/ctl/web/lxc.pivot/lxc.payload.web-1/init.scope\n";
+        assert_eq!(
+            payload_of(rebooted).unwrap(),
+            "/ctl/web/lxc.pivot/lxc.payload.web-1"
+        );
+        assert!(payload_of("0::/ctl/web\n").is_err());
+        assert!(payload_of("1:cpu:/a/lxc.payload.x\n0::/b/lxc.payload.x\n").is_err());
+    }
 }
