@@ -113,14 +113,7 @@ pub(crate) fn spawn(
             drop(err_r);
             drop(go_w);
             drop(cgroups);
-            // Nothing happens until the worker has moved this process into the payload.
-            let mut go = [0u8; 1];
-            let moved = matches!(std::fs::File::from(go_r).read(&mut go), Ok(1));
-            if !moved {
-                // SAFETY: _exit ends this forked child without running the caller's cleanup.
-                unsafe { libc::_exit(1) }
-            }
-            child_main(&plan, err_w, program)
+            child_main(&plan, err_w, go_r, program)
         }
         ForkResult::Parent { child } => {
             drop(err_w);
@@ -132,7 +125,15 @@ pub(crate) fn spawn(
                 if let Err(e) = cgroup.take(child.as_raw()) {
                     let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                     let _ = waitpid(child, None);
-                    return Err(e);
+                    // The child may have failed first (and so be gone): its reason then.
+                    drop(go_w);
+                    let mut message = String::new();
+                    let _ = std::fs::File::from(err_r).read_to_string(&mut message);
+                    return Err(if message.is_empty() {
+                        e
+                    } else {
+                        EnterError::Child(message)
+                    });
                 }
             }
             drop(cgroups);
@@ -335,24 +336,38 @@ fn cstring(bytes: &[u8], what: &str) -> Result<CString, EnterError> {
 }
 
 /// The attached process: never returns.
-fn child_main(plan: &ChildPlan<'_>, original_err_w: OwnedFd, program: AttachProgram<'_>) -> ! {
+fn child_main(
+    plan: &ChildPlan<'_>,
+    original_err_w: OwnedFd,
+    go: OwnedFd,
+    program: AttachProgram<'_>,
+) -> ! {
     // A panic anywhere below must end this child, never unwind into the worker's code.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        child_steps(plan, original_err_w, program)
+        child_steps(plan, original_err_w, go, program)
     }));
     let _ = result;
     // SAFETY: _exit ends this forked child without running the caller's cleanup.
     unsafe { libc::_exit(1) }
 }
 
-fn child_steps(plan: &ChildPlan<'_>, original_err_w: OwnedFd, program: AttachProgram<'_>) -> ! {
+fn child_steps(
+    plan: &ChildPlan<'_>,
+    original_err_w: OwnedFd,
+    go: OwnedFd,
+    program: AttachProgram<'_>,
+) -> ! {
+    // Only raised copies are kept (an original could be one of the stdio targets).
     let err_w = match raise(original_err_w.as_fd()) {
         Ok(fd) => fd,
         Err(e) => fail(&original_err_w, &format!("raising the error pipe: {e}")),
     };
-    // Only the raised copy is kept (the original could be one of the stdio targets).
     drop(original_err_w);
-    match confine(plan) {
+    let go = match raise(go.as_fd()) {
+        Ok(fd) => fd,
+        Err(e) => fail(&err_w, &format!("raising the start pipe: {e}")),
+    };
+    match confine(plan, go) {
         Ok(()) => {}
         Err(message) => fail(&err_w, &message),
     }
@@ -380,7 +395,7 @@ fn child_steps(plan: &ChildPlan<'_>, original_err_w: OwnedFd, program: AttachPro
 }
 
 /// Takes the container's identity and confinement, in liblxc's order.
-fn confine(plan: &ChildPlan<'_>) -> Result<(), String> {
+fn confine(plan: &ChildPlan<'_>, go: OwnedFd) -> Result<(), String> {
     // The stdio fds, moved out of the way of one another first.
     let raised = plan
         .stdio
@@ -414,6 +429,15 @@ fn confine(plan: &ChildPlan<'_>) -> Result<(), String> {
     }
     for &(resource, soft, hard) in plan.prlimits {
         setrlimit(resource, soft, hard).map_err(|e| format!("lxc.prlimit {resource:?}: {e}"))?;
+    }
+    // The worker moves this process into the payload meanwhile (a cgroup v1 move of
+    // another process needs its credentials to be the mover's, so no id changes before):
+    // nothing below happens until it says it has.
+    let mut byte = [0u8; 1];
+    if !matches!(std::fs::File::from(go).read(&mut byte), Ok(1)) {
+        return Err(
+            "the attaching process did not move this one into the container's cgroups".to_owned(),
+        );
     }
     setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
     let root = (Gid::from_raw(0), Uid::from_raw(0));
