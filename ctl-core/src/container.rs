@@ -213,33 +213,6 @@ impl<'de> Deserialize<'de> for RlimitValue {
     }
 }
 
-/// Maps an rlimit name (`nofile`, `RLIMIT_NOFILE`, `NOFILE`) to its resource (nix's
-/// portable type, not glibc's `__rlimit_resource_t`).
-pub(crate) fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
-    use nix::sys::resource::Resource;
-    let lower = name.to_ascii_lowercase();
-    let short = lower.strip_prefix("rlimit_").unwrap_or(&lower);
-    Some(match short {
-        "as" => Resource::RLIMIT_AS,
-        "core" => Resource::RLIMIT_CORE,
-        "cpu" => Resource::RLIMIT_CPU,
-        "data" => Resource::RLIMIT_DATA,
-        "fsize" => Resource::RLIMIT_FSIZE,
-        "locks" => Resource::RLIMIT_LOCKS,
-        "memlock" => Resource::RLIMIT_MEMLOCK,
-        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
-        "nice" => Resource::RLIMIT_NICE,
-        "nofile" => Resource::RLIMIT_NOFILE,
-        "nproc" => Resource::RLIMIT_NPROC,
-        "rss" => Resource::RLIMIT_RSS,
-        "rtprio" => Resource::RLIMIT_RTPRIO,
-        "rttime" => Resource::RLIMIT_RTTIME,
-        "sigpending" => Resource::RLIMIT_SIGPENDING,
-        "stack" => Resource::RLIMIT_STACK,
-        _ => return None,
-    })
-}
-
 /// The canonical short names of every rlimit, in resource order.
 pub const RLIMIT_NAMES: &[&str] = &[
     "cpu",

@@ -100,7 +100,7 @@ pub(crate) fn identity_of_self() -> Result<IdentityInfo, CommandError> {
 
     let mut rlimits = BTreeMap::new();
     for name in RLIMIT_NAMES {
-        let resource = crate::container::rlimit_resource(name).expect("known name");
+        let resource = ctl_process::rlimit_resource(name).expect("known name");
         if let Ok((soft, hard)) = nix::sys::resource::getrlimit(resource) {
             rlimits.insert(
                 (*name).to_owned(),

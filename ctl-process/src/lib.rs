@@ -152,6 +152,34 @@ pub fn unescape_mountinfo(field: &str) -> String {
 /// What kind of file an fd or path is, for refusals that name it: root-side code reads
 /// only regular files in trees a container's root or user controls (a FIFO blocks the
 /// reader, a device does what the device does).
+/// Maps an rlimit name (`nofile`, `RLIMIT_NOFILE`, `NOFILE`: osctld's prlimits, LXC's
+/// `lxc.prlimit.*`) to its resource (nix's portable type, not glibc's
+/// `__rlimit_resource_t`).
+pub fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
+    use nix::sys::resource::Resource;
+    let lower = name.to_ascii_lowercase();
+    let short = lower.strip_prefix("rlimit_").unwrap_or(&lower);
+    Some(match short {
+        "as" => Resource::RLIMIT_AS,
+        "core" => Resource::RLIMIT_CORE,
+        "cpu" => Resource::RLIMIT_CPU,
+        "data" => Resource::RLIMIT_DATA,
+        "fsize" => Resource::RLIMIT_FSIZE,
+        "locks" => Resource::RLIMIT_LOCKS,
+        "memlock" => Resource::RLIMIT_MEMLOCK,
+        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+        "nice" => Resource::RLIMIT_NICE,
+        "nofile" => Resource::RLIMIT_NOFILE,
+        "nproc" => Resource::RLIMIT_NPROC,
+        "rss" => Resource::RLIMIT_RSS,
+        "rtprio" => Resource::RLIMIT_RTPRIO,
+        "rttime" => Resource::RLIMIT_RTTIME,
+        "sigpending" => Resource::RLIMIT_SIGPENDING,
+        "stack" => Resource::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
 pub mod files {
     /// What a file of mode `mode` (`st_mode`) is, with its article: "a FIFO", "a
     /// character device"...

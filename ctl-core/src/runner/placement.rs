@@ -23,8 +23,8 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::{getppid, setgroups, setresgid, setresuid, Gid, Uid};
 
-use crate::container::rlimit_resource;
 use crate::envelope::PlacementSpec;
+use ctl_process::rlimit_resource;
 
 /// Why the runner refuses the placement's `cgroup.procs` fds ([`take_procs_files`]) or
 /// cannot apply the placement ([`apply`]). The messages travel in the reply.

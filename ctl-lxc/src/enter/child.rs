@@ -77,6 +77,7 @@ pub(crate) fn spawn(
         }
         cgroups.push(opened);
     }
+    let env = environment(&opts.env, policy)?;
     let plan = ChildPlan {
         stdio: [opts.stdin, opts.stdout, opts.stderr],
         bounding_set: init.bounding_set,
@@ -86,12 +87,12 @@ pub(crate) fn spawn(
         gid: opts.gid,
         no_new_privs: policy.no_new_privs || init.no_new_privs,
         cwd: working_directory(opts)?,
-        env: environment(&opts.env, policy)?,
         exec: match program {
-            AttachProgram::Command(argv) => Some(command(argv, &opts.env, policy)?),
+            AttachProgram::Command(argv) => Some(command(argv, &env)?),
             AttachProgram::Function(_) => None,
             AttachProgram::Shell => unreachable!("checked by the caller"),
         },
+        env,
         unified_payload,
     };
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
@@ -287,12 +288,9 @@ fn environment(env: &EnvPolicy, policy: &ConfigPolicy) -> Result<Vec<CString>, E
         .collect()
 }
 
-/// The paths `execvp` would try for `argv[0]` with the attached process's `PATH`, and argv.
-fn command(
-    argv: &[&str],
-    env: &EnvPolicy,
-    policy: &ConfigPolicy,
-) -> Result<(Vec<CString>, Vec<CString>), EnterError> {
+/// The paths `execvp` would try for `argv[0]` with the `PATH` of `env` (the attached
+/// process's environment), and argv.
+fn command(argv: &[&str], env: &[CString]) -> Result<(Vec<CString>, Vec<CString>), EnterError> {
     let program = *argv.first().ok_or_else(|| {
         EnterError::os(
             "attach",
@@ -306,8 +304,7 @@ fn command(
     if program.contains('/') {
         return Ok((vec![cstring(program.as_bytes(), "program")?], args));
     }
-    let vars = environment(env, policy)?;
-    let path = vars
+    let path = env
         .iter()
         .rev()
         .find_map(|v| v.as_bytes().strip_prefix(b"PATH="))

@@ -17,7 +17,6 @@ const AT_START_ONLY: &[&str] = &[
     "lxc.rootfs.",
     "lxc.uts.name",
     "lxc.signal.",
-    "lxc.autodev",
     "lxc.tty.",
     "lxc.pty.max",
     "lxc.mount.",
@@ -124,8 +123,8 @@ pub fn read(text: &str) -> Result<ConfigPolicy, NotCovered> {
             }
             _ if key.starts_with("lxc.prlimit.") => {
                 let name = &key["lxc.prlimit.".len()..];
-                let resource =
-                    resource(name).ok_or_else(|| not_covered(key, "an unknown limit"))?;
+                let resource = ctl_process::rlimit_resource(name)
+                    .ok_or_else(|| not_covered(key, "an unknown limit"))?;
                 let (soft, hard) =
                     parse_limit(value).ok_or_else(|| not_covered(key, format!("{value:?}")))?;
                 policy.prlimits.push((resource, soft, hard));
@@ -178,28 +177,6 @@ fn parse_limit(value: &str) -> Option<(u64, u64)> {
         Some((soft, hard)) => Some((one(soft)?, one(hard)?)),
         None => one(value).map(|v| (v, v)),
     }
-}
-
-fn resource(name: &str) -> Option<Resource> {
-    Some(match name {
-        "as" => Resource::RLIMIT_AS,
-        "core" => Resource::RLIMIT_CORE,
-        "cpu" => Resource::RLIMIT_CPU,
-        "data" => Resource::RLIMIT_DATA,
-        "fsize" => Resource::RLIMIT_FSIZE,
-        "locks" => Resource::RLIMIT_LOCKS,
-        "memlock" => Resource::RLIMIT_MEMLOCK,
-        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
-        "nice" => Resource::RLIMIT_NICE,
-        "nofile" => Resource::RLIMIT_NOFILE,
-        "nproc" => Resource::RLIMIT_NPROC,
-        "rss" => Resource::RLIMIT_RSS,
-        "rtprio" => Resource::RLIMIT_RTPRIO,
-        "rttime" => Resource::RLIMIT_RTTIME,
-        "sigpending" => Resource::RLIMIT_SIGPENDING,
-        "stack" => Resource::RLIMIT_STACK,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
