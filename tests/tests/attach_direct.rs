@@ -204,3 +204,63 @@ fn a_setting_the_direct_attach_does_not_apply_is_never_skipped() {
     assert!(err.contains("lxc.proc.oom_score_adj"), "{err}");
     assert!(err.contains("not applied by ctl's own attach"), "{err}");
 }
+
+#[test]
+fn a_stale_payload_beside_inits_is_never_entered() {
+    // An earlier start can leave `lxc.payload.<name>` behind (a process kept it busy when
+    // LXC removed it); LXC then starts the container in `lxc.payload.<name>-1`. The
+    // direct attach must not take the stale one for the container's.
+    let tc = TestContainer::new("astale");
+    let ct = tc.container();
+    let stale: Vec<_> = ctl_core::cgroup::hierarchies()
+        .iter()
+        .map(|h| {
+            h.path_of(&ct.cgroup_path)
+                .join(format!("lxc.payload.{}", ct.id))
+        })
+        .collect();
+    for dir in &stale {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    }
+    commands::Start::run_with(&tests::fixtures::command_call(ct)).expect("start");
+    let init_cgroup = {
+        let pid = ctl_lxc::command_socket::query_state(&ct.lxc_home, &ct.id, &[ct.ugid, 0], None)
+            .unwrap()
+            .and_then(|s| s.init_pid)
+            .expect("init pid");
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap()
+    };
+    assert!(
+        init_cgroup.contains(&format!("lxc.payload.{}-", ct.id)),
+        "LXC started beside the stale payload: {init_cgroup}"
+    );
+    let argv: Vec<String> = ["/bin/sh", "-c", "cat /proc/$$/cgroup"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let call = Call::new(ct)
+        .runner(test_runner_path())
+        .stderr(Stdio::Null)
+        .deadline(Duration::from_secs(60));
+    let err = AttachProbe::run_with(&call, "direct".to_owned(), argv.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("init is in"), "{err}");
+    // The default engine hands it to liblxc, which enters init's payload: the program sees
+    // itself at the root of the container's cgroup namespace.
+    let auto = AttachProbe::run_with(&call, "auto".to_owned(), argv).unwrap();
+    assert_eq!(auto.code, 0, "{auto:?}");
+    assert!(auto.output.contains("0::/"), "{auto:?}");
+    for dir in &stale {
+        assert!(
+            dir.is_dir(),
+            "the stale payload {} was touched",
+            dir.display()
+        );
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.trim().is_empty(),
+            "something entered the stale payload: {procs}"
+        );
+    }
+}
