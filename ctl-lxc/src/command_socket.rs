@@ -16,14 +16,16 @@
 //! LXC keeps the numbers and the semantics of its existing commands fixed ("If you wish to
 //! make any changes ... you must introduce a new ... define with a new number", in LXC's
 //! `commands.c`), because a new `lxc-*` tool must be able to talk to a monitor started by
-//! an older liblxc. Four commands are sent, none with a payload: `GET_STATE` (3) and
-//! `GET_INIT_PID` (4), unchanged since LXC 1.0, `SERVE_STATE_CLIENTS` (12, since LXC
-//! 3.0), which liblxc's own freeze and unfreeze send to record a new state, and
+//! an older liblxc. Five commands are sent: `GET_STATE` (3) and `GET_INIT_PID` (4),
+//! unchanged since LXC 1.0, `SERVE_STATE_CLIENTS` (12, since LXC 3.0), which liblxc's own
+//! freeze and unfreeze send to record a new state, and for ctl's own attach
 //! `GET_INIT_PIDFD` (18, since LXC 4.0), whose answer carries a pidfd of init
-//! (`SCM_RIGHTS`) for ctl's own attach. A request is a
+//! (`SCM_RIGHTS`), and `GET_CGROUP_CTX` (23, since LXC 5.0), whose answer carries the
+//! payload cgroup's directory in every hierarchy, as liblxc's attach asks. A request is a
 //! `struct lxc_cmd_req { int cmd; int datalen; void *data; }` sent with `SCM_CREDENTIALS`
-//! (a small argument travels in the pointer-sized `data` field), the answer a
-//! `struct lxc_cmd_rsp { int ret; int datalen; void *data; }`, one command per connection.
+//! (a small argument travels in the pointer-sized `data` field, a larger one in `datalen`
+//! bytes after it), the answer a `struct lxc_cmd_rsp { int ret; int datalen; void *data; }`
+//! followed by `datalen` bytes, one command per connection.
 //!
 //! # Trust
 //!
@@ -53,6 +55,16 @@ const GET_STATE: i32 = 3;
 const GET_INIT_PID: i32 = 4;
 /// `LXC_CMD_GET_INIT_PIDFD` (LXC 4.0.?+): a pidfd of the container's init, passed along.
 const GET_INIT_PIDFD: i32 = 18;
+/// `LXC_CMD_GET_CGROUP_CTX` (LXC 5.0+): the monitor's own directory fds of the container's
+/// payload cgroup in every hierarchy it manages, passed along (what liblxc's attach uses).
+const GET_CGROUP_CTX: i32 = 23;
+/// `CGROUP_CTX_MAX_FD`: the most hierarchies a `struct cgroup_ctx` names.
+const CGROUP_CTX_MAX_FD: usize = 20;
+/// `sizeof(struct cgroup_ctx)`: `{ __s32 layout; __u32 utilities; __u32 fd_len;
+/// __s32 fd[CGROUP_CTX_MAX_FD]; }`, aligned to 8.
+const CGROUP_CTX_LEN: usize = 96;
+/// The most fds one answer carries.
+const MAX_FDS: usize = CGROUP_CTX_MAX_FD;
 /// `LXC_CMD_SERVE_STATE_CLIENTS`: set the monitor's state and wake its state listeners
 /// (`lxc-wait`), as liblxc's freeze and unfreeze do around their cgroup writes.
 const SERVE_STATE_CLIENTS: i32 = 12;
@@ -246,6 +258,57 @@ pub fn get_init_pidfd(
         .ok_or_else(|| CommandSocketError::protocol(name, "no pidfd came with the answer"))
 }
 
+/// The container's payload cgroups, from its monitor: one directory fd per hierarchy it
+/// manages (the monitor's own, opened when it created them, so no path is looked up
+/// here); `Ok(None)` when no monitor listens. See [`query_state`] for the arguments.
+pub fn get_cgroup_ctx(
+    lxcpath: &Path,
+    name: &str,
+    trusted_uids: &[u32],
+    deadline: Option<Instant>,
+) -> Result<Option<Vec<OwnedFd>>, CommandSocketError> {
+    let addr = socket_name(lxcpath, name);
+    let Some(answer) = exchange(
+        &addr,
+        name,
+        GET_CGROUP_CTX,
+        0,
+        &[0u8; CGROUP_CTX_LEN],
+        trusted_uids,
+        deadline,
+    )?
+    else {
+        return Ok(None);
+    };
+    // `-ENOENT`: the monitor manages no writable hierarchy.
+    if answer.ret == -libc::ENOENT {
+        return Ok(Some(Vec::new()));
+    }
+    if answer.ret < 0 {
+        return Err(CommandSocketError::io(
+            name,
+            io::Error::from_raw_os_error(-answer.ret),
+        ));
+    }
+    if answer.body.len() < 12 {
+        return Err(CommandSocketError::protocol(
+            name,
+            format!("a cgroup context of {} bytes", answer.body.len()),
+        ));
+    }
+    let fd_len = u32::from_ne_bytes(answer.body[8..12].try_into().expect("4 bytes")) as usize;
+    if fd_len != answer.fds.len() {
+        return Err(CommandSocketError::protocol(
+            name,
+            format!(
+                "the cgroup context names {fd_len} hierarchies but {} fds came with it",
+                answer.fds.len()
+            ),
+        ));
+    }
+    Ok(Some(answer.fds))
+}
+
 /// One command on a fresh connection (`data` in the request's pointer-sized field, as
 /// liblxc encodes small arguments); returns the integer in the answer's `data` field, or
 /// `None` when nobody listens.
@@ -269,6 +332,52 @@ fn request_keeping_fd(
     trusted_uids: &[u32],
     deadline: Option<Instant>,
 ) -> Result<Option<(i64, Option<OwnedFd>)>, CommandSocketError> {
+    let Some(answer) = exchange(addr, name, command, data, &[], trusted_uids, deadline)? else {
+        return Ok(None);
+    };
+    if answer.ret < 0 {
+        return Err(CommandSocketError::io(
+            name,
+            io::Error::from_raw_os_error(-answer.ret),
+        ));
+    }
+    if !answer.body.is_empty() {
+        return Err(CommandSocketError::protocol(
+            name,
+            format!(
+                "unexpected answer of {} bytes to command {command}",
+                answer.body.len()
+            ),
+        ));
+    }
+    Ok(Some((answer.data, answer.fds.into_iter().next())))
+}
+
+/// A monitor's answer: `struct lxc_cmd_rsp`, the fds passed with it and the `datalen`
+/// bytes that follow it.
+struct Answer {
+    ret: i32,
+    data: i64,
+    fds: Vec<OwnedFd>,
+    body: Vec<u8>,
+}
+
+/// The most bytes an answer may carry after its header (the largest answer asked for is
+/// a `struct cgroup_ctx`).
+const MAX_BODY: usize = 4096;
+
+/// One command on a fresh connection: the request (`data` in its pointer-sized field,
+/// `payload` after it, as liblxc's `lxc_cmd_send` sends both) and the whole answer;
+/// `None` when nobody listens.
+fn exchange(
+    addr: &[u8],
+    name: &str,
+    command: i32,
+    data: i64,
+    payload: &[u8],
+    trusted_uids: &[u32],
+    deadline: Option<Instant>,
+) -> Result<Option<Answer>, CommandSocketError> {
     let sock = socket::socket(
         AddressFamily::Unix,
         SockType::Stream,
@@ -303,6 +412,8 @@ fn request_keeping_fd(
 
     let mut req = [0u8; MESSAGE_LEN];
     req[..4].copy_from_slice(&command.to_ne_bytes());
+    let payload_len = i32::try_from(payload.len()).expect("payloads are small");
+    req[4..8].copy_from_slice(&payload_len.to_ne_bytes());
     req[8..].copy_from_slice(&data.to_ne_bytes());
     let creds = UnixCredentials::new();
     let sent = socket::sendmsg::<()>(
@@ -316,16 +427,17 @@ fn request_keeping_fd(
     if sent != MESSAGE_LEN {
         return Err(CommandSocketError::protocol(name, "short request write"));
     }
+    if !payload.is_empty() {
+        ctl_process::write_all(std::os::fd::AsFd::as_fd(&sock), payload)
+            .map_err(|e| CommandSocketError::io(name, e))?;
+    }
 
     let mut rsp = [0u8; MESSAGE_LEN];
     let mut got = 0;
-    let mut passed = None;
+    let mut fds = Vec::new();
     while got < MESSAGE_LEN {
-        let (n, fd) =
-            receive(&sock, &mut rsp[got..]).map_err(|e| CommandSocketError::io(name, e))?;
-        if passed.is_none() {
-            passed = fd;
-        }
+        let n = receive(&sock, &mut rsp[got..], &mut fds)
+            .map_err(|e| CommandSocketError::io(name, e))?;
         if n == 0 {
             // The monitor hung up without an answer: it is going away.
             return Err(CommandSocketError::protocol(
@@ -338,25 +450,37 @@ fn request_keeping_fd(
     let ret = i32::from_ne_bytes(rsp[0..4].try_into().expect("4 bytes"));
     let datalen = i32::from_ne_bytes(rsp[4..8].try_into().expect("4 bytes"));
     let data = i64::from_ne_bytes(rsp[8..16].try_into().expect("8 bytes"));
-    if ret < 0 {
-        return Err(CommandSocketError::io(
-            name,
-            io::Error::from_raw_os_error(-ret),
-        ));
+    let datalen = usize::try_from(datalen)
+        .ok()
+        .filter(|&n| n <= MAX_BODY)
+        .ok_or_else(|| {
+            CommandSocketError::protocol(name, format!("answer length {datalen} out of range"))
+        })?;
+    let mut body = vec![0u8; datalen];
+    let mut got = 0;
+    while got < datalen {
+        let n = receive(&sock, &mut body[got..], &mut fds)
+            .map_err(|e| CommandSocketError::io(name, e))?;
+        if n == 0 {
+            return Err(CommandSocketError::protocol(
+                name,
+                "the monitor closed the connection in the middle of its answer",
+            ));
+        }
+        got += n;
     }
-    if datalen != 0 {
-        return Err(CommandSocketError::protocol(
-            name,
-            format!("unexpected answer of {datalen} bytes to command {command}"),
-        ));
-    }
-    Ok(Some((data, passed)))
+    Ok(Some(Answer {
+        ret,
+        data,
+        fds,
+        body,
+    }))
 }
 
-/// One `recvmsg`: the bytes read and the first fd the peer passed along; any other fd is
-/// closed at once.
-fn receive(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+/// One `recvmsg`: the bytes read; the fds the peer passed along are appended to `fds`
+/// (at most [`MAX_FDS`] per answer; any beyond are closed at once).
+fn receive(sock: &OwnedFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS]);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = socket::recvmsg::<()>(
         sock.as_raw_fd(),
@@ -365,20 +489,25 @@ fn receive(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>
         MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
     let n = msg.bytes;
-    let mut first = None;
     for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for fd in fds {
+        if let ControlMessageOwned::ScmRights(passed) = c {
+            for fd in passed {
                 // SAFETY: the kernel installed this fd in our table for us; nobody else
                 // owns it, and dropping it closes it.
                 let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                if first.is_none() {
-                    first = Some(fd);
+                if fds.len() < MAX_FDS {
+                    fds.push(fd);
                 }
             }
         }
     }
-    Ok((n, first))
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "more fds came with the answer than any command passes",
+        ));
+    }
+    Ok(n)
 }
 
 fn remaining(deadline: Instant) -> Option<Duration> {

@@ -49,7 +49,6 @@ pub struct Container {
     lazy: std::cell::OnceCell<Loaded>,
     name: String,
     lxc_path: PathBuf,
-    cgroup_dirs: Vec<PathBuf>,
 }
 
 /// liblxc's object of a [`Container`], and liblxc.
@@ -110,7 +109,6 @@ impl Container {
             lazy: std::cell::OnceCell::new(),
             name: name.to_owned(),
             lxc_path: lxc_path.to_owned(),
-            cgroup_dirs: Vec::new(),
         })
     }
 
@@ -155,18 +153,6 @@ impl Container {
     /// The LXC path it was opened with.
     pub fn lxc_path(&self) -> &Path {
         &self.lxc_path
-    }
-
-    /// Tells where the container's cgroup is (where LXC puts `lxc.payload.<name>`), one
-    /// directory per cgroup hierarchy of the host. Our own attach ([`crate::enter`]) joins
-    /// the payload below each; without them (the default) attaches use liblxc's.
-    pub fn set_cgroup_dirs(&mut self, dirs: Vec<PathBuf>) {
-        self.cgroup_dirs = dirs;
-    }
-
-    /// What [`Container::set_cgroup_dirs`] set.
-    pub fn cgroup_dirs(&self) -> &[PathBuf] {
-        &self.cgroup_dirs
     }
 
     /// The raw liblxc object (loading liblxc if needed), for calls this wrapper does not

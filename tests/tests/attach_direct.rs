@@ -208,8 +208,8 @@ fn a_setting_the_direct_attach_does_not_apply_is_never_skipped() {
 #[test]
 fn a_stale_payload_beside_inits_is_never_entered() {
     // An earlier start can leave `lxc.payload.<name>` behind (a process kept it busy when
-    // LXC removed it); LXC then starts the container in `lxc.payload.<name>-1`. The
-    // direct attach must not take the stale one for the container's.
+    // LXC removed it); LXC then starts the container in `lxc.payload.<name>-1`. No
+    // attach may take the stale one for the container's.
     let tc = TestContainer::new("astale");
     let ct = tc.container();
     let stale: Vec<_> = ctl_core::cgroup::hierarchies()
@@ -242,15 +242,18 @@ fn a_stale_payload_beside_inits_is_never_entered() {
         .runner(test_runner_path())
         .stderr(Stdio::Null)
         .deadline(Duration::from_secs(60));
-    let err = AttachProbe::run_with(&call, "direct".to_owned(), argv.clone())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("init is in"), "{err}");
-    // The default engine hands it to liblxc, which enters init's payload: the program sees
-    // itself at the root of the container's cgroup namespace.
-    let auto = AttachProbe::run_with(&call, "auto".to_owned(), argv).unwrap();
-    assert_eq!(auto.code, 0, "{auto:?}");
-    assert!(auto.output.contains("0::/"), "{auto:?}");
+    // Both engines take the payload from the monitor: the program sees itself at the root
+    // of the container's cgroup namespace (`/.lxc` in cgroup v2), never beside it (`/..`).
+    for engine in ["direct", "auto", "liblxc"] {
+        let probed = AttachProbe::run_with(&call, engine.to_owned(), argv.clone())
+            .unwrap_or_else(|e| panic!("{engine}: {e}"));
+        assert_eq!(probed.code, 0, "{engine}: {probed:?}");
+        assert!(
+            probed.output.contains("0::/.lxc\n") && !probed.output.contains("/.."),
+            "{engine}: {}",
+            probed.output
+        );
+    }
     for dir in &stale {
         assert!(
             dir.is_dir(),

@@ -10,18 +10,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Opens the command's container through liblxc.
 pub fn open(ctx: &RunnerContext) -> Result<ctl_lxc::Container, CommandError> {
-    let mut ct = ctl_lxc::Container::open(&ctx.id, &ctx.lxc_home)?;
-    // Where the container's cgroup is, for ctl_lxc's own attach: the exec placement says
-    // (the container's cgroup, else the entry cgroup, which is it in the default layout).
-    if let Some(relative) = ctx.container_cgroup.as_ref().or(ctx.entry_cgroup.as_ref()) {
-        ct.set_cgroup_dirs(
-            ctl_core::cgroup::hierarchies()
-                .iter()
-                .map(|h| h.path_of(relative))
-                .collect(),
-        );
-    }
-    Ok(ct)
+    Ok(ctl_lxc::Container::open(&ctx.id, &ctx.lxc_home)?)
 }
 
 /// Opens the container and checks that it exists (has a config), so that a typo in the

@@ -55,7 +55,7 @@ struct ChildPlan<'a> {
 pub(crate) fn spawn(
     init: &Init,
     policy: &ConfigPolicy,
-    payloads: &[PathBuf],
+    payloads: Vec<(OwnedFd, PathBuf)>,
     opts: &AttachOptions,
     program: AttachProgram<'_>,
 ) -> Result<Pid, EnterError> {
@@ -65,14 +65,14 @@ pub(crate) fn spawn(
     // moved after the fork, the worker stays where it is.
     let mut cgroups = Vec::with_capacity(payloads.len());
     let mut unified_payload = None;
-    for payload in payloads {
-        let opened = PayloadCgroup::open(payload)?;
+    for (dir, path) in payloads {
+        let opened = PayloadCgroup::open(dir, path)?;
         if opened.unified {
             unified_payload = Some(
                 opened
                     .dir
                     .try_clone()
-                    .map_err(|e| EnterError::os(format!("dup of {}", payload.display()), e))?,
+                    .map_err(|e| EnterError::os(format!("dup of {}", opened.path.display()), e))?,
             );
         }
         cgroups.push(opened);
@@ -160,25 +160,22 @@ struct PayloadCgroup {
 }
 
 impl PayloadCgroup {
-    fn open(payload: &std::path::Path) -> Result<PayloadCgroup, EnterError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-            .open(payload)
-            .map_err(|e| EnterError::os(format!("opening {}", payload.display()), e))?
-            .into();
+    /// Opens the payload directory `dir` (the monitor's fd; `path` where it is, for
+    /// messages) for a move into it.
+    fn open(dir: OwnedFd, path: PathBuf) -> Result<PayloadCgroup, EnterError> {
         let fs = nix::sys::statfs::fstatfs(&dir)
-            .map_err(|e| EnterError::os(format!("statfs {}", payload.display()), e.into()))?;
+            .map_err(|e| EnterError::os(format!("statfs {}", path.display()), e.into()))?;
         let unified = fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC;
         if unified {
             // A cgroup v2 payload with controllers enabled below it takes no processes
             // (liblxc then uses leaves of its own): decided here, before anything is
             // joined, so that liblxc's attach can take over.
-            let control =
-                std::fs::read_to_string(payload.join("cgroup.subtree_control")).map_err(|e| {
+            let mut control = String::new();
+            open_beneath(&dir, "cgroup.subtree_control", OFlag::O_RDONLY)
+                .and_then(|fd| std::fs::File::from(fd).read_to_string(&mut control))
+                .map_err(|e| {
                     EnterError::os(
-                        format!("reading {}/cgroup.subtree_control", payload.display()),
+                        format!("reading {}/cgroup.subtree_control", path.display()),
                         e,
                     )
                 })?;
@@ -187,19 +184,17 @@ impl PayloadCgroup {
                     key: "lxc.cgroup".to_owned(),
                     why: format!(
                         "{} has controllers enabled below it ({})",
-                        payload.display(),
+                        path.display(),
                         control.trim()
                     ),
                 }));
             }
         }
-        let procs_path = payload.join("cgroup.procs");
-        let procs = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&procs_path)
-            .map_err(|e| EnterError::os(format!("opening {}", procs_path.display()), e))?;
+        let procs = open_beneath(&dir, "cgroup.procs", OFlag::O_WRONLY)
+            .map(std::fs::File::from)
+            .map_err(|e| EnterError::os(format!("opening {}/cgroup.procs", path.display()), e))?;
         Ok(PayloadCgroup {
-            path: payload.to_owned(),
+            path,
             dir,
             procs,
             unified,
@@ -216,6 +211,18 @@ impl PayloadCgroup {
             )
         })
     }
+}
+
+/// `name` in the directory `dir`, refusing symlinks and anything outside it.
+fn open_beneath(dir: &OwnedFd, name: &str, flags: OFlag) -> io::Result<OwnedFd> {
+    let how = nix::fcntl::OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_BENEATH
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_XDEV,
+        );
+    Ok(nix::fcntl::openat2(dir, name, how)?)
 }
 
 fn last_cap() -> Result<u32, EnterError> {

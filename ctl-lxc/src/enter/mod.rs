@@ -20,12 +20,13 @@
 //! 2. Init, from the monitor (`LXC_CMD_GET_INIT_PIDFD`): a pidfd, so that a recycled pid
 //!    is never entered; its namespaces that differ from ours, its capability bounding set,
 //!    its `NoNewPrivs`; a seccomp filter or an LSM label on init is `NotCovered` (`target`).
-//! 3. The payload cgroup (`lxc.payload.<name>`, below the container's cgroup in every
-//!    hierarchy the caller names, and checked against `/proc/<init>/cgroup`, so that a
-//!    stale one beside init's is never used) is opened as the container's user before any
-//!    `setns`; after the fork the worker moves the child there (the worker itself stays in
-//!    its own cgroups). In the cgroup v2 hierarchy the attached process then moves on, as
-//!    the container's root, into the payload's leaf `.lxc`, as liblxc's attach does.
+//! 3. The payload cgroup in every hierarchy LXC manages, from the monitor as liblxc's
+//!    attach gets it (`LXC_CMD_GET_CGROUP_CTX`: the monitor's own directory fds, no path
+//!    looked up), checked against `/proc/<init>/cgroup` (init is there or below); its
+//!    `cgroup.procs` files are opened as the container's user before any `setns`; after
+//!    the fork the worker moves the child there (the worker itself stays in its own
+//!    cgroups). In the cgroup v2 hierarchy the attached process then moves on, as the
+//!    container's root, into the payload's leaf `.lxc`, as liblxc's attach does.
 //! 4. One `setns(pidfd, flags)` joins every namespace that differs (the user namespace
 //!    first, by the kernel), then a fork: the child is in the pid namespace.
 //! 5. The child: stdio, bounding set = init's, `lxc.prlimit.*`, `setgroups([])`,
@@ -37,14 +38,12 @@
 //!
 //! # When it is used
 //!
-//! [`AttachEngine::Auto`] (the default) uses it when the options are liblxc's defaults,
-//! the caller named the container's cgroup ([`Container::set_cgroup_dirs`]) and nothing in
-//! steps 1–3 is `NotCovered`; otherwise liblxc's attach runs, so that the container's
-//! configuration is never applied only in part. [`AttachEngine::Direct`] fails instead
+//! [`AttachEngine::Auto`] (the default) uses it when the options are liblxc's defaults
+//! and nothing in steps 1–3 is `NotCovered`; otherwise liblxc's attach runs, so that the
+//! container's configuration is never applied only in part. [`AttachEngine::Direct`] fails instead
 //! (tests use it to compare the two), [`AttachEngine::Liblxc`] always uses liblxc's.
 //!
 //! [`Container::attach_isolated`]: crate::Container::attach_isolated
-//! [`Container::set_cgroup_dirs`]: crate::Container::set_cgroup_dirs
 
 mod child;
 pub mod policy;
@@ -55,7 +54,6 @@ use std::io;
 pub use policy::NotCovered;
 
 use crate::attach::{AttachOptions, AttachProgram};
-use crate::cgroup::{find_payload, PayloadSearch};
 use crate::command_socket::CommandSocketError;
 use crate::container::Container;
 use crate::error::LxcError;
@@ -156,50 +154,11 @@ fn direct(
             "flags or namespaces other than liblxc's defaults",
         ));
     }
-    if ct.cgroup_dirs().is_empty() {
-        return Err(EnterError::not_covered(
-            "attach",
-            "the caller did not name the container's cgroup",
-        ));
-    }
     let config = ct.lxc_path().join(ct.name()).join("config");
     let text = std::fs::read_to_string(&config)
         .map_err(|e| EnterError::os(config.display().to_string(), e))?;
     let policy = policy::read(&text).map_err(EnterError::NotCovered)?;
     let init = target::open(ct.lxc_path(), ct.name())?;
-    // The payload is where init is (a stale `lxc.payload.<name>` left beside it by an
-    // earlier start is not): below the container's cgroup in every hierarchy, as found
-    // from there and as init's own cgroup says.
-    let mut payloads = Vec::with_capacity(ct.cgroup_dirs().len());
-    for dir in ct.cgroup_dirs() {
-        let payload = match find_payload(dir, ct.name()) {
-            PayloadSearch::Found(payload) => payload,
-            PayloadSearch::Absent => {
-                return Err(EnterError::not_covered(
-                    "lxc.cgroup",
-                    format!("no payload below {}", dir.display()),
-                ))
-            }
-            PayloadSearch::TooDeep => {
-                return Err(EnterError::not_covered(
-                    "lxc.cgroup",
-                    format!("the payload below {} is nested too deep", dir.display()),
-                ))
-            }
-        };
-        let suffix = payload
-            .strip_prefix(dir)
-            .unwrap_or(&payload)
-            .to_string_lossy()
-            .into_owned();
-        let base = init.payload.strip_suffix(&format!("/{suffix}"));
-        if !base.is_some_and(|base| dir.to_string_lossy().ends_with(base)) {
-            return Err(EnterError::not_covered(
-                "lxc.cgroup",
-                format!("init is in {}, not in {}", init.payload, payload.display()),
-            ));
-        }
-        payloads.push(payload);
-    }
-    child::spawn(&init, &policy, &payloads, opts, program)
+    let payloads = target::payloads(ct.lxc_path(), ct.name(), &init)?;
+    child::spawn(&init, &policy, payloads, opts, program)
 }

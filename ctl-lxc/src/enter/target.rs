@@ -5,7 +5,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
@@ -121,6 +121,54 @@ pub(crate) fn open(lxcpath: &Path, name: &str) -> Result<Init, EnterError> {
     })
 }
 
+/// The container's payload cgroups, from its monitor (one directory fd per hierarchy LXC
+/// manages, with where it is): where the attached process goes. Each must be the payload
+/// init is in (or below), as `/proc/<init>/cgroup` says.
+pub(crate) fn payloads(
+    lxcpath: &Path,
+    name: &str,
+    init: &Init,
+) -> Result<Vec<(OwnedFd, PathBuf)>, EnterError> {
+    let trusted = [nix::unistd::geteuid().as_raw(), 0];
+    let dirs = command_socket::get_cgroup_ctx(
+        lxcpath,
+        name,
+        &trusted,
+        Some(Instant::now() + MONITOR_DEADLINE),
+    )
+    .map_err(EnterError::Monitor)?
+    .ok_or(EnterError::NotRunning)?;
+    if dirs.is_empty() {
+        return Err(EnterError::NotCovered(NotCovered {
+            key: "lxc.cgroup".to_owned(),
+            why: "the monitor names no cgroup of the container".to_owned(),
+        }));
+    }
+    let mut payloads = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let link = format!("/proc/self/fd/{}", dir.as_raw_fd());
+        let path = std::fs::read_link(&link).map_err(|e| EnterError::os(link, e))?;
+        if !ends_with_components(&path, &init.payload) {
+            return Err(EnterError::NotCovered(NotCovered {
+                key: "lxc.cgroup".to_owned(),
+                why: format!(
+                    "init is in {}, the monitor names {}",
+                    init.payload,
+                    path.display()
+                ),
+            }));
+        }
+        payloads.push((dir, path));
+    }
+    Ok(payloads)
+}
+
+/// Whether `path` ends with the components of `suffix` (an absolute cgroup path).
+fn ends_with_components(path: &Path, suffix: &str) -> bool {
+    let suffix = suffix.trim_start_matches('/');
+    !suffix.is_empty() && path.ends_with(suffix)
+}
+
 /// The payload cgroup in `/proc/<init>/cgroup`: each line's path up to its first
 /// `lxc.payload.*` component (init may have moved below it, e.g. into `init.scope`); every
 /// hierarchy must agree.
@@ -215,5 +263,14 @@ mod tests {
         );
         assert!(payload_of("0::/ctl/web\n").is_err());
         assert!(payload_of("1:cpu:/a/lxc.payload.x\n0::/b/lxc.payload.x\n").is_err());
+    }
+
+    #[test]
+    fn the_monitor_s_payload_must_be_init_s() {
+        let dir = Path::new("/sys/fs/cgroup/unified/ctl/web/lxc.payload.web");
+        assert!(ends_with_components(dir, "/ctl/web/lxc.payload.web"));
+        assert!(!ends_with_components(dir, "/ctl/web/lxc.payload.web-1"));
+        assert!(!ends_with_components(dir, "/eb/lxc.payload.web"));
+        assert!(!ends_with_components(dir, "/"));
     }
 }
