@@ -208,6 +208,11 @@ impl Container {
     /// then the child and the processes it made are killed and reaped. Costs one fork per
     /// attach. A caller that gives `program` a pipe of its own reads it after this
     /// returns, so the program must write less than a pipe holds (64 KiB): short reports.
+    ///
+    /// While it waits, SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to this process's group are
+    /// passed on to the program once, and end neither this process nor the worker, so the
+    /// program's exit status still comes back ([`crate::signals`]); this process's own
+    /// dispositions are put back before this returns.
     pub fn attach_isolated(
         &self,
         isolation: &Isolation,
@@ -215,19 +220,41 @@ impl Container {
         program: AttachProgram<'_>,
         deadline: Option<Instant>,
     ) -> Result<Option<ExitStatus>, LxcError> {
+        // SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the program while it runs, and end
+        // neither this process nor the worker (`crate::signals`).
+        let forwarding = crate::signals::Forwarding::install()
+            .map_err(|e| LxcError::os("catching signals for the attach", e.into()))?;
         let reported = forked_report(deadline.map(|d| d + ATTACH_GRACE), || {
             // Nothing entering the container may be caught on the way in (module docs).
             if let Err(e) = seal_for_attach(isolation) {
                 return Report::Error(format!("cannot prepare the attach: {e}"));
             }
-            match crate::enter::attach(self, opts, program)
-                .and_then(|pid| wait_pid_until(pid, deadline))
-            {
+            let with_default_signals;
+            let program = match program {
+                AttachProgram::Function(f) => {
+                    with_default_signals = move || {
+                        crate::signals::reset_in_program();
+                        f()
+                    };
+                    AttachProgram::Function(&with_default_signals)
+                }
+                other => other,
+            };
+            match crate::enter::attach(self, opts, program).and_then(|pid| {
+                // Kept open until this worker ends (`_exit`): the handler may use it to
+                // the last moment, and it never names a recycled pid.
+                let pidfd = ctl_process::pidfd_open(pid)
+                    .map_err(|e| LxcError::os("pidfd_open of the attached process", e))?;
+                crate::signals::Forwarding::program_started(pid, &pidfd);
+                std::mem::forget(pidfd);
+                wait_pid_until(pid, deadline)
+            }) {
                 Ok(Some(status)) => Report::Status(ctl_process::encode_status(status)),
                 Ok(None) => Report::TimedOut,
                 Err(e) => Report::Error(e.to_string()),
             }
         })?;
+        drop(forwarding);
         let Some((report, status)) = reported else {
             return Ok(None);
         };

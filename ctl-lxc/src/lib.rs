@@ -73,6 +73,7 @@ pub mod freezer;
 pub mod isolated;
 mod library;
 mod process;
+pub mod signals;
 mod state;
 mod strings;
 

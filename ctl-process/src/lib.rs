@@ -26,6 +26,20 @@ pub fn die_with_parent(expected_parent: i32) -> io::Result<bool> {
     Ok(nix::unistd::getppid().as_raw() == expected_parent)
 }
 
+/// `pidfd_open(2)`: an fd naming process `pid` for as long as the fd is open (it becomes
+/// readable when the process exits, and a signal sent through it never reaches a process
+/// that reused the pid).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall with integer arguments; on success it returns a new fd that we
+    // take ownership of.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Closes every fd from `first` to `last` (inclusive).
 pub fn close_range(first: u32, last: u32) -> io::Result<()> {
     // SAFETY: close_range(2) only closes fds; the caller owns no Rust object with an fd in

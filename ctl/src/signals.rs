@@ -1,6 +1,6 @@
 //! SIGINT/SIGTERM/SIGHUP as a flag, for steps that must clean up before exiting
-//! ([`install`]: `ctl demo`, `ctl bench`), or passed on to the runners (`ctl ct`,
-//! [`forward_to_runners`]).
+//! ([`install`]: `ctl demo`, `ctl bench`), or SIGINT/SIGTERM/SIGHUP/SIGQUIT passed on to
+//! the runners (`ctl ct`, [`forward_to_runners`]).
 //!
 //! The handler only stores the signal number and writes one fixed line to stderr (both
 //! async-signal-safe); the code polls [`received`] between steps. Every runner leads a
@@ -66,18 +66,21 @@ extern "C" fn on_forwarded_signal(signal: libc::c_int) {
     }
 }
 
-/// For `ctl ct …`: SIGINT, SIGTERM and SIGHUP are passed on to the runners, then end ctl
-/// as they would have.
+/// For `ctl ct …`: SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to the runners, and
+/// ctl goes on until they answer.
 ///
 /// Runners lead sessions and process groups of their own (they must not share ctl's
 /// controlling terminal, see `docs/security.md`), so a Ctrl-C on the terminal reaches ctl
 /// only. A thread woken by the handler sends the signal to the process group of every
-/// runner ctl started — the runner, its attaching helper and the program attached in the
-/// container, as when they shared ctl's terminal — and then lets it end ctl with the
-/// default action. An interactive `ctl ct exec` puts the terminal in raw mode, so there a
-/// Ctrl-C is a byte for the container's own terminal instead; a SIGTERM or SIGHUP ending
-/// ctl in the middle of it must not leave the operator's terminal raw: the mode stdin's
-/// terminal had here is put back before the signal ends ctl.
+/// runner ctl started. A runner attached to a container passes it on to the program there
+/// (`ctl_lxc::signals`: once, also to an interactive session's program, which leads a
+/// session of its own on the container's pty) and answers with the program's exit status,
+/// which ends ctl as usual; another runner ends by it, which ctl reports. A second signal
+/// (or one while no runner runs) is passed on too and then ends ctl as it would have
+/// without a handler. An interactive `ctl ct exec` puts the terminal in raw mode, so there
+/// a Ctrl-C is a byte for the container's own terminal instead; a signal ending ctl in the
+/// middle of it must not leave the operator's terminal raw: the mode stdin's terminal had
+/// here is put back before the signal ends ctl.
 pub fn forward_to_runners() -> std::io::Result<()> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let thread_read = read;
@@ -85,33 +88,41 @@ pub fn forward_to_runners() -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("ctl-signals".to_owned())
         .spawn(move || {
-            let mut byte = [0u8; 1];
+            let mut forwarded = 0;
             loop {
+                let mut byte = [0u8; 1];
                 match nix::unistd::read(&thread_read, &mut byte) {
-                    Ok(1) => break,
+                    Ok(1) => {}
                     Err(nix::errno::Errno::EINTR) => continue,
                     _ => return,
                 }
-            }
-            let Ok(signal) = Signal::try_from(byte[0] as libc::c_int) else {
+                let Ok(signal) = Signal::try_from(byte[0] as libc::c_int) else {
+                    continue;
+                };
+                let groups = runner_groups();
+                for group in &groups {
+                    let _ = nix::sys::signal::killpg(*group, signal);
+                }
+                forwarded += 1;
+                if !groups.is_empty() && forwarded == 1 {
+                    // The runners answer (or end); ctl goes on with them.
+                    continue;
+                }
+                if let Some((fd, mode)) = &terminal {
+                    restore_terminal(fd, mode);
+                }
+                // Then as if ctl had not caught it.
+                // SAFETY: restores the default action; raise ends the process (these
+                // signals' default action is to terminate).
+                unsafe {
+                    let _ = sigaction(
+                        signal,
+                        &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
+                    );
+                }
+                let _ = nix::sys::signal::raise(signal);
                 return;
-            };
-            for group in runner_groups() {
-                let _ = nix::sys::signal::killpg(group, signal);
             }
-            if let Some((fd, mode)) = &terminal {
-                restore_terminal(fd, mode);
-            }
-            // Then as if ctl had not caught it.
-            // SAFETY: restores the default action; raise ends the process (these
-            // signals' default action is to terminate).
-            unsafe {
-                let _ = sigaction(
-                    signal,
-                    &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
-                );
-            }
-            let _ = nix::sys::signal::raise(signal);
         })?;
     use std::os::fd::IntoRawFd;
     FORWARD_PIPE.store(write.into_raw_fd(), Ordering::SeqCst);
@@ -120,12 +131,20 @@ pub fn forward_to_runners() -> std::io::Result<()> {
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    for signal in FORWARDED {
         // SAFETY: the handler only writes one byte to a pipe.
         unsafe { sigaction(signal, &action) }?;
     }
     Ok(())
 }
+
+/// What `ctl ct …` passes on to its runners.
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
 
 /// The process groups led by children of this process: its runners (every runner leads
 /// its own; other children, such as `useradd`, stay in ctl's group and are left alone).

@@ -245,3 +245,162 @@ fn exec_t_forces_a_terminal_and_capital_t_refuses_one() {
     assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains("/dev/pts/"), "{shown}");
 }
+
+/// `ctl ct ARGS` on an operator's terminal (stdin on it when `stdin_tty`): the output up
+/// to `ready`, then `act`, then everything until ctl exits; ctl's exit code.
+fn on_terminal_until(
+    state: &StateDir,
+    args: &[&str],
+    stdin_tty: bool,
+    ready: &str,
+    act: impl FnOnce(&ctl_test_support::redteam::Terminal, i32),
+) -> (Option<i32>, String) {
+    use std::time::{Duration, Instant};
+    let terminal = ctl_test_support::redteam::Terminal::new(false);
+    let mut child = terminal.spawn(state, args, stdin_tty);
+    let mut output = Vec::new();
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&output).contains(ready) {
+        terminal.read_master(&mut output);
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "ctl exited ({status}) before {ready:?}: {}",
+                String::from_utf8_lossy(&output)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no {ready:?}: {}",
+            String::from_utf8_lossy(&output)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    act(&terminal, child.id() as i32);
+    let start = Instant::now();
+    let status = loop {
+        terminal.read_master(&mut output);
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("ctl hung: {}", String::from_utf8_lossy(&output));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    terminal.read_master(&mut output);
+    (
+        status.code(),
+        String::from_utf8_lossy(&output).replace('\r', ""),
+    )
+}
+
+/// A program that counts the `signal`s it gets for a second after the first and exits
+/// with 10 + their number.
+fn counting_program(signal: &str) -> String {
+    format!(
+        "n=0; trap 'n=$((n+1)); echo got-$n' {signal}; echo READY; \
+         while [ $n = 0 ]; do sleep 0.1; done; sleep 1; sleep 0.1; exit $((10+n))"
+    )
+}
+
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to ctl reach the program once, in an
+/// interactive session (whose program leads a session of its own on the container's pty)
+/// and in a plain one; ctl goes on and ends with the program's exit status.
+#[test]
+fn signals_to_ctl_reach_the_program_once() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "sigfwd");
+    for (name, signal) in [
+        ("INT", nix::sys::signal::Signal::SIGINT),
+        ("TERM", nix::sys::signal::Signal::SIGTERM),
+        ("HUP", nix::sys::signal::Signal::SIGHUP),
+        ("QUIT", nix::sys::signal::Signal::SIGQUIT),
+    ] {
+        let program = counting_program(name);
+        for interactive in [true, false] {
+            let (code, shown) = on_terminal_until(
+                &state,
+                &["ct", "exec", &ct.name, "--", "sh", "-c", &program],
+                interactive,
+                "READY",
+                |_, ctl| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(ctl), signal).unwrap();
+                },
+            );
+            let what = format!("SIG{name}, interactive: {interactive}");
+            assert!(shown.contains("got-1"), "{what}: {shown}");
+            assert!(!shown.contains("got-2"), "{what}: twice: {shown}");
+            assert_eq!(code, Some(11), "{what}: {shown}");
+        }
+    }
+}
+
+/// A program ended by the forwarded signal: ctl reports 128 + its number, as a shell does.
+#[test]
+fn a_program_ended_by_a_forwarded_signal_is_reported_as_such() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "sigend");
+    for interactive in [true, false] {
+        let (code, shown) = on_terminal_until(
+            &state,
+            &[
+                "ct",
+                "exec",
+                &ct.name,
+                "--",
+                "sh",
+                "-c",
+                "echo READY; exec sleep 60",
+            ],
+            interactive,
+            "READY",
+            |_, ctl| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(ctl),
+                    nix::sys::signal::Signal::SIGTERM,
+                )
+                .unwrap();
+            },
+        );
+        assert_eq!(code, Some(128 + 15), "interactive: {interactive}: {shown}");
+    }
+}
+
+/// The operator's window size reaches the program's pty: at the start, and on a resize
+/// (the program gets SIGWINCH from its pty and sees the new size).
+#[test]
+fn an_interactive_session_follows_the_window_size() {
+    let state = StateDir::new();
+    let ct = Ct::running(&state, "winch");
+    let set_size = |terminal: &ctl_test_support::redteam::Terminal, rows: u16, cols: u16| {
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ with a winsize on the test's own pty master.
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&terminal.master),
+                libc::TIOCSWINSZ,
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "TIOCSWINSZ");
+    };
+    let program = "trap 'echo size $(stty size); exit 9' WINCH; echo READY $(stty size); \
+                   while :; do sleep 0.1; done";
+    let (code, shown) = on_terminal_until(
+        &state,
+        &["ct", "exec", &ct.name, "--", "sh", "-c", program],
+        true,
+        "READY",
+        |terminal, _| set_size(terminal, 33, 77),
+    );
+    assert!(shown.contains("size 33 77"), "{shown}");
+    assert_eq!(code, Some(9), "{shown}");
+}

@@ -14,7 +14,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -183,12 +183,5 @@ fn nul(what: &str) -> io::Error {
 /// `pidfd_open(2)`: an fd that becomes readable when the child exits, so the frontend can
 /// wait for the reply, the child's exit and a deadline in one `poll`.
 pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
-    // SAFETY: a plain syscall with integer arguments; on success it returns a new fd that we
-    // take ownership of.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a fresh fd owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    ctl_process::pidfd_open(pid.as_raw())
 }

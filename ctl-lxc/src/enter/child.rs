@@ -346,6 +346,8 @@ fn child_main(
     go: OwnedFd,
     program: AttachProgram<'_>,
 ) -> ! {
+    // The worker's signal handler is not the program's (`crate::signals`).
+    crate::signals::reset_in_program();
     // A panic anywhere below must end this child, never unwind into the worker's code.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         child_steps(plan, original_err_w, go, program)
