@@ -265,6 +265,43 @@ mod tests {
         assert!(payload_of("1:cpu:/a/lxc.payload.x\n0::/b/lxc.payload.x\n").is_err());
     }
 
+    /// Pid reuse of init between the monitor's answer and `setns`: the pidfd the monitor
+    /// gave names the dead process, never the one that took its pid. Reproduced with the
+    /// kernel's `ns_last_pid` (as CRIU restores pids): needs root.
+    #[test]
+    fn a_pidfd_of_a_dead_init_never_names_the_process_that_took_its_pid() {
+        use std::process::Command;
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test sets /proc/sys/kernel/ns_last_pid: run it as root"
+        );
+        let mut init = Command::new("sleep").arg("100").spawn().unwrap();
+        let pid = init.id() as i32;
+        let pidfd = ctl_process::pidfd_open(pid).unwrap();
+        alive(&pidfd).expect("alive while it runs");
+        init.kill().unwrap();
+        init.wait().unwrap();
+        // Another process takes the pid (other tests fork meanwhile: try again).
+        let mut successor = None;
+        for _ in 0..500 {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+            let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+            if child.id() as i32 == pid {
+                successor = Some(child);
+                break;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut successor = successor.expect("the pid was never reused");
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        assert!(matches!(alive(&pidfd), Err(EnterError::NotRunning)));
+        let joined = nix::sched::setns(&pidfd, CloneFlags::CLONE_NEWUTS);
+        assert_eq!(joined, Err(nix::errno::Errno::ESRCH));
+        let _ = successor.kill();
+        let _ = successor.wait();
+    }
+
     #[test]
     fn the_monitor_s_payload_must_be_init_s() {
         let dir = Path::new("/sys/fs/cgroup/unified/ctl/web/lxc.payload.web");
