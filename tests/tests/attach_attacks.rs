@@ -1,10 +1,11 @@
 //! The container against ctl's own attach (`ctl_lxc::enter`) while it enters: a container
-//! frozen during the attach, and one whose init is killed while attaches run. Every call
-//! must end by its deadline with the program's status or a one-line error, and leave no
-//! process behind, in the container or on the host. (The attacking process's own view —
-//! ptrace, `/proc/<pid>/fd` of the attaching process — is replayed for every attaching
-//! command by `ctl/tests/security_*.rs`; pid reuse of init by a unit test of
-//! `ctl_lxc::enter::target`; a hostile `/dev/ptmx` by `ctl/tests/security_terminal.rs`.)
+//! frozen during the attach, one whose init is killed while attaches run, and one at its
+//! pids limit. Every call must end by its deadline with the program's status or a
+//! one-line error, and leave no process behind, in the container or on the host. (The
+//! attacking process's own view — ptrace, `/proc/<pid>/fd` of the attaching process — is
+//! replayed for every attaching command by `ctl/tests/security_*.rs`; pid reuse of init by
+//! a unit test of `ctl_lxc::enter::target`; a hostile `/dev/ptmx` by
+//! `ctl/tests/security_terminal.rs`.)
 
 use std::time::{Duration, Instant};
 
@@ -211,4 +212,49 @@ fn attaches_racing_the_death_of_init_end_cleanly() {
     assert!(outcomes.contains_key("exit 0"), "{outcomes:#?}");
     assert!(outcomes.keys().any(|k| k != "exit 0"), "{outcomes:#?}");
     assert!(lingering_zombies().is_empty());
+}
+
+/// A container at its pids limit (its payload's `pids.max` reached, as after a fork bomb):
+/// ctl's attach still enters (the kernel charges a migration without checking the limit:
+/// one process past it, the operator's, who may be there to clean up), and the limit holds
+/// for the attached program: it cannot fork. liblxc's attach cannot enter at all (its
+/// helper processes fork inside the container's cgroups).
+#[test]
+fn a_container_at_its_pids_limit_confines_the_attached_program() {
+    use tests::attach_probe::AttachProbe;
+    let t = TestContainer::running("apids");
+    let ct = t.container();
+    let hierarchy = ctl_core::cgroup::hierarchies()
+        .iter()
+        .find(|h| h.has_controller("pids"))
+        .expect("a pids hierarchy");
+    let payload = hierarchy.path_of(&format!("{}/lxc.payload.{}", ct.cgroup_path, ct.id));
+    let current = std::fs::read_to_string(payload.join("pids.current")).unwrap();
+    std::fs::write(payload.join("pids.max"), current.trim()).unwrap();
+    let probe = |engine: &str, argv: &[&str]| {
+        let call = ctl_core::Call::new(ct)
+            .runner(tests::fixtures::test_runner_path())
+            .stderr(ctl_core::Stdio::Null)
+            .deadline(Duration::from_secs(60));
+        AttachProbe::run_with(
+            &call,
+            engine.to_owned(),
+            argv.iter().map(|s| s.to_string()).collect(),
+        )
+    };
+    let forks = ["sh", "-c", "/bin/true & wait $!; echo forked $?"];
+    assert_eq!(probe("direct", &["true"]).unwrap().code, 0);
+    let forked = probe("direct", &forks).unwrap();
+    assert!(
+        !forked.output.contains("forked 0"),
+        "the program forked past pids.max: {forked:?}"
+    );
+    let refused = probe("liblxc", &["true"]).unwrap_err().to_string();
+    assert!(refused.contains("lxc attach"), "{refused}");
+    // The control: without the limit the same program forks, through both.
+    std::fs::write(payload.join("pids.max"), "max").unwrap();
+    for engine in ["direct", "liblxc"] {
+        let forked = probe(engine, &forks).unwrap_or_else(|e| panic!("{engine}: {e}"));
+        assert!(forked.output.contains("forked 0"), "{engine}: {forked:?}");
+    }
 }
