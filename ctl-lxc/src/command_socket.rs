@@ -16,12 +16,13 @@
 //! LXC keeps the numbers and the semantics of its existing commands fixed ("If you wish to
 //! make any changes ... you must introduce a new ... define with a new number", in LXC's
 //! `commands.c`), because a new `lxc-*` tool must be able to talk to a monitor started by
-//! an older liblxc. Five commands are sent: `GET_STATE` (3) and `GET_INIT_PID` (4),
+//! an older liblxc. Six commands are sent: `GET_STATE` (3) and `GET_INIT_PID` (4),
 //! unchanged since LXC 1.0, `SERVE_STATE_CLIENTS` (12, since LXC 3.0), which liblxc's own
 //! freeze and unfreeze send to record a new state, and for ctl's own attach
 //! `GET_INIT_PIDFD` (18, since LXC 4.0), whose answer carries a pidfd of init
 //! (`SCM_RIGHTS`), and `GET_CGROUP_CTX` (23, since LXC 5.0), whose answer carries the
-//! payload cgroup's directory in every hierarchy, as liblxc's attach asks. A request is a
+//! payload cgroup's directory in every hierarchy, as liblxc's attach asks, and
+//! `GET_CONFIG_ITEM` (7, since LXC 1.0) for the running `lxc.seccomp.profile`. A request is a
 //! `struct lxc_cmd_req { int cmd; int datalen; void *data; }` sent with `SCM_CREDENTIALS`
 //! (a small argument travels in the pointer-sized `data` field, a larger one in `datalen`
 //! bytes after it), the answer a `struct lxc_cmd_rsp { int ret; int datalen; void *data; }`
@@ -55,6 +56,8 @@ const GET_STATE: i32 = 3;
 const GET_INIT_PID: i32 = 4;
 /// `LXC_CMD_GET_INIT_PIDFD` (LXC 4.0.?+): a pidfd of the container's init, passed along.
 const GET_INIT_PIDFD: i32 = 18;
+/// `LXC_CMD_GET_CONFIG_ITEM`: a configuration item as the running container has it.
+const GET_CONFIG_ITEM: i32 = 7;
 /// `LXC_CMD_GET_CGROUP_CTX` (LXC 5.0+): the monitor's own directory fds of the container's
 /// payload cgroup in every hierarchy it manages, passed along (what liblxc's attach uses).
 const GET_CGROUP_CTX: i32 = 23;
@@ -256,6 +259,40 @@ pub fn get_init_pidfd(
     };
     fd.map(Some)
         .ok_or_else(|| CommandSocketError::protocol(name, "no pidfd came with the answer"))
+}
+
+/// The value of configuration item `key` in the running container (what liblxc's
+/// `get_running_config_item` returns): `Ok(None)` when no monitor listens, `Ok(Some(None))`
+/// when the item is unset or empty. See [`query_state`] for the other arguments.
+pub fn get_config_item(
+    lxcpath: &Path,
+    name: &str,
+    key: &str,
+    trusted_uids: &[u32],
+    deadline: Option<Instant>,
+) -> Result<Option<Option<String>>, CommandSocketError> {
+    let mut payload = key.as_bytes().to_vec();
+    payload.push(0);
+    let addr = socket_name(lxcpath, name);
+    let Some(answer) = exchange(
+        &addr,
+        name,
+        GET_CONFIG_ITEM,
+        0,
+        &payload,
+        trusted_uids,
+        deadline,
+    )?
+    else {
+        return Ok(None);
+    };
+    if answer.ret != 0 {
+        return Ok(Some(None));
+    }
+    let text = answer.body.split(|&b| b == 0).next().unwrap_or_default();
+    let text = String::from_utf8(text.to_vec())
+        .map_err(|_| CommandSocketError::protocol(name, format!("{key} is not UTF-8")))?;
+    Ok(Some((!text.is_empty()).then_some(text)))
 }
 
 /// The container's payload cgroups, from its monitor: one directory fd per hierarchy it

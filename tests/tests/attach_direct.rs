@@ -37,11 +37,9 @@ fn probe(tc: &TestContainer, engine: &str, argv: &[&str]) -> Probed {
     .unwrap_or_else(|e| panic!("{engine}: {e}"))
 }
 
-#[test]
-fn the_direct_attach_confines_exactly_as_liblxcs() {
-    let tc = TestContainer::running("adirect");
-    let direct = probe(&tc, "direct", &["/bin/sh", "-c", PROBE]);
-    let liblxc = probe(&tc, "liblxc", &["/bin/sh", "-c", PROBE]);
+/// Asserts that both probes ran and saw the same, section by section (so that a difference
+/// names itself); returns the direct one's sections.
+fn assert_same_confinement(liblxc: &Probed, direct: &Probed) -> Vec<(String, String)> {
     println!("liblxc:\n{}\ndirect:\n{}", liblxc.output, direct.output);
     assert_eq!(liblxc.code, 0, "{}", liblxc.output);
     assert_eq!(direct.code, 0, "{}", direct.output);
@@ -75,6 +73,15 @@ fn the_direct_attach_confines_exactly_as_liblxcs() {
             "section {name} differs (left liblxc, right direct)"
         );
     }
+    b
+}
+
+#[test]
+fn the_direct_attach_confines_exactly_as_liblxcs() {
+    let tc = TestContainer::running("adirect");
+    let direct = probe(&tc, "direct", &["/bin/sh", "-c", PROBE]);
+    let liblxc = probe(&tc, "liblxc", &["/bin/sh", "-c", PROBE]);
+    let b = assert_same_confinement(&liblxc, &direct);
     // And what that means, in case both attaches were wrong the same way.
     let status = |field: &str| {
         b.iter()
@@ -266,4 +273,202 @@ fn a_stale_payload_beside_inits_is_never_entered() {
             "something entered the stale payload: {procs}"
         );
     }
+}
+
+/// LXC 5.0's `common.seccomp` (what vpsAdminOS uses by default), with one rule of ours.
+const PROFILE: &str = "2\ndenylist\nreject_force_umount  # comment this to allow umount -f;  not recommended\n[all]\nkexec_load errno 1\nopen_by_handle_at errno 1\ninit_module errno 1\nfinit_module errno 1\ndelete_module errno 1\n[arm64]\numount2 errno 5\n";
+
+#[test]
+fn a_seccomp_profile_is_applied_as_liblxcs_attach_applies_it() {
+    let tc = TestContainer::new("aseccomp");
+    let ct = tc.container();
+    let dir = ct.lxc_home.join(&ct.id);
+    let profile = dir.join("ctl-test.seccomp");
+    std::fs::write(&profile, PROFILE).unwrap();
+    let config = dir.join("config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("lxc.seccomp.profile = {}\n", profile.display()));
+    std::fs::write(&config, text).unwrap();
+    commands::Start::run_with(&tests::fixtures::command_call(ct)).expect("start");
+    // A forced umount is what the profile refuses with EACCES (without it: ENOENT).
+    let program =
+        format!("{PROBE}\necho '== umount'; umount -f /nonexistent-ctl 2>&1 | sed 's/^[^:]*: //'");
+    let direct = probe(&tc, "direct", &["/bin/sh", "-c", &program]);
+    let liblxc = probe(&tc, "liblxc", &["/bin/sh", "-c", &program]);
+    let b = assert_same_confinement(&liblxc, &direct);
+    let of = |name: &str| -> Vec<String> {
+        b.iter()
+            .filter(|(s, _)| s == name)
+            .map(|(_, l)| l.clone())
+            .collect()
+    };
+    assert_eq!(
+        of("umount"),
+        {
+            let a: Vec<(String, String)> = liblxc
+                .output
+                .lines()
+                .skip_while(|l| *l != "== umount")
+                .skip(1)
+                .map(|l| ("umount".to_owned(), l.to_owned()))
+                .collect();
+            a.into_iter().map(|(_, l)| l).collect::<Vec<_>>()
+        },
+        "umount -f (left direct, right liblxc)"
+    );
+    assert!(
+        of("umount").iter().any(|l| l.contains("Permission denied")),
+        "the filter refuses a forced umount: {:?}",
+        of("umount")
+    );
+    assert!(
+        of("status")
+            .iter()
+            .any(|l| l.starts_with("Seccomp:") && l.ends_with('2')),
+        "{:?}",
+        of("status")
+    );
+    // The default engine is ours for this container (liblxc's would log a warning).
+    let log = &ct.log_file;
+    let size = || std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    assert_eq!(probe(&tc, "auto", &["true"]).code, 0);
+    assert_eq!(
+        size(),
+        before,
+        "the default engine went through liblxc's attach"
+    );
+}
+
+/// `PTRACE_SECCOMP_GET_FILTER` (`<linux/ptrace.h>`; not in the libc crate).
+const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
+
+/// The seccomp program the kernel holds for process `pid` (its first filter), read as
+/// root with `PTRACE_SECCOMP_GET_FILTER` (the process is stopped meanwhile).
+fn seccomp_program(pid: i32) -> Vec<u64> {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    let target = nix::unistd::Pid::from_raw(pid);
+    // SAFETY: ptrace requests with integer arguments on a process of the test's making;
+    // PTRACE_SECCOMP_GET_FILTER writes at most the count it returned into `program`.
+    unsafe {
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0),
+            0,
+            "PTRACE_SEIZE {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(libc::ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0), 0);
+        waitpid(target, Some(WaitPidFlag::__WALL)).unwrap();
+        let count = libc::ptrace(
+            PTRACE_SECCOMP_GET_FILTER,
+            pid,
+            0,
+            std::ptr::null_mut::<libc::c_void>(),
+        );
+        assert!(
+            count > 0,
+            "PTRACE_SECCOMP_GET_FILTER {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut program = vec![0u64; count as usize];
+        let got = libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid, 0, program.as_mut_ptr());
+        assert_eq!(got, count);
+        libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
+        program
+    }
+}
+
+/// The host pid of the process whose command line is exactly `argv`.
+fn find_process(argv: &[&str]) -> Option<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+}
+
+#[test]
+fn the_attached_process_runs_the_very_filter_lxc_gave_init() {
+    let tc = TestContainer::new("abpf");
+    let ct = tc.container();
+    let dir = ct.lxc_home.join(&ct.id);
+    let profile = dir.join("ctl-test.seccomp");
+    std::fs::write(&profile, PROFILE).unwrap();
+    let config = dir.join("config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("lxc.seccomp.profile = {}\n", profile.display()));
+    std::fs::write(&config, text).unwrap();
+    commands::Start::run_with(&tests::fixtures::command_call(ct)).expect("start");
+    let init = ctl_lxc::command_socket::query_state(&ct.lxc_home, &ct.id, &[ct.ugid, 0], None)
+        .unwrap()
+        .and_then(|s| s.init_pid)
+        .expect("init pid");
+    let lxc_made = seccomp_program(init);
+    for (engine, seconds) in [("direct", "41"), ("liblxc", "43")] {
+        let program = std::thread::scope(|s| {
+            let running = s.spawn(|| probe(&tc, engine, &["sleep", seconds]));
+            let start = std::time::Instant::now();
+            let pid = loop {
+                if let Some(pid) = find_process(&["sleep", seconds]) {
+                    break pid;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "{engine}: no sleep"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let program = seccomp_program(pid);
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            assert_eq!(running.join().unwrap().code, 128 + 9, "{engine}");
+            program
+        });
+        assert_eq!(
+            program, lxc_made,
+            "{engine}: the attached process's filter is not the one LXC gave init"
+        );
+    }
+}
+
+/// A container configured as vpsAdminOS configures its containers: LXC's `common.conf`
+/// and `userns.conf` included (with them `common.seccomp` and `common.conf.d/`). The default
+/// engine is ours, and it confines as liblxc's does.
+#[test]
+fn a_container_including_lxcs_common_configuration_is_entered_directly() {
+    let tc = TestContainer::new("ainclude");
+    let ct = tc.container();
+    let config = ct.lxc_home.join(&ct.id).join("config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for file in ["common.conf", "userns.conf"] {
+        let path = std::path::Path::new("/usr/share/lxc/config").join(file);
+        assert!(path.is_file(), "{} (the lxc package's)", path.display());
+        text.push_str(&format!("lxc.include = {}\n", path.display()));
+    }
+    std::fs::write(&config, text).unwrap();
+    commands::Start::run_with(&tests::fixtures::command_call(ct)).expect("start");
+    let direct = probe(&tc, "direct", &["/bin/sh", "-c", PROBE]);
+    let liblxc = probe(&tc, "liblxc", &["/bin/sh", "-c", PROBE]);
+    let b = assert_same_confinement(&liblxc, &direct);
+    assert!(
+        b.iter()
+            .any(|(s, l)| s == "status" && l.starts_with("Seccomp:") && l.ends_with('2')),
+        "common.conf's seccomp profile: {b:?}"
+    );
+    let log = &ct.log_file;
+    let size = || std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    assert_eq!(probe(&tc, "auto", &["true"]).code, 0);
+    assert_eq!(
+        size(),
+        before,
+        "the default engine went through liblxc's attach"
+    );
 }

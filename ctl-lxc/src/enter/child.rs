@@ -20,6 +20,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{fork, setgroups, setresgid, setresuid, ForkResult, Gid, Uid};
 
 use super::policy::ConfigPolicy;
+use super::seccomp::Filter;
 use super::target::Init;
 use super::EnterError;
 use crate::attach::{AttachOptions, AttachProgram, EnvPolicy};
@@ -45,6 +46,8 @@ struct ChildPlan<'a> {
     env: Vec<CString>,
     /// For a command: the paths to try, in order, and its argv.
     exec: Option<(Vec<CString>, Vec<CString>)>,
+    /// The container's seccomp filter, compiled before the fork (`super::seccomp`).
+    seccomp: Option<Filter>,
     /// The payload's directory in the cgroup v2 hierarchy, opened on the host: the child
     /// moves on into its `.lxc` leaf there, as liblxc's attach does.
     unified_payload: Option<OwnedFd>,
@@ -56,6 +59,7 @@ pub(crate) fn spawn(
     init: &Init,
     policy: &ConfigPolicy,
     payloads: Vec<(OwnedFd, PathBuf)>,
+    seccomp: Option<Filter>,
     opts: &AttachOptions,
     program: AttachProgram<'_>,
 ) -> Result<Pid, EnterError> {
@@ -93,6 +97,7 @@ pub(crate) fn spawn(
             AttachProgram::Shell => unreachable!("checked by the caller"),
         },
         env,
+        seccomp,
         unified_payload,
     };
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
@@ -452,6 +457,25 @@ fn confine(plan: &ChildPlan<'_>, go: OwnedFd) -> Result<(), String> {
     if let Some(payload) = &plan.unified_payload {
         enter_leaf(payload)?;
     }
+    // liblxc's order from here: no_new_privs, the seccomp filter (still as the container's
+    // root, whose CAP_SYS_ADMIN lets a filter load without no_new_privs), the final ids.
+    if plan.no_new_privs {
+        // SAFETY: integer-only prctl.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err(format!("no_new_privs: {}", io::Error::last_os_error()));
+        }
+    }
+    if let Some(filter) = &plan.seccomp {
+        if plan.exec.is_some() {
+            // Every fd but the program's stdio closes at exec (the error pipe too, which
+            // tells the caller that the exec happened): marked now, before a filter that
+            // might refuse the calls that mark them.
+            ctl_process::cloexec_from(3).map_err(|e| format!("closing fds: {e}"))?;
+        }
+        filter
+            .install()
+            .map_err(|e| format!("loading the container's seccomp filter: {e}"))?;
+    }
     let gid = Gid::from_raw(plan.gid);
     if plan.gid != 0 {
         setresgid(gid, gid, gid).map_err(|e| format!("setresgid {}: {e}", plan.gid))?;
@@ -459,12 +483,6 @@ fn confine(plan: &ChildPlan<'_>, go: OwnedFd) -> Result<(), String> {
     let uid = Uid::from_raw(plan.uid);
     if plan.uid != 0 {
         setresuid(uid, uid, uid).map_err(|e| format!("setresuid {}: {e}", plan.uid))?;
-    }
-    if plan.no_new_privs {
-        // SAFETY: integer-only prctl.
-        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
-            return Err(format!("no_new_privs: {}", io::Error::last_os_error()));
-        }
     }
     // The mount namespace's root is the working directory after setns; liblxc goes back
     // to the caller's path when it exists inside, else stays at `/`.

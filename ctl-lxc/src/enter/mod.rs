@@ -13,13 +13,15 @@
 //! # Steps (in the isolated worker of [`Container::attach_isolated`], single-threaded and
 //! non-dumpable)
 //!
-//! 1. The configuration (`<lxcpath>/<name>/config`) is read against an allow-list
-//!    (`policy`): every key either needs nothing at attach time, is applied here
-//!    (`lxc.no_new_privs`, `lxc.prlimit.*`, `lxc.environment`), or is covered by what the
-//!    kernel says about init. Anything else is [`EnterError::NotCovered`].
+//! 1. The configuration (`<lxcpath>/<name>/config` and what it includes) is read against
+//!    an allow-list (`policy`): every key either needs nothing at attach time, is applied
+//!    here (`lxc.no_new_privs`, `lxc.prlimit.*`, `lxc.environment`, `lxc.seccomp.profile`,
+//!    compiled before the fork by `seccomp`), or is covered by what the kernel says about
+//!    init. Anything else is [`EnterError::NotCovered`].
 //! 2. Init, from the monitor (`LXC_CMD_GET_INIT_PIDFD`): a pidfd, so that a recycled pid
 //!    is never entered; its namespaces that differ from ours, its capability bounding set,
-//!    its `NoNewPrivs`; a seccomp filter or an LSM label on init is `NotCovered` (`target`).
+//!    its `NoNewPrivs`; an LSM label on init, or a seccomp filter no profile explains, is
+//!    `NotCovered` (`target`).
 //! 3. The payload cgroup in every hierarchy LXC manages, from the monitor as liblxc's
 //!    attach gets it (`LXC_CMD_GET_CGROUP_CTX`: the monitor's own directory fds, no path
 //!    looked up), checked against `/proc/<init>/cgroup` (init is there or below); its
@@ -30,8 +32,9 @@
 //! 4. One `setns(pidfd, flags)` joins every namespace that differs (the user namespace
 //!    first, by the kernel), then a fork: the child is in the pid namespace.
 //! 5. The child: stdio, bounding set = init's, `lxc.prlimit.*`, `setgroups([])`,
-//!    `setresgid`, `setresuid` (root inside by default), `no_new_privs` when init or the
-//!    configuration has it, the working directory, every other fd closed at exec, then
+//!    `setresgid`, `setresuid` (root inside), `no_new_privs` when init or the
+//!    configuration has it, the seccomp filter, the requested ids, the working
+//!    directory, every other fd closed at exec, then
 //!    `execve` with liblxc's environment (`container=lxc`, `lxc.environment`, the caller's
 //!    policy) and liblxc's exit codes (126, 127). Non-dumpable until the exec: the
 //!    container's root cannot trace or open the fds of anything on the way in.
@@ -47,6 +50,7 @@
 
 mod child;
 pub mod policy;
+mod seccomp;
 mod target;
 
 use std::io;
@@ -155,10 +159,35 @@ fn direct(
         ));
     }
     let config = ct.lxc_path().join(ct.name()).join("config");
-    let text = std::fs::read_to_string(&config)
-        .map_err(|e| EnterError::os(config.display().to_string(), e))?;
-    let policy = policy::read(&text).map_err(EnterError::NotCovered)?;
-    let init = target::open(ct.lxc_path(), ct.name())?;
+    if let Err(e) = std::fs::metadata(&config) {
+        return Err(EnterError::os(config.display().to_string(), e));
+    }
+    let policy = policy::read_file(&config).map_err(EnterError::NotCovered)?;
+    let init = target::open(ct.lxc_path(), ct.name(), policy.seccomp_profile)?;
     let payloads = target::payloads(ct.lxc_path(), ct.name(), &init)?;
-    child::spawn(&init, &policy, payloads, opts, program)
+    let filter = if policy.seccomp_profile {
+        running_profile(ct)?
+            .map(|path| seccomp::prepare(&path))
+            .transpose()?
+    } else {
+        None
+    };
+    child::spawn(&init, &policy, payloads, filter, opts, program)
+}
+
+/// The running `lxc.seccomp.profile`, from the monitor (liblxc's attach asks it too: the
+/// file may have changed since the start); `None` when it has none.
+fn running_profile(ct: &Container) -> Result<Option<std::path::PathBuf>, EnterError> {
+    let trusted = [nix::unistd::geteuid().as_raw(), 0];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let value = crate::command_socket::get_config_item(
+        ct.lxc_path(),
+        ct.name(),
+        "lxc.seccomp.profile",
+        &trusted,
+        Some(deadline),
+    )
+    .map_err(EnterError::Monitor)?
+    .ok_or(EnterError::NotRunning)?;
+    Ok(value.map(std::path::PathBuf::from))
 }

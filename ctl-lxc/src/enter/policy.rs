@@ -5,8 +5,8 @@
 //! start: the rootfs, mounts, network, hooks, ...), applied here (`lxc.no_new_privs`,
 //! `lxc.prlimit.*`, `lxc.environment`), or covered by what the kernel says about the
 //! container's init (`lxc.cap.*` through its bounding set, `lxc.namespace.*` and
-//! `lxc.time.*` through its namespaces, the LSM keys through its label, seccomp through its
-//! `Seccomp` field; see `target`). Any other key, and any key whose value asks for
+//! `lxc.time.*` through its namespaces, the LSM keys through its label; see `target`), or
+//! compiled and loaded here (`lxc.seccomp.profile`, see `seccomp`). Any other key, and any key whose value asks for
 //! something not implemented here, makes the attach fall back to liblxc's (or fail, when the
 //! caller asked for this attach explicitly): confinement never silently weakens.
 
@@ -67,11 +67,103 @@ pub struct ConfigPolicy {
     pub prlimits: Vec<(Resource, u64, u64)>,
     /// `lxc.environment = NAME=VALUE`, in file order.
     pub environment: Vec<(String, String)>,
+    /// `lxc.seccomp.profile` is set: the running value is asked of the monitor and applied
+    /// (`seccomp`).
+    pub seccomp_profile: bool,
 }
 
-/// Reads the policy from the text of a container's config file.
+/// How deep `lxc.include`s may nest (LXC sets no limit; a loop must end somewhere).
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// Reads the policy from the text of a container's config file, without following
+/// `lxc.include` (an include is not covered).
 pub fn read(text: &str) -> Result<ConfigPolicy, NotCovered> {
     let mut policy = ConfigPolicy::default();
+    read_into(text, &mut policy, &mut |key, value, _| {
+        Err(not_covered(
+            key,
+            format!("{value}: included settings are not read"),
+        ))
+    })?;
+    Ok(policy)
+}
+
+/// Reads the policy from a container's config file at `path`, with the files it includes
+/// (`lxc.include` of a file, or of a directory: its `*.conf` files, as LXC reads them; an
+/// absolute path, as the container's start resolved it). They are the host's and the
+/// container user's files, never the container's.
+pub fn read_file(path: &std::path::Path) -> Result<ConfigPolicy, NotCovered> {
+    let mut policy = ConfigPolicy::default();
+    include(path, &mut policy, 0)?;
+    Ok(policy)
+}
+
+fn include(
+    path: &std::path::Path,
+    policy: &mut ConfigPolicy,
+    depth: usize,
+) -> Result<(), NotCovered> {
+    let shown = path.display().to_string();
+    if depth > MAX_INCLUDE_DEPTH {
+        return Err(not_covered(
+            "lxc.include",
+            format!("{shown}: nested too deep"),
+        ));
+    }
+    let unreadable = |e: std::io::Error| not_covered("lxc.include", format!("{shown}: {e}"));
+    // LXC's `set_config_includefiles`: a path ending in `/` or naming a directory is a
+    // directory, and a missing directory includes nothing; a missing file is an error.
+    let as_dir = shown.ends_with('/') || path.is_dir();
+    if as_dir
+        && matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+    {
+        return Ok(());
+    }
+    if as_dir {
+        // LXC includes the directory's `*.conf` files in the order readdir gives them;
+        // sorted here (only last-wins keys could tell, and those are checked on init or
+        // asked of the monitor: `no_new_privs`, `lxc.seccomp.profile`).
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(unreadable)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.len() > 5 && n.ends_with(".conf"))
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            include(&file, policy, depth + 1)?;
+        }
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    read_into(&text, policy, &mut |_, value, policy| {
+        if value.is_empty() {
+            return Ok(());
+        }
+        let target = std::path::Path::new(value);
+        if !target.is_absolute() {
+            return Err(not_covered(
+                "lxc.include",
+                format!("{value}: a relative path (resolved against the starting process)"),
+            ));
+        }
+        include(target, policy, depth + 1)
+    })
+}
+
+/// What to do with an `lxc.include` line: `(key, value, the policy so far)`.
+type OnInclude<'a> = dyn FnMut(&str, &str, &mut ConfigPolicy) -> Result<(), NotCovered> + 'a;
+
+/// Reads the settings of one file's `text` into `policy`.
+fn read_into(
+    text: &str,
+    policy: &mut ConfigPolicy,
+    on_include: &mut OnInclude<'_>,
+) -> Result<(), NotCovered> {
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -110,17 +202,12 @@ pub fn read(text: &str) -> Result<ConfigPolicy, NotCovered> {
                     return Err(not_covered(key, format!("{value:?} needs a personality")));
                 }
             }
-            "lxc.seccomp.profile" if value.is_empty() => {}
+            "lxc.seccomp.profile" => policy.seccomp_profile = !value.is_empty(),
             "lxc.seccomp.allow_nesting"
             | "lxc.seccomp.notify.proxy"
             | "lxc.seccomp.notify.cookie"
                 if value.is_empty() || value == "0" => {}
-            "lxc.include" => {
-                return Err(not_covered(
-                    key,
-                    format!("{value}: included settings are not read"),
-                ))
-            }
+            "lxc.include" => on_include(key, value, policy)?,
             _ if key.starts_with("lxc.prlimit.") => {
                 let name = &key["lxc.prlimit.".len()..];
                 let resource = ctl_process::rlimit_resource(name)
@@ -132,7 +219,7 @@ pub fn read(text: &str) -> Result<ConfigPolicy, NotCovered> {
             _ => return Err(not_covered(key, format!("{value:?}"))),
         }
     }
-    Ok(policy)
+    Ok(())
 }
 
 fn matches_any(key: &str, list: &[&str]) -> bool {
@@ -217,12 +304,60 @@ lxc.log.file = /l.log
             ]
         );
         assert_eq!(p.environment, vec![("A".to_owned(), "b=c".to_owned())]);
+        assert!(!p.seccomp_profile);
+        assert!(
+            read("lxc.seccomp.profile = /x.seccomp\n")
+                .unwrap()
+                .seccomp_profile
+        );
+    }
+
+    #[test]
+    fn included_files_and_directories_are_read_in_order() {
+        let dir = std::env::temp_dir().join(format!("ctl-policy-{}", std::process::id()));
+        let confd = dir.join("conf.d");
+        std::fs::create_dir_all(&confd).unwrap();
+        std::fs::write(confd.join("10-a.conf"), "lxc.prlimit.nofile = 10:20\n").unwrap();
+        std::fs::write(confd.join("20-b.conf"), "lxc.environment = B=2\n").unwrap();
+        std::fs::write(confd.join("ignored.txt"), "lxc.proc.x = 1\n").unwrap();
+        let main = dir.join("config");
+        std::fs::write(
+            &main,
+            format!(
+                "lxc.environment = A=1\nlxc.include = {}\nlxc.seccomp.profile = /p\n",
+                confd.display()
+            ),
+        )
+        .unwrap();
+        let p = read_file(&main).unwrap();
+        assert_eq!(p.prlimits, vec![(Resource::RLIMIT_NOFILE, 10, 20)]);
+        assert_eq!(
+            p.environment,
+            vec![
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "2".to_owned())
+            ]
+        );
+        assert!(p.seccomp_profile);
+        // An uncovered key in an included file is named; so is a missing or relative one.
+        std::fs::write(confd.join("30-c.conf"), "lxc.proc.oom_score_adj = 1\n").unwrap();
+        assert_eq!(read_file(&main).unwrap_err().key, "lxc.proc.oom_score_adj");
+        std::fs::write(&main, "lxc.include = /nonexistent-ctl.conf\n").unwrap();
+        assert_eq!(read_file(&main).unwrap_err().key, "lxc.include");
+        // A missing directory includes nothing (LXC's choice).
+        std::fs::write(&main, "lxc.include = /nonexistent-ctl.d/\n").unwrap();
+        assert_eq!(read_file(&main).unwrap(), ConfigPolicy::default());
+        std::fs::write(&main, "lxc.include = relative.conf\n").unwrap();
+        assert_eq!(read_file(&main).unwrap_err().key, "lxc.include");
+        // A loop ends.
+        std::fs::write(&main, format!("lxc.include = {}\n", main.display())).unwrap();
+        assert_eq!(read_file(&main).unwrap_err().key, "lxc.include");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn what_is_not_covered_is_named() {
         for (text, key) in [
-            ("lxc.seccomp.profile = /x.seccomp\n", "lxc.seccomp.profile"),
             (
                 "lxc.include = /usr/share/lxc/config/common.conf\n",
                 "lxc.include",

@@ -1,6 +1,6 @@
 //! The container's init, as the kernel shows it: a pidfd from LXC's monitor, the
 //! namespaces that differ from ours, and the confinement to copy (bounding set,
-//! `no_new_privs`) or to refuse (an LSM label, a seccomp filter).
+//! `no_new_privs`) or to refuse (an LSM label, a seccomp filter no profile explains).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -49,7 +49,11 @@ pub(crate) struct Init {
 }
 
 /// Asks the monitor of `name` in `lxcpath` for init and reads what the kernel says of it.
-pub(crate) fn open(lxcpath: &Path, name: &str) -> Result<Init, EnterError> {
+///
+/// A seccomp filter on init is expected when the configuration names a profile
+/// (`with_profile`: this attach applies the running one, as liblxc's does); without one,
+/// a filter on init is not covered.
+pub(crate) fn open(lxcpath: &Path, name: &str, with_profile: bool) -> Result<Init, EnterError> {
     let trusted = [nix::unistd::geteuid().as_raw(), 0];
     let pidfd = command_socket::get_init_pidfd(
         lxcpath,
@@ -80,7 +84,7 @@ pub(crate) fn open(lxcpath: &Path, name: &str) -> Result<Init, EnterError> {
         )
     })?;
     let no_new_privs = field("NoNewPrivs")? == "1";
-    if field("Seccomp")? != "0" {
+    if field("Seccomp")? != "0" && !with_profile {
         return Err(EnterError::NotCovered(NotCovered {
             key: "lxc.seccomp.profile".to_owned(),
             why: "the container's init runs under a seccomp filter".to_owned(),
