@@ -472,3 +472,26 @@ fn a_container_including_lxcs_common_configuration_is_entered_directly() {
         "the default engine went through liblxc's attach"
     );
 }
+
+/// `lxc.arch = i686` on an x86_64 host: liblxc's attach sets the personality of the running
+/// configuration's architecture (PER_LINUX32), and so does ours.
+#[test]
+fn a_32_bit_architecture_gets_its_personality_through_both_attaches() {
+    let tc = TestContainer::new("aarch");
+    let ct = tc.container();
+    let config = ct.lxc_home.join(&ct.id).join("config");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("lxc.arch = i686\n");
+    std::fs::write(&config, text).unwrap();
+    commands::Start::run_with(&tests::fixtures::command_call(ct)).expect("start");
+    let program = "uname -m; cat /proc/$$/personality";
+    let direct = probe(&tc, "direct", &["/bin/sh", "-c", program]);
+    let liblxc = probe(&tc, "liblxc", &["/bin/sh", "-c", program]);
+    assert_eq!(direct.code, 0, "{direct:?}");
+    assert_eq!(direct.output, liblxc.output);
+    assert_eq!(direct.output, "i686\n00000008\n");
+    // And without the setting, the host's.
+    let tc = TestContainer::running("anative");
+    let direct = probe(&tc, "direct", &["/bin/sh", "-c", program]);
+    assert_eq!(direct.output, "x86_64\n00000000\n");
+}

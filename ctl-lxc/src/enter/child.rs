@@ -48,6 +48,8 @@ struct ChildPlan<'a> {
     exec: Option<(Vec<CString>, Vec<CString>)>,
     /// The container's seccomp filter, compiled before the fork (`super::seccomp`).
     seccomp: Option<Filter>,
+    /// The personality of the running `lxc.arch`.
+    personality: Option<libc::c_ulong>,
     /// The payload's directory in the cgroup v2 hierarchy, opened on the host: the child
     /// moves on into its `.lxc` leaf there, as liblxc's attach does.
     unified_payload: Option<OwnedFd>,
@@ -60,6 +62,7 @@ pub(crate) fn spawn(
     policy: &ConfigPolicy,
     payloads: Vec<(OwnedFd, PathBuf)>,
     seccomp: Option<Filter>,
+    personality: Option<libc::c_ulong>,
     opts: &AttachOptions,
     program: AttachProgram<'_>,
 ) -> Result<Pid, EnterError> {
@@ -98,6 +101,7 @@ pub(crate) fn spawn(
         },
         env,
         seccomp,
+        personality,
         unified_payload,
     };
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
@@ -426,6 +430,12 @@ fn confine(plan: &ChildPlan<'_>, go: OwnedFd) -> Result<(), String> {
         }
     }
     drop(raised);
+    if let Some(persona) = plan.personality {
+        // SAFETY: personality(2) takes an integer.
+        if unsafe { libc::personality(persona) } < 0 {
+            return Err(format!("personality: {}", io::Error::last_os_error()));
+        }
+    }
     // Setting up the bounding set needs CAP_SETPCAP, which joining the user namespace gave.
     for cap in 0..=plan.last_cap {
         if plan.bounding_set & (1u64 << cap) == 0 {

@@ -15,9 +15,10 @@
 //!
 //! 1. The configuration (`<lxcpath>/<name>/config` and what it includes) is read against
 //!    an allow-list (`policy`): every key either needs nothing at attach time, is applied
-//!    here (`lxc.no_new_privs`, `lxc.prlimit.*`, `lxc.environment`, `lxc.seccomp.profile`,
-//!    compiled before the fork by `seccomp`), or is covered by what the kernel says about
-//!    init. Anything else is [`EnterError::NotCovered`].
+//!    here (`lxc.no_new_privs`, `lxc.prlimit.*`, `lxc.environment`, `lxc.arch`,
+//!    `lxc.seccomp.profile`, compiled before the fork by `seccomp`; the last two as the
+//!    running container has them, from the monitor), or is covered by what the kernel says
+//!    about init. Anything else is [`EnterError::NotCovered`].
 //! 2. Init, from the monitor (`LXC_CMD_GET_INIT_PIDFD`): a pidfd, so that a recycled pid
 //!    is never entered; its namespaces that differ from ours, its capability bounding set,
 //!    its `NoNewPrivs`; an LSM label on init, or a seccomp filter no profile explains, is
@@ -31,7 +32,7 @@
 //!    container's root, into the payload's leaf `.lxc`, as liblxc's attach does.
 //! 4. One `setns(pidfd, flags)` joins every namespace that differs (the user namespace
 //!    first, by the kernel), then a fork: the child is in the pid namespace.
-//! 5. The child: stdio, bounding set = init's, `lxc.prlimit.*`, `setgroups([])`,
+//! 5. The child: stdio, the personality of `lxc.arch`, bounding set = init's, `lxc.prlimit.*`, `setgroups([])`,
 //!    `setresgid`, `setresuid` (root inside), `no_new_privs` when init or the
 //!    configuration has it, the seccomp filter, the requested ids, the working
 //!    directory, every other fd closed at exec, then
@@ -165,29 +166,34 @@ fn direct(
     let policy = policy::read_file(&config).map_err(EnterError::NotCovered)?;
     let init = target::open(ct.lxc_path(), ct.name(), policy.seccomp_profile)?;
     let payloads = target::payloads(ct.lxc_path(), ct.name(), &init)?;
+    // What liblxc's attach takes from the running container, not from the file (which may
+    // have changed since the start): the seccomp profile and the architecture.
     let filter = if policy.seccomp_profile {
-        running_profile(ct)?
-            .map(|path| seccomp::prepare(&path))
+        running_item(ct, "lxc.seccomp.profile")?
+            .map(|path| seccomp::prepare(std::path::Path::new(&path)))
             .transpose()?
     } else {
         None
     };
-    child::spawn(&init, &policy, payloads, filter, opts, program)
+    let personality = if policy.arch {
+        match running_item(ct, "lxc.arch")? {
+            Some(arch) => Some(policy::personality(&arch).ok_or_else(|| {
+                EnterError::not_covered("lxc.arch", format!("{arch:?} (running): unknown"))
+            })?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    child::spawn(&init, &policy, payloads, filter, personality, opts, program)
 }
 
-/// The running `lxc.seccomp.profile`, from the monitor (liblxc's attach asks it too: the
-/// file may have changed since the start); `None` when it has none.
-fn running_profile(ct: &Container) -> Result<Option<std::path::PathBuf>, EnterError> {
+/// A configuration item as the running container has it, from the monitor; `None` when
+/// it has none.
+fn running_item(ct: &Container, key: &str) -> Result<Option<String>, EnterError> {
     let trusted = [nix::unistd::geteuid().as_raw(), 0];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let value = crate::command_socket::get_config_item(
-        ct.lxc_path(),
-        ct.name(),
-        "lxc.seccomp.profile",
-        &trusted,
-        Some(deadline),
-    )
-    .map_err(EnterError::Monitor)?
-    .ok_or(EnterError::NotRunning)?;
-    Ok(value.map(std::path::PathBuf::from))
+    crate::command_socket::get_config_item(ct.lxc_path(), ct.name(), key, &trusted, Some(deadline))
+        .map_err(EnterError::Monitor)?
+        .ok_or(EnterError::NotRunning)
 }

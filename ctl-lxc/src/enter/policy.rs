@@ -70,6 +70,9 @@ pub struct ConfigPolicy {
     /// `lxc.seccomp.profile` is set: the running value is asked of the monitor and applied
     /// (`seccomp`).
     pub seccomp_profile: bool,
+    /// `lxc.arch` is set: the running value's personality is asked of the monitor and set,
+    /// as liblxc's attach does.
+    pub arch: bool,
 }
 
 /// How deep `lxc.include`s may nest (LXC sets no limit; a loop must end somewhere).
@@ -198,9 +201,11 @@ fn read_into(
                 policy.environment.push((name.to_owned(), val.to_owned()));
             }
             "lxc.arch" => {
-                if !native_arch(value) {
-                    return Err(not_covered(key, format!("{value:?} needs a personality")));
+                if !value.is_empty() {
+                    personality(value)
+                        .ok_or_else(|| not_covered(key, format!("{value:?}: unknown to LXC")))?;
                 }
+                policy.arch = !value.is_empty();
             }
             "lxc.seccomp.profile" => policy.seccomp_profile = !value.is_empty(),
             "lxc.seccomp.allow_nesting"
@@ -244,14 +249,17 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, NotCovered> {
     }
 }
 
-fn native_arch(value: &str) -> bool {
-    if cfg!(target_arch = "x86_64") {
-        matches!(value, "x86_64" | "amd64")
-    } else if cfg!(target_arch = "aarch64") {
-        matches!(value, "aarch64" | "arm64")
-    } else {
-        false
-    }
+/// The personality LXC sets for `lxc.arch = value` (`lxc_config_parse_arch`).
+pub(crate) fn personality(value: &str) -> Option<libc::c_ulong> {
+    const PER_LINUX: libc::c_ulong = 0x0000;
+    const PER_LINUX32: libc::c_ulong = 0x0008;
+    Some(match value {
+        "arm" | "armel" | "armhf" | "armv7l" | "athlon" | "i386" | "i486" | "i586" | "i686"
+        | "linux32" | "mips" | "mipsel" | "ppc" | "powerpc" | "x86" => PER_LINUX32,
+        "aarch64" | "amd64" | "arm64" | "linux64" | "mips64" | "mips64el" | "ppc64" | "ppc64el"
+        | "ppc64le" | "powerpc64" | "riscv64" | "s390x" | "x86_64" => PER_LINUX,
+        _ => return None,
+    })
 }
 
 /// `unlimited`, a number, or `soft:hard` of those (LXC's `lxc.prlimit` syntax).
@@ -364,7 +372,7 @@ lxc.log.file = /l.log
             ),
             ("lxc.proc.oom_score_adj = 10\n", "lxc.proc.oom_score_adj"),
             ("lxc.cgroup.dir = x\n", "lxc.cgroup.dir"),
-            ("lxc.arch = i686\n", "lxc.arch"),
+            ("lxc.arch = vax\n", "lxc.arch"),
             ("lxc.environment = HOME\n", "lxc.environment"),
             ("lxc.sched.core = 1\n", "lxc.sched.core"),
             ("lxc.prlimit.bogus = 1\n", "lxc.prlimit.bogus"),
