@@ -2,7 +2,8 @@
 //! attached into the same real unprivileged container both ways, must see the same
 //! confinement, as the kernel reports it from inside (`/proc/<pid>/status` ids, groups and
 //! capability sets, `Seccomp`, `NoNewPrivs`; the namespaces; the cgroups; the limits; the
-//! environment; the open fds; the working directory), and end with the same exit codes.
+//! environment; the open fds; the working directory; the LSM label), and end with the
+//! same exit codes.
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ echo "== env"; env | sort
 echo "== fds"; ls /proc/$$/fd
 echo "== cwd"; pwd
 echo "== id"; id
+echo "== lsm"; cat /proc/self/attr/current 2>&1; true
 "#;
 
 fn probe(tc: &TestContainer, engine: &str, argv: &[&str]) -> Probed {
@@ -58,7 +60,7 @@ fn assert_same_confinement(liblxc: &Probed, direct: &Probed) -> Vec<(String, Str
     };
     let (a, b) = (sections(&liblxc.output), sections(&direct.output));
     for name in [
-        "status", "ns", "cgroup", "limits", "env", "fds", "cwd", "id",
+        "status", "ns", "cgroup", "limits", "env", "fds", "cwd", "id", "lsm",
     ] {
         let of = |v: &[(String, String)]| -> Vec<String> {
             v.iter()
