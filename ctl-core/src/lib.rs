@@ -53,6 +53,9 @@ pub use container::{Container, Rlimit, RlimitValue};
 pub use ctl_derive::container_command;
 pub use envelope::{Envelope, PROTOCOL_VERSION};
 pub use error::{CommandError, Error, ErrorKind, ExitInfo, ProtocolError};
+/// The async frontend (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub use frontend::asynchronous as async_frontend;
 pub use frontend::{invoke, invoke_by_name, runner_path, set_runner_path, Launcher};
 pub use registry::{DuplicateCommand, Registration, Registry};
 pub use reply::Reply;

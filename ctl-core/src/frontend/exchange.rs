@@ -139,6 +139,137 @@ pub(crate) struct Channels {
     pub stderr: OwnedFd,
 }
 
+/// One conversation's state, driven by whoever waits for the fds: [`converse`] with
+/// `poll(2)` here, the async frontend on a reactor. Every step reads or writes what is
+/// available now (the fds are non-blocking) and never waits.
+///
+/// `F` holds each fd: an `OwnedFd` for `poll`, a reactor's registration of one for the
+/// async frontend. Dropping it (when the conversation is done with that fd) closes the fd.
+pub(crate) struct Conversation<F: AsFd = OwnedFd> {
+    envelope: Vec<u8>,
+    written: usize,
+    env_fd: Option<F>,
+    reply_fd: Option<F>,
+    stderr_fd: Option<F>,
+    reply: Vec<u8>,
+    line: Option<Vec<u8>>,
+    tail: Vec<u8>,
+    max_reply: usize,
+}
+
+/// What a step of a [`Conversation`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// More to wait for.
+    Continue,
+    /// Done: the runner exited (its output drained), or the reply grew too large.
+    Done(Ending),
+}
+
+impl<F: AsFd> Conversation<F> {
+    /// Starts a conversation: the fds become non-blocking, each is wrapped by `hold`, and
+    /// the envelope (small) goes out at once as far as the socket takes it.
+    pub fn start_with(
+        channels: Channels,
+        envelope: Vec<u8>,
+        max_reply: usize,
+        hold: impl Fn(OwnedFd) -> io::Result<F>,
+    ) -> io::Result<Self> {
+        for fd in channels
+            .envelope
+            .iter()
+            .chain([&channels.reply, &channels.stderr])
+        {
+            set_nonblocking(fd)?;
+        }
+        let mut conversation = Conversation {
+            envelope,
+            written: 0,
+            env_fd: channels.envelope.map(&hold).transpose()?,
+            reply_fd: Some(hold(channels.reply)?),
+            stderr_fd: Some(hold(channels.stderr)?),
+            reply: Vec::new(),
+            line: None,
+            tail: Vec::new(),
+            max_reply,
+        };
+        conversation.envelope_writable();
+        Ok(conversation)
+    }
+
+    /// The envelope socket, while envelope bytes remain to be written.
+    pub fn envelope_fd(&self) -> Option<&F> {
+        self.env_fd.as_ref()
+    }
+
+    /// The reply pipe, until the reply line (or EOF) came.
+    pub fn reply_fd(&self) -> Option<&F> {
+        self.reply_fd.as_ref()
+    }
+
+    /// The runner's stderr, until EOF.
+    pub fn stderr_fd(&self) -> Option<&F> {
+        self.stderr_fd.as_ref()
+    }
+
+    /// The envelope socket can take more.
+    pub fn envelope_writable(&mut self) {
+        write_envelope(&mut self.env_fd, &self.envelope, &mut self.written);
+    }
+
+    /// The reply pipe has something (or EOF).
+    pub fn reply_readable(&mut self) -> Step {
+        if read_reply(
+            &mut self.reply_fd,
+            &mut self.reply,
+            &mut self.line,
+            self.max_reply,
+        ) {
+            return Step::Done(Ending::ReplyTooLarge);
+        }
+        Step::Continue
+    }
+
+    /// The stderr pipe has something (or EOF).
+    pub fn stderr_readable(&mut self) {
+        read_tail(&mut self.stderr_fd, &mut self.tail);
+    }
+
+    /// The runner exited: whatever it wrote before is in the pipes, drained now without
+    /// waiting for EOF (a grandchild may still hold the write ends).
+    pub fn runner_exited(&mut self) -> Step {
+        let step = self.reply_readable();
+        self.stderr_readable();
+        match step {
+            Step::Continue => Step::Done(Ending::Exited),
+            done => done,
+        }
+    }
+
+    /// The outcome, once done (`ending`), with the runner's exit status (`child` is killed
+    /// first unless it exited by itself).
+    pub fn finish(self, child: &mut dyn RunnerProcess, ending: Ending) -> io::Result<Outcome> {
+        if ending != Ending::Exited {
+            child.kill();
+        }
+        let status = child.finish()?;
+        Ok(self.outcome(status, ending))
+    }
+
+    /// The outcome with the runner's exit status.
+    pub fn outcome(self, status: ExitInfo, ending: Ending) -> Outcome {
+        Outcome {
+            line: self.line,
+            partial: self.reply,
+            status,
+            stderr_tail: self.tail,
+            ending,
+        }
+    }
+}
+
+/// Drives a [`Conversation`] with `poll(2)` until the runner exits, the reply grows too
+/// large or `deadline` passes.
 pub(crate) fn converse(
     child: &mut dyn RunnerProcess,
     channels: Channels,
@@ -147,33 +278,13 @@ pub(crate) fn converse(
     max_reply: usize,
 ) -> io::Result<Outcome> {
     let started = Instant::now();
-    for fd in channels
-        .envelope
-        .iter()
-        .chain([&channels.reply, &channels.stderr])
-    {
-        set_nonblocking(fd)?;
-    }
-    let mut env_fd = channels.envelope;
-    let mut reply_fd = Some(channels.reply);
-    let mut stderr_fd = Some(channels.stderr);
-    let mut written = 0;
-    let mut reply = Vec::new();
-    let mut line = None;
-    let mut tail = Vec::new();
-    let mut ending = Ending::Exited;
-
-    // The envelope is small: it normally goes out in one send, before any poll.
-    write_envelope(&mut env_fd, envelope, &mut written);
-
-    loop {
+    let mut conversation =
+        Conversation::start_with(channels, envelope.to_vec(), max_reply, |fd: OwnedFd| Ok(fd))?;
+    let ending = loop {
         let timeout = match deadline {
             None => PollTimeout::NONE,
             Some(d) => match d.checked_sub(started.elapsed()) {
-                None => {
-                    ending = Ending::TimedOut;
-                    break;
-                }
+                None => break Ending::TimedOut,
                 Some(left) => {
                     PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32 + 1)
                         .unwrap_or(PollTimeout::MAX)
@@ -182,15 +293,15 @@ pub(crate) fn converse(
         };
         let mut fds = Vec::with_capacity(4);
         fds.push(PollFd::new(child.exit_fd(), PollFlags::POLLIN));
-        let env_idx = env_fd.as_ref().map(|fd| {
+        let env_idx = conversation.envelope_fd().map(|fd| {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
             fds.len() - 1
         });
-        let reply_idx = reply_fd.as_ref().map(|fd| {
+        let reply_idx = conversation.reply_fd().map(|fd| {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
-        let stderr_idx = stderr_fd.as_ref().map(|fd| {
+        let stderr_idx = conversation.stderr_fd().map(|fd| {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
@@ -210,37 +321,23 @@ pub(crate) fn converse(
         drop(fds);
 
         if env_ready {
-            write_envelope(&mut env_fd, envelope, &mut written);
+            conversation.envelope_writable();
         }
-        if reply_ready && read_reply(&mut reply_fd, &mut reply, &mut line, max_reply) {
-            ending = Ending::ReplyTooLarge;
-            break;
+        if reply_ready {
+            if let Step::Done(ending) = conversation.reply_readable() {
+                break ending;
+            }
         }
         if stderr_ready {
-            read_tail(&mut stderr_fd, &mut tail);
+            conversation.stderr_readable();
         }
         if exited {
-            // Whatever the runner wrote before exiting is in the pipes: drain it without
-            // waiting for EOF (a grandchild may still hold the write ends).
-            if read_reply(&mut reply_fd, &mut reply, &mut line, max_reply) {
-                ending = Ending::ReplyTooLarge;
+            if let Step::Done(ending) = conversation.runner_exited() {
+                break ending;
             }
-            read_tail(&mut stderr_fd, &mut tail);
-            break;
         }
-    }
-
-    if ending != Ending::Exited {
-        child.kill();
-    }
-    let status = child.finish()?;
-    Ok(Outcome {
-        line,
-        partial: reply,
-        status,
-        stderr_tail: tail,
-        ending,
-    })
+    };
+    conversation.finish(child, ending)
 }
 
 pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -250,11 +347,11 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-fn write_envelope(fd: &mut Option<OwnedFd>, envelope: &[u8], written: &mut usize) {
+fn write_envelope<F: AsFd>(fd: &mut Option<F>, envelope: &[u8], written: &mut usize) {
     let Some(sock) = fd.as_ref() else { return };
     while *written < envelope.len() {
         match send(
-            sock.as_raw_fd(),
+            sock.as_fd().as_raw_fd(),
             &envelope[*written..],
             MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
         ) {
@@ -271,15 +368,15 @@ fn write_envelope(fd: &mut Option<OwnedFd>, envelope: &[u8], written: &mut usize
 
 /// Reads what is available on the reply pipe. Returns `true` when the reply exceeds the
 /// bound. Stops reading (closes the fd) once a full line arrived or at EOF.
-fn read_reply(
-    fd: &mut Option<OwnedFd>,
+fn read_reply<F: AsFd>(
+    fd: &mut Option<F>,
     buf: &mut Vec<u8>,
     line: &mut Option<Vec<u8>>,
     max: usize,
 ) -> bool {
     let mut chunk = [0u8; 16 * 1024];
     while let Some(pipe) = fd.as_ref() {
-        match nix::unistd::read(pipe, &mut chunk) {
+        match nix::unistd::read(pipe.as_fd(), &mut chunk) {
             Ok(0) => *fd = None,
             Ok(n) => {
                 let start = buf.len();
@@ -300,10 +397,10 @@ fn read_reply(
     false
 }
 
-fn read_tail(fd: &mut Option<OwnedFd>, tail: &mut Vec<u8>) {
+fn read_tail<F: AsFd>(fd: &mut Option<F>, tail: &mut Vec<u8>) {
     let mut chunk = [0u8; 16 * 1024];
     while let Some(pipe) = fd.as_ref() {
-        match nix::unistd::read(pipe, &mut chunk) {
+        match nix::unistd::read(pipe.as_fd(), &mut chunk) {
             Ok(0) => *fd = None,
             Ok(n) => {
                 tail.extend_from_slice(&chunk[..n]);

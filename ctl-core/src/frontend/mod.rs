@@ -9,6 +9,8 @@
 //! then does not move itself in that hierarchy. How runners are started (which binary,
 //! those switches, the `cgroup.procs` files kept open) is a [`Launcher`]'s.
 
+#[cfg(feature = "tokio")]
+pub mod asynchronous;
 mod clone3;
 mod exchange;
 mod launcher;
@@ -317,6 +319,37 @@ pub(crate) fn envelope_for(
 }
 
 fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {
+    let Started {
+        mut child,
+        channels,
+        envelope,
+    } = start_cold(call, prepared, args)?;
+    let outcome = converse(
+        &mut child,
+        channels,
+        &envelope,
+        call.deadline,
+        call.max_reply,
+    )
+    .map_err(prepared.setup("talking to the runner"))?;
+    finish(prepared, outcome, call)
+}
+
+/// A cold runner just started: the guard that kills and reaps it, the frontend's ends of
+/// its channels, the envelope to send.
+pub(crate) struct Started {
+    pub child: ChildGuard,
+    pub channels: Channels,
+    pub envelope: Vec<u8>,
+}
+
+/// Starts a cold runner for the call (nothing here waits for it: the conversation is the
+/// caller's, blocking or async).
+pub(crate) fn start_cold(
+    call: &Call<'_>,
+    prepared: &Prepared,
+    args: Args,
+) -> Result<Started, Error> {
     let (env_parent, env_child) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
@@ -412,22 +445,17 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
     });
     let envelope = envelope.to_vec();
     drop((env_child, reply_w, stderr_w));
-    let mut child =
+    let child =
         ChildGuard::watch(pid, true).map_err(prepared.setup("opening a pidfd for the runner"))?;
-    let channels = Channels {
-        envelope: Some(env_parent),
-        reply: reply_r,
-        stderr: stderr_r,
-    };
-    let outcome = converse(
-        &mut child,
-        channels,
-        &envelope,
-        call.deadline,
-        call.max_reply,
-    )
-    .map_err(prepared.setup("talking to the runner"))?;
-    finish(prepared, outcome, call)
+    Ok(Started {
+        child,
+        channels: Channels {
+            envelope: Some(env_parent),
+            reply: reply_r,
+            stderr: stderr_r,
+        },
+        envelope,
+    })
 }
 
 /// Turns the outcome of a conversation into the call's result.

@@ -1,0 +1,216 @@
+//! The async frontend (`ctl_core::async_frontend`, feature `tokio`) on real runners and a
+//! real container: many calls in flight on a two-thread runtime, results equal to the
+//! blocking API's, deadlines, and cancellation that leaves no runner, zombie or fd behind.
+
+use std::time::Duration;
+
+use ctl_core::{async_frontend, Args, Call, Command, ErrorKind, Stdio};
+use serde_json::{json, Map, Value};
+use tests::faults::{Fail, Sleep};
+use tests::fixtures::{test_runner_path, TestContainer};
+
+/// How many calls run at once.
+const IN_FLIGHT: usize = 200;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+fn sleep_args(seconds: f64) -> Args {
+    Args::new(vec![json!(seconds)], Map::new())
+}
+
+fn call(tc: &TestContainer) -> Call<'_> {
+    Call::new(tc.container())
+        .runner(test_runner_path())
+        .stderr(Stdio::Null)
+}
+
+/// The processes whose parent is this process (runners not reaped, or still running).
+fn children() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit_once(") ")?.1.to_owned();
+                    rest.split(' ').nth(1)?.parse::<i32>().ok()
+                })
+                == Some(me)
+        })
+        .collect()
+}
+
+#[test]
+fn hundreds_of_calls_in_flight_on_two_threads() {
+    let _serial = ctl_test_support::leaks::serial();
+    let tc = TestContainer::running("asyncmany");
+    let rt = runtime();
+    let before = threads();
+    let peak = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<Value, ctl_core::Error>> = rt.block_on(async {
+        let calls = (0..IN_FLIGHT).map(|_| {
+            let call = call(&tc);
+            async move { async_frontend::invoke(&call, Sleep::SPEC, sleep_args(1.0)).await }
+        });
+        let all = futures_join_all(calls.collect());
+        tokio::pin!(all);
+        loop {
+            tokio::select! {
+                results = &mut all => break results,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {
+                    peak.fetch_max(threads(), std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("{IN_FLIGHT} calls: threads before {before}, peak {peak}");
+    for result in &results {
+        assert_eq!(result.as_ref().unwrap(), &json!(true));
+    }
+    // No thread per call: the runtime's two workers (plus tokio's own) however many run.
+    assert!(
+        peak <= before + 4,
+        "threads grew from {before} to {peak} for {IN_FLIGHT} calls"
+    );
+    assert!(children().is_empty(), "left: {:?}", children());
+}
+
+/// Joins futures on the current task (no extra crate: a `JoinSet` would need `'static`).
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..futures.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, future) in futures.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(output) => outputs[i] = Some(output),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn cancelled_calls_leave_no_runner_zombie_or_fd() {
+    let _serial = ctl_test_support::leaks::serial();
+    let tc = TestContainer::running("asynccancel");
+    let rt = runtime();
+    // Warm up (the kept cgroup files, the runtime's own fds), then count.
+    rt.block_on(async {
+        async_frontend::invoke(&call(&tc), Sleep::SPEC, sleep_args(0.0))
+            .await
+            .unwrap()
+    });
+    let fds_before = ctl_test_support::leaks::open_fd_count();
+    let (finished, cancelled) = rt.block_on(async {
+        let tc = &tc;
+        let mut done = 0;
+        let mut dropped = 0;
+        let mut calls = Vec::new();
+        for i in 0..IN_FLIGHT {
+            // Every other call sleeps for a minute: it is cancelled after a second.
+            let seconds = if i % 2 == 0 { 60.0 } else { 1.0 };
+            calls.push(async move {
+                let call = call(tc);
+                tokio::time::timeout(
+                    Duration::from_secs(3),
+                    async_frontend::invoke(&call, Sleep::SPEC, sleep_args(seconds)),
+                )
+                .await
+            });
+        }
+        for result in futures_join_all(calls).await {
+            match result {
+                Ok(Ok(value)) => {
+                    assert_eq!(value, json!(true));
+                    done += 1
+                }
+                Ok(Err(e)) => panic!("{e}"),
+                Err(_elapsed) => dropped += 1,
+            }
+        }
+        // The reaping tasks of the dropped calls run on the runtime: give them a moment.
+        for _ in 0..100 {
+            if children().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (done, dropped)
+    });
+    assert_eq!((finished, cancelled), (IN_FLIGHT / 2, IN_FLIGHT / 2));
+    assert!(children().is_empty(), "runners left: {:?}", children());
+    assert!(ctl_test_support::leaks::zombie_children().is_empty());
+    assert_eq!(ctl_test_support::leaks::open_fd_count(), fds_before);
+    // Nothing of the cancelled calls runs on in the container's entry cgroup either.
+    let entry = tc.container().entry_cgroup().to_owned();
+    for hierarchy in ctl_core::cgroup::hierarchies() {
+        let procs = std::fs::read_to_string(hierarchy.path_of(&entry).join("cgroup.procs"))
+            .unwrap_or_default();
+        assert!(
+            procs.trim().is_empty(),
+            "{}: {procs}",
+            hierarchy.path_of(&entry).display()
+        );
+    }
+}
+
+#[test]
+fn results_errors_and_deadlines_are_the_blocking_apis() {
+    let tc = TestContainer::running("asyncsame");
+    let rt = runtime();
+    let fail = Args::new(vec![json!("it broke")], Map::new());
+    let blocking = ctl_core::invoke(&call(&tc), Fail::SPEC, fail.clone())
+        .unwrap_err()
+        .to_string();
+    let asynchronous = rt
+        .block_on(async_frontend::invoke(&call(&tc), Fail::SPEC, fail))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(asynchronous, blocking);
+    let timed = rt
+        .block_on(async_frontend::invoke(
+            &call(&tc).deadline(Duration::from_secs(1)),
+            Sleep::SPEC,
+            sleep_args(30.0),
+        ))
+        .unwrap_err();
+    assert!(matches!(timed.kind(), ErrorKind::Timeout { .. }), "{timed}");
+    // Typed, as the generated `runner` decodes it.
+    let typed: bool = rt
+        .block_on(async_frontend::call_runner::<Sleep>(
+            &call(&tc),
+            sleep_args(0.0),
+        ))
+        .unwrap();
+    assert!(typed);
+    assert!(children().is_empty());
+}
