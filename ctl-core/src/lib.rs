@@ -61,6 +61,24 @@ pub use registry::{DuplicateCommand, Registration, Registry};
 pub use reply::Reply;
 pub use runner::RunnerContext;
 
+/// The generated async methods: kept with the `tokio` feature, dropped without it (the
+/// feature is `ctl-core`'s, decided where this macro is defined, not in the crate that
+/// uses `#[container_command]`).
+#[cfg(feature = "tokio")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tokio_only {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// See the other definition.
+#[cfg(not(feature = "tokio"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tokio_only {
+    ($($item:tt)*) => {};
+}
+
 /// Support for the code `#[container_command]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
@@ -84,6 +102,9 @@ pub mod __private {
             .map_err(|e| CommandError::msg(format!("cannot encode the output: {e}")))
     }
 
+    pub use crate::__tokio_only as tokio_only;
+    #[cfg(feature = "tokio")]
+    pub use crate::frontend::asynchronous::call_runner as call_runner_async;
     pub use crate::frontend::call_runner;
 
     /// A by-name call's arguments that do not decode:

@@ -251,6 +251,7 @@ impl<'a> Gen<'a> {
         let run = self.run_method();
         let run_with = self.run_with_method();
         let runner = self.placement.map(|_| self.runner_method());
+        let asynchronous = self.placement.map(|_| self.async_methods());
         let codec = match self.placement {
             Some(_) => self.codec(),
             None => {
@@ -272,7 +273,68 @@ impl<'a> Gen<'a> {
 
                 #runner
 
+                #asynchronous
+
                 #codec
+            }
+        }
+    }
+
+    /// The async twins (with `ctl-core`'s feature `tokio`): `runner_async`, and for a
+    /// command without a frontend of its own `run_async` and `run_with_async` (a custom
+    /// frontend is blocking code: its callers use `runner_async` where they can).
+    fn async_methods(&self) -> TokenStream {
+        let krate = &self.krate;
+        let (vis, output, call, ct) = (&self.cmd.item.vis, &self.cmd.output, &self.call, &self.ct);
+        let name = &self.name;
+        let runner_doc = doc_attr(&format!(
+            "[`runner`](Self::runner), async (`ctl-core`'s feature `tokio`): the runner half of              `{name}` driven on the tokio reactor, no thread per call. Dropping the future              kills the runner's process group and reaps it."
+        ));
+        let plain = self.frontend.is_none().then(|| {
+            let (params, idents) = (self.params(), self.idents());
+            let run_with_doc = doc_attr(&format!(
+                "[`run_with`](Self::run_with), async (`ctl-core`'s feature `tokio`): runs `{name}`                  with these call options; dropping the future kills and reaps its runner."
+            ));
+            let run_doc = doc_attr(&format!(
+                "[`run`](Self::run), async (`ctl-core`'s feature `tokio`): runs `{name}` on the                  container `ct` with the default call options."
+            ));
+            let params_again = self.params();
+            let idents_again = self.idents();
+            quote! {
+                #run_doc
+                #[allow(clippy::too_many_arguments)]
+                #vis async fn run_async(
+                    #ct: &#krate::Container,
+                    #(#params_again),*
+                ) -> ::core::result::Result<#output, #krate::Error> {
+                    Self::runner_async(&#krate::Call::new(#ct), #(#idents_again),*).await
+                }
+
+                #run_with_doc
+                #[allow(clippy::too_many_arguments)]
+                #vis async fn run_with_async(
+                    #call: &#krate::Call<'_>,
+                    #(#params),*
+                ) -> ::core::result::Result<#output, #krate::Error> {
+                    Self::runner_async(#call, #(#idents),*).await
+                }
+            }
+        });
+        let params = self.params();
+        let idents = self.idents();
+        quote! {
+            #krate::__private::tokio_only! {
+                #runner_doc
+                #[allow(clippy::too_many_arguments)]
+                #vis async fn runner_async(
+                    #call: &#krate::Call<'_>,
+                    #(#params),*
+                ) -> ::core::result::Result<#output, #krate::Error> {
+                    let __ctl_args = (Self::__CTL_CODEC.1)(#(#idents),*)?;
+                    #krate::__private::call_runner_async::<Self>(#call, __ctl_args).await
+                }
+
+                #plain
             }
         }
     }

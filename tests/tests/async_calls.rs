@@ -9,8 +9,16 @@ use serde_json::{json, Map, Value};
 use tests::faults::{Fail, Sleep};
 use tests::fixtures::{test_runner_path, TestContainer};
 
-/// How many calls run at once.
+/// How many calls run at once (`CTL_ASYNC_IN_FLIGHT` overrides it, for measurements:
+/// `docs/performance.md`).
 const IN_FLIGHT: usize = 200;
+
+fn in_flight() -> usize {
+    std::env::var("CTL_ASYNC_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(IN_FLIGHT)
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -65,8 +73,10 @@ fn hundreds_of_calls_in_flight_on_two_threads() {
     let rt = runtime();
     let before = threads();
     let peak = std::sync::atomic::AtomicUsize::new(0);
+    let n = in_flight();
+    let started = std::time::Instant::now();
     let results: Vec<Result<Value, ctl_core::Error>> = rt.block_on(async {
-        let calls = (0..IN_FLIGHT).map(|_| {
+        let calls = (0..n).map(|_| {
             let call = call(&tc);
             async move { async_frontend::invoke(&call, Sleep::SPEC, sleep_args(1.0)).await }
         });
@@ -81,15 +91,16 @@ fn hundreds_of_calls_in_flight_on_two_threads() {
             }
         }
     });
+    let elapsed = started.elapsed();
     let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
-    eprintln!("{IN_FLIGHT} calls: threads before {before}, peak {peak}");
+    eprintln!("{n} calls of 1 s: all done after {elapsed:?}; threads before {before}, peak {peak}");
     for result in &results {
         assert_eq!(result.as_ref().unwrap(), &json!(true));
     }
     // No thread per call: the runtime's two workers (plus tokio's own) however many run.
     assert!(
         peak <= before + 4,
-        "threads grew from {before} to {peak} for {IN_FLIGHT} calls"
+        "threads grew from {before} to {peak} for {n} calls"
     );
     assert!(children().is_empty(), "left: {:?}", children());
 }
@@ -130,12 +141,13 @@ fn cancelled_calls_leave_no_runner_zombie_or_fd() {
             .unwrap()
     });
     let fds_before = ctl_test_support::leaks::open_fd_count();
+    let n = in_flight();
     let (finished, cancelled) = rt.block_on(async {
         let tc = &tc;
         let mut done = 0;
         let mut dropped = 0;
         let mut calls = Vec::new();
-        for i in 0..IN_FLIGHT {
+        for i in 0..n {
             // Every other call sleeps for a minute: it is cancelled after a second.
             let seconds = if i % 2 == 0 { 60.0 } else { 1.0 };
             calls.push(async move {
@@ -166,7 +178,8 @@ fn cancelled_calls_leave_no_runner_zombie_or_fd() {
         }
         (done, dropped)
     });
-    assert_eq!((finished, cancelled), (IN_FLIGHT / 2, IN_FLIGHT / 2));
+    eprintln!("{n} calls: {finished} finished, {cancelled} cancelled");
+    assert_eq!((finished, cancelled), (n / 2, n / 2));
     assert!(children().is_empty(), "runners left: {:?}", children());
     assert!(ctl_test_support::leaks::zombie_children().is_empty());
     assert_eq!(ctl_test_support::leaks::open_fd_count(), fds_before);
@@ -185,6 +198,8 @@ fn cancelled_calls_leave_no_runner_zombie_or_fd() {
 
 #[test]
 fn results_errors_and_deadlines_are_the_blocking_apis() {
+    // Serial: the tests count this process's children and fds.
+    let _serial = ctl_test_support::leaks::serial();
     let tc = TestContainer::running("asyncsame");
     let rt = runtime();
     let fail = Args::new(vec![json!("it broke")], Map::new());
@@ -212,5 +227,15 @@ fn results_errors_and_deadlines_are_the_blocking_apis() {
         ))
         .unwrap();
     assert!(typed);
+    // The methods `#[container_command]` generates with the feature.
+    assert!(rt.block_on(Sleep::run_with_async(&call(&tc), 0.0)).unwrap());
+    assert_eq!(
+        rt.block_on(Fail::runner_async(&call(&tc), "it broke".into()))
+            .unwrap_err()
+            .to_string(),
+        Fail::run_with(&call(&tc), "it broke".into())
+            .unwrap_err()
+            .to_string()
+    );
     assert!(children().is_empty());
 }
