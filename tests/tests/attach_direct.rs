@@ -280,18 +280,32 @@ fn a_stale_payload_beside_inits_is_never_entered() {
 /// LXC 5.0's `common.seccomp` (what vpsAdminOS uses by default), with one rule of ours.
 const PROFILE: &str = "2\ndenylist\nreject_force_umount  # comment this to allow umount -f;  not recommended\n[all]\nkexec_load errno 1\nopen_by_handle_at errno 1\ninit_module errno 1\nfinit_module errno 1\ndelete_module errno 1\n[arm64]\numount2 errno 5\n";
 
-#[test]
-fn a_seccomp_profile_is_applied_as_liblxcs_attach_applies_it() {
-    let tc = TestContainer::new("aseccomp");
+/// A container with what `extra` returns for it appended to its config, started.
+fn started_with(tag: &str, extra: impl FnOnce(&ctl_core::Container) -> String) -> TestContainer {
+    let tc = TestContainer::new(tag);
     let ct = tc.container();
-    let dir = ct.lxc_home.join(&ct.id);
-    let profile = dir.join("ctl-test.seccomp");
-    std::fs::write(&profile, PROFILE).unwrap();
-    let config = dir.join("config");
+    let config = ct.lxc_home.join(&ct.id).join("config");
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!("lxc.seccomp.profile = {}\n", profile.display()));
+    text.push_str(&extra(ct));
     std::fs::write(&config, text).unwrap();
     commands::Start::run_with(&tests::fixtures::command_call(ct)).expect("start");
+    tc
+}
+
+/// A container whose `lxc.seccomp.profile` is [`PROFILE`] (a file beside its config),
+/// started.
+fn with_profile(tag: &str) -> TestContainer {
+    started_with(tag, |ct| {
+        let profile = ct.lxc_home.join(&ct.id).join("ctl-test.seccomp");
+        std::fs::write(&profile, PROFILE).unwrap();
+        format!("lxc.seccomp.profile = {}\n", profile.display())
+    })
+}
+
+#[test]
+fn a_seccomp_profile_is_applied_as_liblxcs_attach_applies_it() {
+    let tc = with_profile("aseccomp");
+    let ct = tc.container();
     // A forced umount is what the profile refuses with EACCES (without it: ENOENT).
     let program =
         format!("{PROBE}\necho '== umount'; umount -f /nonexistent-ctl 2>&1 | sed 's/^[^:]*: //'");
@@ -395,16 +409,8 @@ fn find_process(argv: &[&str]) -> Option<i32> {
 
 #[test]
 fn the_attached_process_runs_the_very_filter_lxc_gave_init() {
-    let tc = TestContainer::new("abpf");
+    let tc = with_profile("abpf");
     let ct = tc.container();
-    let dir = ct.lxc_home.join(&ct.id);
-    let profile = dir.join("ctl-test.seccomp");
-    std::fs::write(&profile, PROFILE).unwrap();
-    let config = dir.join("config");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!("lxc.seccomp.profile = {}\n", profile.display()));
-    std::fs::write(&config, text).unwrap();
-    commands::Start::run_with(&tests::fixtures::command_call(ct)).expect("start");
     let init = ctl_lxc::command_socket::query_state(&ct.lxc_home, &ct.id, &[ct.ugid, 0], None)
         .unwrap()
         .and_then(|s| s.init_pid)
@@ -445,17 +451,14 @@ fn the_attached_process_runs_the_very_filter_lxc_gave_init() {
 /// engine is ours, and it confines as liblxc's does.
 #[test]
 fn a_container_including_lxcs_common_configuration_is_entered_directly() {
-    let tc = TestContainer::new("ainclude");
-    let ct = tc.container();
-    let config = ct.lxc_home.join(&ct.id).join("config");
-    let mut text = std::fs::read_to_string(&config).unwrap();
+    let mut extra = String::new();
     for file in ["common.conf", "userns.conf"] {
         let path = std::path::Path::new("/usr/share/lxc/config").join(file);
         assert!(path.is_file(), "{} (the lxc package's)", path.display());
-        text.push_str(&format!("lxc.include = {}\n", path.display()));
+        extra.push_str(&format!("lxc.include = {}\n", path.display()));
     }
-    std::fs::write(&config, text).unwrap();
-    commands::Start::run_with(&tests::fixtures::command_call(ct)).expect("start");
+    let tc = started_with("ainclude", |_| extra);
+    let ct = tc.container();
     let direct = probe(&tc, "direct", &["/bin/sh", "-c", PROBE]);
     let liblxc = probe(&tc, "liblxc", &["/bin/sh", "-c", PROBE]);
     let b = assert_same_confinement(&liblxc, &direct);
@@ -479,13 +482,7 @@ fn a_container_including_lxcs_common_configuration_is_entered_directly() {
 /// configuration's architecture (PER_LINUX32), and so does ours.
 #[test]
 fn a_32_bit_architecture_gets_its_personality_through_both_attaches() {
-    let tc = TestContainer::new("aarch");
-    let ct = tc.container();
-    let config = ct.lxc_home.join(&ct.id).join("config");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("lxc.arch = i686\n");
-    std::fs::write(&config, text).unwrap();
-    commands::Start::run_with(&tests::fixtures::command_call(ct)).expect("start");
+    let tc = started_with("aarch", |_| "lxc.arch = i686\n".to_owned());
     let program = "uname -m; cat /proc/$$/personality";
     let direct = probe(&tc, "direct", &["/bin/sh", "-c", program]);
     let liblxc = probe(&tc, "liblxc", &["/bin/sh", "-c", program]);
