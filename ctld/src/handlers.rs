@@ -110,16 +110,15 @@ pub fn stop_timeout(opts: &Map<String, Value>) -> Duration {
     Duration::from_secs(opts.get("timeout").and_then(Value::as_u64).unwrap_or(60))
 }
 
-/// Runs the command registered as `name` on `call`, arguments and output as JSON.
-///
-/// PLACEHOLDER until ctl-core has `async_frontend::invoke_by_name` (the async twin of
-/// `ctl_core::invoke_by_name`, which runs the command's *frontend*): for now this runs the
-/// command's runner half by its spec (`async_frontend::invoke`), so frontend-only
-/// commands (`Syscmd`) are refused and custom frontends (State's and Freeze's direct paths,
-/// Stop's thaw and kill fallbacks, GetHostname's namespace fd) are skipped.
+/// Runs the command registered as `name` on `call` through its frontend (custom
+/// frontends included: State's and Freeze's direct paths, Stop's thaw and kill fallbacks,
+/// GetHostname's namespace fd, frontend-only commands), arguments and output as JSON:
+/// `ctl_core::async_frontend::invoke_by_name`. Dropping the future cancels the call.
 async fn by_name(call: &Call<'_>, name: &str, args: Args) -> Result<Value, Failure> {
-    let registration = match ctl_core::Registry::find(name) {
-        Ok(Some(registration)) => registration,
+    // Looked up first only for a clear `unknown_command` (invoke_by_name's refusal is an
+    // `arguments` error).
+    match ctl_core::Registry::find(name) {
+        Ok(Some(_)) => {}
         Ok(None) => {
             return Err(Failure::new(
                 "unknown_command",
@@ -127,8 +126,8 @@ async fn by_name(call: &Call<'_>, name: &str, args: Args) -> Result<Value, Failu
             ))
         }
         Err(e) => return Err(Failure::new("unknown_command", e.to_string())),
-    };
-    Ok(ctl_core::async_frontend::invoke(call, registration.spec, args).await?)
+    }
+    Ok(ctl_core::async_frontend::invoke_by_name(call, name, args).await?)
 }
 
 /// `ct_list`: the containers recorded in the state directory.
@@ -156,8 +155,7 @@ async fn exec(call: Call<'_>, mut opts: Map<String, Value>) -> Result<Value, Fai
     // Exec's options as the command takes them (`env`, `clear`, `cwd`, `uid`, `gid`).
     let options: Option<Value> = take_opt(&mut opts, "options")?;
     no_more(&opts)?;
-    let internal =
-        |what: &str, e: std::io::Error| Failure::new("internal", format!("{what}: {e}"));
+    let internal = |what: &str, e: std::io::Error| Failure::new("internal", format!("{what}: {e}"));
     let (out_r, out_w) = pipe().map_err(|e| internal("stdout pipe", e))?;
     let (err_r, err_w) = pipe().map_err(|e| internal("stderr pipe", e))?;
     let out_r = Receiver::from_owned_fd(out_r).map_err(|e| internal("stdout pipe", e))?;

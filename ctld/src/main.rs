@@ -96,8 +96,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Some(metrics.clone()),
     ));
     let result = runtime.block_on(async move {
-        let listener = tokio::net::UnixListener::from_std(listener)
-            .map_err(|e| format!("socket: {e}"))?;
+        let listener =
+            tokio::net::UnixListener::from_std(listener).map_err(|e| format!("socket: {e}"))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};

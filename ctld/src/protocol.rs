@@ -267,12 +267,30 @@ mod tests {
         assert!(err(b"{nope").1.message.starts_with("syntax error"));
         assert_eq!(err(b"[1]").1.kind, "bad_request");
         let (tag, f) = err(br#"{"id":"a","opts":{}}"#);
-        assert_eq!((tag, f.message.as_str()), (Some(Tag(json!("a"))), "missing `cmd`"));
-        assert!(err(br#"{"id":1.5,"cmd":"ping"}"#).1.message.contains("`id`"));
-        assert!(err(br#"{"cmd":"ping","timeout":0}"#).1.message.contains("timeout"));
-        assert!(err(br#"{"cmd":"ping","timeout":"1"}"#).1.message.contains("timeout"));
-        assert!(err(br#"{"cmd":"ping","opts":[]}"#).1.message.contains("opts"));
-        assert!(err(br#"{"cmd":"ping","extra":1}"#).1.message.contains("extra"));
+        assert_eq!(
+            (tag, f.message.as_str()),
+            (Some(Tag(json!("a"))), "missing `cmd`")
+        );
+        assert!(err(br#"{"id":1.5,"cmd":"ping"}"#)
+            .1
+            .message
+            .contains("`id`"));
+        assert!(err(br#"{"cmd":"ping","timeout":0}"#)
+            .1
+            .message
+            .contains("timeout"));
+        assert!(err(br#"{"cmd":"ping","timeout":"1"}"#)
+            .1
+            .message
+            .contains("timeout"));
+        assert!(err(br#"{"cmd":"ping","opts":[]}"#)
+            .1
+            .message
+            .contains("opts"));
+        assert!(err(br#"{"cmd":"ping","extra":1}"#)
+            .1
+            .message
+            .contains("extra"));
     }
 
     #[test]

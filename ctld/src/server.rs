@@ -157,7 +157,10 @@ impl Daemon {
                     break;
                 }
             };
-            if line.as_ref().is_ok_and(|l| l.iter().all(u8::is_ascii_whitespace)) {
+            if line
+                .as_ref()
+                .is_ok_and(|l| l.iter().all(u8::is_ascii_whitespace))
+            {
                 continue;
             }
             let parsed = line.and_then(|l| protocol::parse_request(&l));
@@ -373,7 +376,13 @@ impl RequestCtx {
             Err(f) => {
                 metrics::counter!("ctld_request_errors_total", "cmd" => label, "kind" => f.kind)
                     .increment(1);
-                tracing::info!(cmd = label, ?elapsed, kind = f.kind, "request failed: {}", f.message);
+                tracing::info!(
+                    cmd = label,
+                    ?elapsed,
+                    kind = f.kind,
+                    "request failed: {}",
+                    f.message
+                );
             }
         }
         self.reply(tag, result).await

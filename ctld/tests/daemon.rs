@@ -259,7 +259,15 @@ fn call_processes(ct: &Container, program: &str, daemon: i32) -> Vec<String> {
                 || (p.cgroup.contains(&cgroup) && p.cmdline == program)
                 || (p.ppid == daemon && p.cmdline.contains("runner:"))
         })
-        .map(|p| format!("{} (ppid {}{}) {}", p.pid, p.ppid, if p.zombie { ", zombie" } else { "" }, p.cmdline))
+        .map(|p| {
+            format!(
+                "{} (ppid {}{}) {}",
+                p.pid,
+                p.ppid,
+                if p.zombie { ", zombie" } else { "" },
+                p.cmdline
+            )
+        })
         .collect()
 }
 
@@ -365,6 +373,7 @@ fn concurrent_clients_get_their_own_replies() {
                     client.send(&json!({"cmd": "ct_command", "opts": {"id": busy, "name": "Exec", "args": [["sh", "-c", format!("exit {}", n % 5)]]}}));
                     client.send(&json!({"cmd": "ping"}));
                     client.send(&json!({"cmd": "ct_command", "opts": {"id": busy, "name": "State"}}));
+                    client.send(&json!({"cmd": "ct_command", "opts": {"id": other, "name": "GetHostname"}}));
                     let r = client.recv();
                     assert!(r.get("id").is_none(), "{r}");
                     assert_eq!(
@@ -383,6 +392,8 @@ fn concurrent_clients_get_their_own_replies() {
                     let r = client.recv();
                     assert_eq!(r["response"]["id"], json!(busy), "{r}");
                     assert_eq!(r["response"]["state"], json!("running"), "{r}");
+                    // Through GetHostname's own frontend (it opens the UTS namespace).
+                    assert_eq!(client.recv(), json!({"status": true, "response": other}));
 
                     // Tagged: answered when done (the slow one last), matched by id.
                     let slow = format!("{t}-{round}-slow");
@@ -453,13 +464,16 @@ fn disconnecting_client_cancels_its_calls() {
     let ct = setup.ct(0);
     let mut client = setup.client();
     // One tagged and one untagged call, both cut off.
-    client.send(&json!({"id": "s", "cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sleep", "30"]}}));
+    client
+        .send(&json!({"id": "s", "cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sleep", "30"]}}));
     client.send(&json!({"cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sleep", "31"]}}));
     wait_running(ct, "sleep 30");
     wait_running(ct, "sleep 31");
     let title = format!("ctl: {} runner:exec", ct.ident());
     assert!(
-        processes().iter().any(|p| p.cmdline == title && p.ppid == setup.pid()),
+        processes()
+            .iter()
+            .any(|p| p.cmdline == title && p.ppid == setup.pid()),
         "no runner {title:?} of the daemon while the call runs"
     );
     let cut = Instant::now();
@@ -467,7 +481,10 @@ fn disconnecting_client_cancels_its_calls() {
     assert_nothing_left(ct, "sleep 30", setup.pid());
     assert_nothing_left(ct, "sleep 31", setup.pid());
     eprintln!("disconnect: everything gone after {:?}", cut.elapsed());
-    assert!(cut.elapsed() < Duration::from_secs(25), "the sleep ended by itself?");
+    assert!(
+        cut.elapsed() < Duration::from_secs(25),
+        "the sleep ended by itself?"
+    );
     let mut client = setup.client();
     assert_eq!(client.ok(json!({"cmd": "ping"})), json!("pong"));
     let state = client.ok(json!({"cmd": "ct_state", "opts": {"id": ct.id}}));
@@ -490,7 +507,9 @@ fn timeout_and_cancel_leave_nothing_behind() {
     let mut client = setup.client();
 
     let started = Instant::now();
-    let r = client.call(json!({"cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sleep", "30"]}, "timeout": 1.5}));
+    let r = client.call(
+        json!({"cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sleep", "30"]}, "timeout": 1.5}),
+    );
     let took = started.elapsed();
     assert_failure(&r, "timeout", "timed out after 1.5s");
     assert!(
@@ -499,13 +518,18 @@ fn timeout_and_cancel_leave_nothing_behind() {
     );
     assert_nothing_left(ct, "sleep 30", setup.pid());
 
-    client.send(&json!({"id": "long", "cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sleep", "32"]}}));
+    client.send(
+        &json!({"id": "long", "cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sleep", "32"]}}),
+    );
     wait_running(ct, "sleep 32");
     let started = Instant::now();
     client.send(&json!({"id": "c", "cmd": "cancel", "opts": {"id": "long"}}));
     let mut replies = [client.recv(), client.recv()];
     replies.sort_by_key(|r| r["id"].to_string());
-    assert_eq!(replies[0], json!({"id": "c", "status": true, "response": true}));
+    assert_eq!(
+        replies[0],
+        json!({"id": "c", "status": true, "response": true})
+    );
     assert_eq!(replies[1]["id"], json!("long"));
     assert_failure(&replies[1], "cancelled", "cancelled");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -527,7 +551,11 @@ fn bad_requests_get_one_line_errors() {
     let mut client = setup.client();
 
     client.send_raw(b"{\"cmd\": \"ct_state\", ");
-    assert_failure(&client.recv(), "bad_request", "syntax error, expected a valid JSON");
+    assert_failure(
+        &client.recv(),
+        "bad_request",
+        "syntax error, expected a valid JSON",
+    );
     client.send_raw(b"[1, 2]");
     assert_failure(&client.recv(), "bad_request", "must be a JSON object");
     let r = client.call(json!({"id": 5, "cmd": "ct_state", "opts": {"id": "nosuch"}}));
@@ -535,7 +563,8 @@ fn bad_requests_get_one_line_errors() {
     assert_failure(&r, "not_found", "no container \"nosuch\"");
     let r = client.call(json!({"cmd": "ct_state", "opts": {"id": "../etc"}}));
     assert_failure(&r, "not_found", "");
-    let r = client.call(json!({"cmd": "ct_command", "opts": {"id": ct.id, "name": "NoSuchCommand"}}));
+    let r =
+        client.call(json!({"cmd": "ct_command", "opts": {"id": ct.id, "name": "NoSuchCommand"}}));
     assert_failure(&r, "unknown_command", "NoSuchCommand");
     let r = client.call(json!({"cmd": "ct_frobnicate", "opts": {"id": ct.id}}));
     assert_failure(&r, "unknown_command", "ct_frobnicate");
@@ -619,13 +648,18 @@ fn sigterm_drains_then_cancels_and_cleans_up() {
     let ct = setup.ct(0).clone();
     let mut client = setup.client();
     client.send(&json!({"id": "short", "cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sh", "-c", "sleep 1; echo finished"]}}));
-    client.send(&json!({"id": "long", "cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sleep", "33"]}}));
+    client.send(
+        &json!({"id": "long", "cmd": "ct_exec", "opts": {"id": ct.id, "cmd": ["sleep", "33"]}}),
+    );
     wait_running(&ct, "sleep 33");
     let mut idle = setup.client();
     let daemon = setup.pid();
     let sent = Instant::now();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), nix::sys::signal::SIGTERM)
-        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
     // The request that ends within the grace period is answered.
     let r = client.recv();
     assert_eq!(r["id"], json!("short"), "{r}");
@@ -640,13 +674,19 @@ fn sigterm_drains_then_cancels_and_cleans_up() {
         if let Some(status) = setup.daemon.as_mut().unwrap().try_wait().unwrap() {
             break status;
         }
-        assert!(sent.elapsed() < Duration::from_secs(15), "ctld did not exit");
+        assert!(
+            sent.elapsed() < Duration::from_secs(15),
+            "ctld did not exit"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let took = sent.elapsed();
     eprintln!("SIGTERM: exited {status} after {took:?}");
     assert_eq!(status.code(), Some(0), "{status}");
-    assert!(took >= Duration::from_secs(3), "left before the grace period: {took:?}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "left before the grace period: {took:?}"
+    );
     assert!(!setup.socket.exists(), "the socket file is left");
     assert_nothing_left(&ct, "sleep 33", daemon);
     let title = format!("ctl: {} runner:", ct.ident());
@@ -666,7 +706,10 @@ fn sigterm_drains_then_cancels_and_cleans_up() {
 fn socket_is_exclusive_and_private() {
     let setup = Setup::new("dk", 0, &[]);
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&setup.socket).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&setup.socket)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let out = Command::new(env!("CARGO_BIN_EXE_ctld"))
         .arg("--socket")
@@ -708,4 +751,40 @@ fn socket_is_exclusive_and_private() {
     let _ = other.kill();
     let _ = other.wait();
     assert!(reachable, "ctld did not take over the stale socket");
+}
+
+/// `ct_stop` (its modes, through Stop's frontend) and `ct_start`, checked against LXC's own
+/// tools.
+#[test]
+fn stop_and_start() {
+    let setup = Setup::new("dp", 1, &[]);
+    let ct = setup.ct(0);
+    let mut client = setup.client();
+    let started = Instant::now();
+    let r = client.ok(json!({"cmd": "ct_stop", "opts": {"id": ct.id, "mode": "kill"}}));
+    assert_eq!(r, json!(true));
+    assert_eq!(ctl_provision::oracle::lxc_state(ct).unwrap(), "stopped");
+    let state = client.ok(json!({"cmd": "ct_state", "opts": {"id": ct.id}}));
+    assert_eq!(
+        state,
+        json!({"id": ct.id, "state": "stopped", "init_pid": null})
+    );
+    let r = client.call(exec(&ct.id, "true"));
+    assert_failure(&r, "command", "is not running");
+    assert_eq!(
+        client.ok(json!({"cmd": "ct_start", "opts": {"id": ct.id}})),
+        json!(true)
+    );
+    assert_eq!(ctl_provision::oracle::lxc_state(ct).unwrap(), "running");
+    let r = client.ok(exec(&ct.id, "echo back"));
+    assert_eq!(r["stdout"], json!("back\n"));
+    // A clean stop within its timeout (busybox's init halts on SIGPWR).
+    let r =
+        client.ok(json!({"cmd": "ct_stop", "opts": {"id": ct.id, "mode": "stop", "timeout": 20}}));
+    assert_eq!(r, json!(true));
+    assert_eq!(ctl_provision::oracle::lxc_state(ct).unwrap(), "stopped");
+    // Stopping a stopped container succeeds (osctld's rule).
+    let r = client.ok(json!({"cmd": "ct_stop", "opts": {"id": ct.id}}));
+    assert_eq!(r, json!(true));
+    eprintln!("stop/start/stop: {:?}", started.elapsed());
 }
