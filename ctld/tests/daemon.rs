@@ -591,6 +591,10 @@ fn bad_requests_get_one_line_errors() {
     assert_failure(&client.recv(), "bad_request", "longer than 1048576 bytes");
     // The error replies came in order, and the connection still works.
     assert_eq!(client.ok(json!({"cmd": "ping"})), json!("pong"));
+    assert_eq!(
+        client.ok(json!({"cmd": "ct_list"})),
+        json!([{"id": ct.id, "pool": ct.pool, "user": ct.user}])
+    );
     let r = client.ok(exec(&ct.id, "echo fine"));
     assert_eq!(r["stdout"], json!("fine\n"));
 }
