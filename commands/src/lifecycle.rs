@@ -47,7 +47,7 @@ impl StateInfo {
 /// the monitor (which closes every inherited fd and puts `/dev/null` on 0-2) and returns
 /// once the container runs or failed. Refuses a container that is not stopped; a failure
 /// carries liblxc's text and the new lines of the container's log.
-#[container_command(placement = exec, setuid_helpers)]
+#[container_command(placement = exec, setuid_helpers, lock = exclusive)]
 pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     let ct = support::open_defined(ctx)?;
     let state = ct.state()?;
@@ -94,6 +94,7 @@ pub fn start(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
 /// it.
 #[container_command(
     placement = exec,
+    lock = exclusive,
     frontend = freeze_frontend,
     osctld = ctl_core::osctld::ok_without_output
 )]
@@ -114,6 +115,7 @@ fn freeze_frontend(call: &Call<'_>) -> Result<bool, Error> {
 /// state it was told about and reports it until told otherwise.
 #[container_command(
     placement = exec,
+    lock = exclusive,
     frontend = unfreeze_frontend,
     osctld = ctl_core::osctld::ok_without_output
 )]
@@ -269,7 +271,7 @@ fn unchecked_state(call: &Call<'_>) -> Result<StateInfo, Error> {
 /// Reboot the container: sends it the reboot signal (`lxc.signal.reboot`) and returns;
 /// the LXC monitor starts it again once its init exited. Refuses a stopped or frozen
 /// container.
-#[container_command(placement = fork)]
+#[container_command(placement = fork, lock = exclusive)]
 pub fn reboot(ctx: &mut RunnerContext) -> Result<bool, CommandError> {
     let ct = support::open_defined(ctx)?;
     support::require(&ct, ct.name(), Need::Thawed)?;

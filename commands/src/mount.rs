@@ -38,6 +38,7 @@ pub const MOUNT_HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 /// `null`.
 #[container_command(
     placement = exec,
+    lock = exclusive,
     setuid_helpers,
     osctld = ctl_core::osctld::options_hash_without_output
 )]
@@ -66,7 +67,12 @@ pub fn mount(
 }
 
 /// Unmount `mountpoint` inside the container (not mounted is fine).
-#[container_command(placement = exec, setuid_helpers, osctld = unmount_osctld)]
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    lock = exclusive,
+    osctld = unmount_osctld
+)]
 pub fn unmount(ctx: &mut RunnerContext, mountpoint: String) -> Result<bool, CommandError> {
     check_absolute("mountpoint", &mountpoint)?;
     let ct = open_running(ctx)?;

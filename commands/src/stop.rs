@@ -89,6 +89,7 @@ pub const RUNIT_TIMEOUT: Duration = Duration::from_secs(10);
 #[container_command(
     placement = exec,
     setuid_helpers,
+    lock = exclusive,
     frontend = stop_frontend,
     osctld = stop_osctld
 )]
@@ -434,7 +435,12 @@ fn open_thawed_showing(
 /// kills every process inside). Refuses a stopped or frozen container. The message is
 /// bounded as Wall is, and `halt` by [`HALT_TIMEOUT`]: a halt still running then is killed
 /// and the command fails saying so.
-#[container_command(placement = exec, setuid_helpers, osctld = stop_by_halt_osctld)]
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    lock = exclusive,
+    osctld = stop_by_halt_osctld
+)]
 pub fn stop_by_halt(
     ctx: &mut RunnerContext,
     #[kwarg(default)] message: Option<String>,
@@ -508,7 +514,12 @@ fn halt_for_stop_by_halt(
 /// when missing and takes every permission from an existing `reboot` (only its existence
 /// can make runit reboot), as osctld does. Refuses a stopped or frozen container. The
 /// process doing it inside is killed after [`RUNIT_TIMEOUT`] and the command then fails.
-#[container_command(placement = exec, setuid_helpers, osctld = stop_runit_osctld)]
+#[container_command(
+    placement = exec,
+    setuid_helpers,
+    lock = exclusive,
+    osctld = stop_runit_osctld
+)]
 pub fn stop_runit(
     ctx: &mut RunnerContext,
     #[kwarg(default)] message: Option<String>,

@@ -4,9 +4,13 @@ use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::command::Placement;
 use crate::container::Container;
+use crate::frontend::cancel::Cancellation;
 use crate::frontend::{Launcher, WarmPool};
+use crate::lock::ContainerLock;
 use crate::reply::DEFAULT_MAX_REPLY_BYTES;
 
 /// The frontend's view of one call: which container, and how to run the runner.
@@ -34,6 +38,12 @@ pub struct Call<'a> {
     pub(crate) own_process_group: bool,
     pub(crate) warm: Option<&'a WarmPool>,
     pub(crate) launcher: Option<&'a Launcher>,
+    /// The container's lock this call runs under (taken by an outer frontend, or given
+    /// with [`Call::under_lock`]): nested calls do not take it again.
+    pub(crate) lock: Option<Arc<ContainerLock>>,
+    /// [`Call::unlocked`].
+    pub(crate) unlocked: bool,
+    pub(crate) cancel: Option<Arc<Cancellation>>,
 }
 
 /// Where the command's output goes.
@@ -63,6 +73,9 @@ impl<'a> Call<'a> {
             own_process_group: true,
             warm: None,
             launcher: None,
+            lock: None,
+            unlocked: false,
+            cancel: None,
         }
     }
 
@@ -169,5 +182,39 @@ impl<'a> Call<'a> {
     pub fn cold(mut self) -> Self {
         self.warm = None;
         self
+    }
+
+    /// Run under this lock of the container, held by the caller (a daemon that makes
+    /// several calls in a row under one lock, see [`ContainerLock::acquire`]): the call
+    /// takes no lock of its own.
+    pub fn under_lock(mut self, lock: Arc<ContainerLock>) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// Take no container lock for this call (a caller that orders its calls itself, as
+    /// osctld does with its own locks). See [`crate::lock`].
+    pub fn unlocked(mut self) -> Self {
+        self.unlocked = true;
+        self
+    }
+
+    /// The lock this call runs under, if any.
+    pub fn held_lock(&self) -> Option<&Arc<ContainerLock>> {
+        self.lock.as_ref()
+    }
+
+    /// Cancel this (blocking) call when `cancel` is raised from another thread: the runner
+    /// in flight is killed and reaped and the call ends with
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled). The async API does this by
+    /// itself when its future is dropped.
+    pub fn cancel_with(mut self, cancel: Arc<Cancellation>) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Whether the call was cancelled ([`Call::cancel_with`]).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
     }
 }

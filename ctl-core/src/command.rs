@@ -60,6 +60,12 @@ pub struct CommandSpec {
     /// static runner cannot load. `#[container_command(static_runner)]` (old name
     /// `no_liblxc`). See `docs/design.md`.
     pub static_runner: bool,
+    /// How calls take the container's lock (`#[container_command(lock = ...)]`, default
+    /// shared); see [`crate::lock`].
+    pub lock: crate::lock::LockMode,
+    /// The command has a frontend of its own (`frontend = path`, or frontend-only): its
+    /// async twin runs that blocking code on a blocking thread.
+    pub custom_frontend: bool,
     /// The doc comment of the definition.
     pub doc: &'static str,
 }

@@ -68,13 +68,13 @@ pub struct Capabilities {
 ///
 /// Runs in the exec placement by default; call it with another placement to inspect that
 /// one (`Call::placement`).
-#[container_command(placement = exec, static_runner)]
+#[container_command(placement = exec, static_runner, lock = none)]
 pub fn identity(_ctx: &mut RunnerContext) -> Result<IdentityInfo, CommandError> {
     identity_of_self()
 }
 
 /// Echo the argument back: the cheapest command there is.
-#[container_command(placement = exec, static_runner)]
+#[container_command(placement = exec, static_runner, lock = none)]
 pub fn ping(_ctx: &mut RunnerContext, value: Value) -> Result<Value, CommandError> {
     Ok(value)
 }

@@ -156,6 +156,7 @@ impl Envelope {
                     .flat_map(|ext| ext.placement.iter())
                     .flat_map(|placement| placement.procs_fds.iter().flatten().copied()),
             )
+            .chain(self.ctl.iter().flat_map(|ext| ext.lock_fd))
     }
 }
 
@@ -179,6 +180,11 @@ pub struct Extension {
     /// osctld's system path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_path: Option<String>,
+    /// The container's lock, handed over by the frontend for a command that holds it only
+    /// until its program runs (`LockMode::UntilRunning`, see `crate::lock`): the runner
+    /// keeps it until the process that attaches has attached, then it is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_fd: Option<RawFd>,
 }
 
 /// How a warm runner behaves.
@@ -338,6 +344,7 @@ mod tests {
                 ..Default::default()
             }),
             container_path: Some("/bin".into()),
+            lock_fd: None,
         });
         assert_eq!(Envelope::from_slice(&e.to_vec()).unwrap(), e);
     }

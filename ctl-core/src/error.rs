@@ -76,6 +76,26 @@ pub enum ErrorKind {
     #[error("timed out after {:.1}s, runner killed", after.as_secs_f64())]
     Timeout { after: Duration },
 
+    /// The container's lock was not free before the call's deadline
+    /// ([`crate::lock`]): another call uses or changes the container.
+    #[error(
+        "container {container} is busy: its {} lock was not free after {:.1}s{}",
+        if *mode == crate::lock::LockMode::Exclusive { "exclusive" } else { "shared" },
+        waited.as_secs_f64(),
+        holder.as_ref().map(|h| format!(" (held by {h})")).unwrap_or_default()
+    )]
+    Busy {
+        container: String,
+        mode: crate::lock::LockMode,
+        waited: Duration,
+        /// Who holds it, when `/proc/locks` tells: `pid N (program)`.
+        holder: Option<String>,
+    },
+
+    /// The call was cancelled (its future dropped); its runner was killed and reaped.
+    #[error("cancelled, runner killed")]
+    Cancelled,
+
     /// Preparing the call failed (cgroup creation, pipes, encoding the arguments).
     #[error("{what}: {source}")]
     Setup {
@@ -198,6 +218,8 @@ impl ErrorKind {
             ErrorKind::Protocol { .. } => "protocol",
             ErrorKind::VersionMismatch { .. } => "version_mismatch",
             ErrorKind::Timeout { .. } => "timeout",
+            ErrorKind::Busy { .. } => "busy",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::Setup { .. } => "setup",
             ErrorKind::Arguments { .. } => "arguments",
             ErrorKind::ProgramFailed { .. } => "program_failed",

@@ -38,6 +38,7 @@ pub mod envelope;
 pub mod error;
 pub mod files;
 pub mod frontend;
+pub mod lock;
 pub mod osctld;
 /// Process mechanics shared with `ctl-lxc` (the `ctl-process` crate).
 pub use ctl_process as process;
@@ -56,7 +57,9 @@ pub use error::{CommandError, Error, ErrorKind, ExitInfo, ProtocolError};
 /// The async frontend (feature `tokio`).
 #[cfg(feature = "tokio")]
 pub use frontend::asynchronous as async_frontend;
+pub use frontend::cancel::Cancellation;
 pub use frontend::{invoke, invoke_by_name, runner_path, set_runner_path, Launcher};
+pub use lock::{ContainerLock, LockMode};
 pub use registry::{DuplicateCommand, Registration, Registry};
 pub use reply::Reply;
 pub use runner::RunnerContext;
@@ -105,7 +108,26 @@ pub mod __private {
     pub use crate::__tokio_only as tokio_only;
     #[cfg(feature = "tokio")]
     pub use crate::frontend::asynchronous::call_runner as call_runner_async;
+    #[cfg(feature = "tokio")]
+    pub use crate::frontend::asynchronous::run_frontend as frontend_async;
     pub use crate::frontend::call_runner;
+
+    /// Runs a generated `run_with`'s body under the container's lock as `C` declares it
+    /// ([`crate::lock`]), unless the call runs under one already.
+    pub fn with_lock<C: Command, T>(
+        call: &crate::Call<'_>,
+        body: impl FnOnce(&crate::Call<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let locked = crate::frontend::lock_for(call, C::SPEC)?;
+        body(locked.as_ref().unwrap_or(call))
+    }
+
+    /// The output of a frontend run by name, back in its type (the async twin of a custom
+    /// frontend runs it by name on a blocking thread).
+    pub fn frontend_output<C: Command>(value: Value) -> Result<C::Output, Error> {
+        serde_json::from_value(value)
+            .map_err(|e| Error::arguments(C::SPEC.name, format!("cannot decode the output: {e}")))
+    }
 
     /// A by-name call's arguments that do not decode:
     /// [`ErrorKind::Arguments`](crate::ErrorKind::Arguments).

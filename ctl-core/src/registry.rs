@@ -177,6 +177,8 @@ mod tests {
         placement: Some(Placement::Exec),
         setuid_helpers: false,
         static_runner: false,
+        lock: ctl_core::LockMode::Shared,
+        custom_frontend: false,
         doc: " Freeze it.\n\n More text.",
     };
     static B: CommandSpec = CommandSpec {
@@ -185,6 +187,8 @@ mod tests {
         placement: Some(Placement::ForkAsRoot),
         setuid_helpers: false,
         static_runner: false,
+        lock: ctl_core::LockMode::Shared,
+        custom_frontend: false,
         doc: "",
     };
     fn no_frontend(_: &crate::Call<'_>, _: crate::Args) -> Result<serde_json::Value, crate::Error> {

@@ -84,6 +84,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                             warm_up: version % 4 == 0,
                         }),
                         container_path: (version % 5 == 0).then(|| "/bin:/usr/bin".to_owned()),
+                        lock_fd: (version % 3 == 0).then_some(9),
                         placement: Some(PlacementSpec {
                             rlimits: rlimits
                                 .into_iter()

@@ -225,6 +225,8 @@ impl<'a> Gen<'a> {
         };
         let setuid_helpers = self.cmd.options.setuid_helpers;
         let static_runner = self.cmd.options.static_runner;
+        let lock = format_ident!("{}", self.cmd.options.lock.variant());
+        let custom_frontend = self.placement.is_none() || self.frontend.is_some();
         let doc = doc_expr(&self.cmd.doc_parts);
         quote! {
             &#krate::CommandSpec {
@@ -233,6 +235,8 @@ impl<'a> Gen<'a> {
                 placement: #placement,
                 setuid_helpers: #setuid_helpers,
                 static_runner: #static_runner,
+                lock: #krate::LockMode::#lock,
+                custom_frontend: #custom_frontend,
                 doc: #doc,
             }
         }
@@ -251,15 +255,22 @@ impl<'a> Gen<'a> {
         let run = self.run_method();
         let run_with = self.run_with_method();
         let runner = self.placement.map(|_| self.runner_method());
-        let asynchronous = self.placement.map(|_| self.async_methods());
+        let asynchronous = self.async_methods();
         let codec = match self.placement {
             Some(_) => self.codec(),
             None => {
+                // The by-name frontend and the arguments' encoder (for the async twin,
+                // which runs the frontend by name), in one constant as in `codec`.
                 let krate = &self.krate;
-                let by_name = self.by_name_fn(true);
+                let types = self.cmd.params.iter().map(|p| &p.ty);
+                let by_name = self.by_name_fn(false);
+                let encoder = self.encoder();
                 quote! {
                     #[doc(hidden)]
-                    const __CTL_BY_NAME: #krate::FrontendFn = #by_name;
+                    const __CTL_BY_NAME: (
+                        #krate::FrontendFn,
+                        fn(#(#types),*) -> ::core::result::Result<#krate::Args, #krate::Error>,
+                    ) = (#by_name, #encoder);
                 }
             }
         };
@@ -280,50 +291,22 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// The async twins (with `ctl-core`'s feature `tokio`): `runner_async`, and for a
-    /// command without a frontend of its own `run_async` and `run_with_async` (a custom
-    /// frontend is blocking code: its callers use `runner_async` where they can).
+    /// The async twins (with `ctl-core`'s feature `tokio`): `run_async`, `run_with_async`,
+    /// and with a runner half `runner_async`. Without a frontend of its own,
+    /// `run_with_async` is `runner_async` (on the reactor); a custom frontend is blocking
+    /// code, run by name on tokio's blocking pool (`ctl_core::async_frontend::run_frontend`).
     fn async_methods(&self) -> TokenStream {
         let krate = &self.krate;
         let (vis, output, call, ct) = (&self.cmd.item.vis, &self.cmd.output, &self.call, &self.ct);
         let name = &self.name;
-        let runner_doc = doc_attr(&format!(
-            "[`runner`](Self::runner), async (`ctl-core`'s feature `tokio`): the runner half of              `{name}` driven on the tokio reactor, no thread per call. Dropping the future              kills the runner's process group and reaps it."
-        ));
-        let plain = self.frontend.is_none().then(|| {
+        let runner_async = self.placement.map(|_| {
+            let runner_doc = doc_attr(&format!(
+                "[`runner`](Self::runner), async (`ctl-core`'s feature `tokio`): the runner half \
+                 of `{name}` driven on the tokio reactor, no thread per call. Dropping the \
+                 future kills the runner's process group and reaps it."
+            ));
             let (params, idents) = (self.params(), self.idents());
-            let run_with_doc = doc_attr(&format!(
-                "[`run_with`](Self::run_with), async (`ctl-core`'s feature `tokio`): runs `{name}`                  with these call options; dropping the future kills and reaps its runner."
-            ));
-            let run_doc = doc_attr(&format!(
-                "[`run`](Self::run), async (`ctl-core`'s feature `tokio`): runs `{name}` on the                  container `ct` with the default call options."
-            ));
-            let params_again = self.params();
-            let idents_again = self.idents();
             quote! {
-                #run_doc
-                #[allow(clippy::too_many_arguments)]
-                #vis async fn run_async(
-                    #ct: &#krate::Container,
-                    #(#params_again),*
-                ) -> ::core::result::Result<#output, #krate::Error> {
-                    Self::runner_async(&#krate::Call::new(#ct), #(#idents_again),*).await
-                }
-
-                #run_with_doc
-                #[allow(clippy::too_many_arguments)]
-                #vis async fn run_with_async(
-                    #call: &#krate::Call<'_>,
-                    #(#params),*
-                ) -> ::core::result::Result<#output, #krate::Error> {
-                    Self::runner_async(#call, #(#idents),*).await
-                }
-            }
-        });
-        let params = self.params();
-        let idents = self.idents();
-        quote! {
-            #krate::__private::tokio_only! {
                 #runner_doc
                 #[allow(clippy::too_many_arguments)]
                 #vis async fn runner_async(
@@ -333,8 +316,62 @@ impl<'a> Gen<'a> {
                     let __ctl_args = (Self::__CTL_CODEC.1)(#(#idents),*)?;
                     #krate::__private::call_runner_async::<Self>(#call, __ctl_args).await
                 }
+            }
+        });
+        let idents = self.idents();
+        let run_with_body = match (self.placement, self.frontend) {
+            (Some(_), None) => quote!(Self::runner_async(#call, #(#idents),*).await),
+            (placement, _) => {
+                let (encoder, by_name) = match placement {
+                    Some(_) => (quote!(Self::__CTL_CODEC.1), quote!(Self::__CTL_CODEC.2)),
+                    None => (quote!(Self::__CTL_BY_NAME.1), quote!(Self::__CTL_BY_NAME.0)),
+                };
+                quote! {
+                    let __ctl_args = (#encoder)(#(#idents),*)?;
+                    let __ctl_value =
+                        #krate::__private::frontend_async::<Self>(#call, #by_name, __ctl_args)
+                            .await?;
+                    #krate::__private::frontend_output::<Self>(__ctl_value)
+                }
+            }
+        };
+        let how = match (self.placement, self.frontend) {
+            (Some(_), None) => "its runner half on the reactor, no thread per call",
+            _ => {
+                "its frontend (blocking code) on tokio's blocking pool, with its runners \
+                  cancelled"
+            }
+        };
+        let run_with_doc = doc_attr(&format!(
+            "[`run_with`](Self::run_with), async (`ctl-core`'s feature `tokio`): runs `{name}` \
+             with these call options: {how}. Dropping the future kills and reaps its runner."
+        ));
+        let run_doc = doc_attr(&format!(
+            "[`run`](Self::run), async (`ctl-core`'s feature `tokio`): runs `{name}` on the \
+             container `ct` with the default call options."
+        ));
+        let (params, params_again, idents_again) = (self.params(), self.params(), self.idents());
+        quote! {
+            #krate::__private::tokio_only! {
+                #runner_async
 
-                #plain
+                #run_doc
+                #[allow(clippy::too_many_arguments)]
+                #vis async fn run_async(
+                    #ct: &#krate::Container,
+                    #(#params_again),*
+                ) -> ::core::result::Result<#output, #krate::Error> {
+                    Self::run_with_async(&#krate::Call::new(#ct), #(#idents_again),*).await
+                }
+
+                #run_with_doc
+                #[allow(clippy::too_many_arguments)]
+                #vis async fn run_with_async(
+                    #call: &#krate::Call<'_>,
+                    #(#params),*
+                ) -> ::core::result::Result<#output, #krate::Error> {
+                    #run_with_body
+                }
             }
         }
     }
@@ -368,6 +405,8 @@ impl<'a> Gen<'a> {
         let params = self.params();
         let doc = doc_attr(&self.run_with_doc());
         let body = self.run_with_body();
+        // The container's lock (`ctl_core::lock`), as the command declares it, around the
+        // whole frontend; nested calls with the call it gets run under it.
         quote! {
             #doc
             #[allow(clippy::too_many_arguments)]
@@ -375,7 +414,10 @@ impl<'a> Gen<'a> {
                 #call: &#krate::Call<'_>,
                 #(#params),*
             ) -> ::core::result::Result<#output, #krate::Error> {
-                #body
+                #krate::__private::with_lock::<Self, _>(
+                    #call,
+                    move |#call| -> ::core::result::Result<#output, #krate::Error> { #body },
+                )
             }
         }
     }
@@ -617,7 +659,7 @@ impl<'a> Gen<'a> {
             ),
             None => (
                 quote!(::core::option::Option::None),
-                quote!(#ty::__CTL_BY_NAME),
+                quote!(#ty::__CTL_BY_NAME.0),
             ),
         };
         let osctld_ref = self.osctld_ref();
@@ -827,12 +869,37 @@ mod tests {
         assert!(out.contains("syscmd (call , cmd)"), "{out}");
         assert!(!out.contains("fn runner"), "{out}");
         assert!(!out.contains("__CTL_CODEC"), "{out}");
-        // The serde assertions of its arguments live in its by-name frontend.
+        // The by-name frontend and the encoder of the async twin, in one constant; the
+        // serde assertions of the arguments are the encoder's.
         assert!(
-            out.contains("const __CTL_BY_NAME : :: ctl_core :: FrontendFn = | __ctl_call , __ctl_args | { :: ctl_core :: __private :: assert_arg :: < Vec < String > > () ;"),
+            out.contains("const __CTL_BY_NAME : (:: ctl_core :: FrontendFn , fn (Vec < String >)"),
             "{out}"
         );
-        assert!(out.contains("frontend : Syscmd :: __CTL_BY_NAME"), "{out}");
+        assert!(
+            out.contains(
+                "| cmd | { :: ctl_core :: __private :: assert_arg :: < Vec < String > > () ;"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("frontend : Syscmd :: __CTL_BY_NAME . 0"),
+            "{out}"
+        );
+        // Under the lock it declares (the default: shared), and an async twin run by name.
+        assert!(
+            out.contains("lock : :: ctl_core :: LockMode :: Shared"),
+            "{out}"
+        );
+        assert!(
+            out.contains(":: ctl_core :: __private :: with_lock :: < Self , _ > (call , move | call | -> :: core :: result :: Result < Out , :: ctl_core :: Error > { syscmd (call , cmd) } ,)"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "frontend_async :: < Self > (call , Self :: __CTL_BY_NAME . 0 , __ctl_args)"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ use crate::parse::{error_between, Errors};
 const OPTIONS: &str = "`placement = exec | fork | fork_as_root`, `frontend_only`, \
                        `frontend = path::to::fn`, `osctld = path::to::fn`, \
                        `name = \"PascalName\"`, `setuid_helpers`, `static_runner`, \
+                       `lock = shared | until_running | exclusive | none`, \
                        `crate = path::to::ctl_core`";
+const LOCKS: &str = "`shared`, `until_running`, `exclusive` or `none`";
 const PLACEMENTS: &str = "`exec`, `fork` or `fork_as_root`";
 /// Old spellings still accepted, with the option each means.
 const OLD_NAMES: &[(&str, &str)] = &[("no_liblxc", "static_runner")];
@@ -59,6 +61,38 @@ impl Placement {
     }
 }
 
+/// `ctl_core::LockMode`'s variants, as written in the attribute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Lock {
+    None,
+    #[default]
+    Shared,
+    UntilRunning,
+    Exclusive,
+}
+
+impl Lock {
+    fn from_name(name: &str) -> Option<Lock> {
+        match name {
+            "none" => Some(Lock::None),
+            "shared" => Some(Lock::Shared),
+            "until_running" => Some(Lock::UntilRunning),
+            "exclusive" => Some(Lock::Exclusive),
+            _ => None,
+        }
+    }
+
+    /// The variant of `ctl_core::LockMode`.
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            Lock::None => "None",
+            Lock::Shared => "Shared",
+            Lock::UntilRunning => "UntilRunning",
+            Lock::Exclusive => "Exclusive",
+        }
+    }
+}
+
 /// What the command consists of.
 #[derive(Debug)]
 pub(crate) enum Mode {
@@ -82,6 +116,8 @@ pub(crate) struct Options {
     /// `static_runner` (old name `no_liblxc`): the runner half may run in the statically
     /// linked runner.
     pub(crate) static_runner: bool,
+    /// `lock = ...`: how calls take the container's lock (default shared).
+    pub(crate) lock: Lock,
     /// `crate = path`: where generated code finds ctl_core, instead of `::ctl_core`.
     pub(crate) krate: Option<syn::Path>,
 }
@@ -114,6 +150,7 @@ struct Seen {
     setuid_helpers: Given<()>,
     /// With the spelling used (`static_runner` or its old name `no_liblxc`).
     static_runner: Given<String>,
+    lock: Option<Lock>,
     krate: Option<syn::Path>,
 }
 
@@ -154,6 +191,7 @@ impl Seen {
             "frontend" => self.frontend = at(errors.push_result(parse_frontend(meta)), span),
             "osctld" => self.osctld = at(errors.push_result(parse_osctld(meta)), span),
             "name" => self.name = errors.push_result(parse_name(meta)),
+            "lock" => self.lock = errors.push_result(parse_lock(meta)),
             "crate" => self.krate = errors.push_result(parse_crate(meta)),
             _ => {
                 errors.push(Error::new_spanned(
@@ -236,6 +274,7 @@ impl Seen {
             name: self.name,
             setuid_helpers: self.setuid_helpers.is_some(),
             static_runner: self.static_runner.is_some(),
+            lock: self.lock.unwrap_or_default(),
             krate: self.krate,
         }
     }
@@ -336,6 +375,19 @@ fn parse_placement(meta: &Meta) -> syn::Result<Placement> {
     Err(Error::new_spanned(
         expr,
         format!("expected a placement: {PLACEMENTS}"),
+    ))
+}
+
+fn parse_lock(meta: &Meta) -> syn::Result<Lock> {
+    let expr = value(meta, "`lock = shared | until_running | exclusive | none`")?;
+    if let Some(ident) = plain_path(expr).and_then(syn::Path::get_ident) {
+        return Lock::from_name(&ident.to_string()).ok_or_else(|| {
+            Error::new_spanned(ident, format!("unknown lock `{ident}`; expected {LOCKS}"))
+        });
+    }
+    Err(Error::new_spanned(
+        expr,
+        format!("expected a lock: {LOCKS}"),
     ))
 }
 
@@ -615,8 +667,36 @@ mod tests {
             ["unknown option `bogus`; expected one of `placement = exec | fork | \
                  fork_as_root`, `frontend_only`, `frontend = path::to::fn`, `osctld = \
                  path::to::fn`, `name = \"PascalName\"`, `setuid_helpers`, `static_runner`, \
+                 `lock = shared | until_running | exclusive | none`, \
                  `crate = path::to::ctl_core`"; 2]
         );
+        assert_eq!(
+            message(options(quote!(placement = exec, lock = sometimes))),
+            ["unknown lock `sometimes`; expected `shared`, `until_running`, `exclusive` or `none`"]
+        );
+        assert_eq!(
+            message(options(quote!(placement = exec, lock = "shared"))),
+            ["expected a lock: `shared`, `until_running`, `exclusive` or `none`"]
+        );
+        assert_eq!(
+            message(options(quote!(
+                placement = exec,
+                lock = shared,
+                lock = none
+            ))),
+            ["duplicate option `lock`"]
+        );
+        for (written, lock) in [
+            (quote!(placement = exec), Lock::Shared),
+            (quote!(placement = exec, lock = exclusive), Lock::Exclusive),
+            (
+                quote!(frontend_only, lock = until_running),
+                Lock::UntilRunning,
+            ),
+            (quote!(placement = fork, lock = none), Lock::None),
+        ] {
+            assert_eq!(options(written).unwrap().lock, lock);
+        }
         assert!(
             message(options(quote!(placement = exec, name = "get-hostname")))[0]
                 .starts_with("invalid command name \"get-hostname\"")

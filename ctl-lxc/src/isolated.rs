@@ -78,12 +78,29 @@ const MAX_REPORT: usize = 64 * 1024;
 #[derive(Clone, Copy)]
 pub struct Isolation {
     seal_fds: fn() -> io::Result<()>,
+    release: fn(),
 }
 
 impl Isolation {
     /// An isolation whose child runs `seal_fds` before it calls liblxc.
     pub const fn new(seal_fds: fn() -> io::Result<()>) -> Isolation {
-        Isolation { seal_fds }
+        Isolation {
+            seal_fds,
+            release: || {},
+        }
+    }
+
+    /// With `release`: what the caller hands to the child that attaches only for the
+    /// attach (a ctl runner: the container's lock, `ctl_core::runner::release_container_lock`).
+    /// It runs in the caller once that child is forked (the child holds it from then on),
+    /// in that child once the program is attached (or the attach failed), and in a
+    /// [`DumpableWorker`] before its work (the monitor liblxc forks from it must not hold
+    /// it for the container's life).
+    pub const fn with_release(self, release: fn()) -> Isolation {
+        Isolation {
+            seal_fds: self.seal_fds,
+            release,
+        }
     }
 }
 
@@ -224,7 +241,7 @@ impl Container {
         // neither this process nor the worker (`crate::signals`).
         let forwarding = crate::signals::Forwarding::install()
             .map_err(|e| LxcError::os("catching signals for the attach", e.into()))?;
-        let reported = forked_report(deadline.map(|d| d + ATTACH_GRACE), || {
+        let reporter = fork_reporter(|| {
             // Nothing entering the container may be caught on the way in (module docs).
             if let Err(e) = seal_for_attach(isolation) {
                 return Report::Error(format!("cannot prepare the attach: {e}"));
@@ -240,7 +257,10 @@ impl Container {
                 }
                 other => other,
             };
-            match crate::enter::attach(self, opts, program).and_then(|pid| {
+            let attached = crate::enter::attach(self, opts, program);
+            // Attached (or failed to): what was held for the attach is let go.
+            (isolation.release)();
+            match attached.and_then(|pid| {
                 // Kept open until this worker ends (`_exit`): the handler may use it to
                 // the last moment, and it never names a recycled pid.
                 let pidfd = ctl_process::pidfd_open(pid)
@@ -253,7 +273,11 @@ impl Container {
                 Ok(None) => Report::TimedOut,
                 Err(e) => Report::Error(e.to_string()),
             }
-        })?;
+        });
+        // The child holds what the attach needs from here on.
+        (isolation.release)();
+        let reported = reporter.and_then(|r| r.collect(deadline.map(|d| d + ATTACH_GRACE)));
+        let reported = reported?;
         drop(forwarding);
         let Some((report, status)) = reported else {
             return Ok(None);
@@ -352,6 +376,7 @@ impl DumpableWorker {
             if let Err(e) = (isolation.seal_fds)() {
                 return Report::Error(format!("cannot prepare the {what}: {e}"));
             }
+            (isolation.release)();
             // SAFETY: integer-only prctl.
             if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong) } != 0 {
                 return Report::Error(format!("PR_SET_DUMPABLE: {}", io::Error::last_os_error()));
@@ -460,15 +485,6 @@ struct Reporter {
 /// wait status; `None` when `until` passed first.
 type Collected = Option<(Option<Report>, WaitStatus)>;
 
-/// Runs `body` in a forked child of this (single-threaded) process and returns its report
-/// with the child's wait status; see [`Reporter::collect`] for `until`.
-fn forked_report(
-    until: Option<Instant>,
-    body: impl FnOnce() -> Report,
-) -> Result<Collected, LxcError> {
-    fork_reporter(body)?.collect(until)
-}
-
 /// The number of threads of this process (`/proc/self/stat`, field 20).
 fn thread_count() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -477,7 +493,7 @@ fn thread_count() -> Option<u64> {
     rest.split_whitespace().nth(17)?.parse().ok()
 }
 
-/// Forks the child of [`forked_report`] and returns at once. The child ends with this
+/// Forks a child that runs `body` and reports once, and returns at once. The child ends with this
 /// process (`PR_SET_PDEATHSIG`), and with `_exit` after its report.
 fn fork_reporter(body: impl FnOnce() -> Report) -> Result<Reporter, LxcError> {
     match thread_count() {

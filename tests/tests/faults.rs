@@ -196,6 +196,8 @@ fn unknown_command_is_a_command_error() {
         placement: Some(Placement::Fork),
         setuid_helpers: false,
         static_runner: false,
+        lock: ctl_core::LockMode::Shared,
+        custom_frontend: false,
         doc: "",
     };
     let user = TestUser::new("unknown");

@@ -224,6 +224,7 @@ pub struct SyscmdOutput {
 #[container_command(
     placement = exec,
     setuid_helpers,
+    lock = until_running,
     frontend = exec_frontend,
     osctld = exec_osctld
 )]
@@ -249,7 +250,7 @@ pub fn exec(
 /// terminal itself never reaches the container. With `run` on a stopped container the pty
 /// comes from the host's devpts (the container's does not exist before it starts); it is
 /// a fresh pty, not the caller's.
-#[container_command(placement = exec, setuid_helpers)]
+#[container_command(placement = exec, setuid_helpers, lock = until_running)]
 pub fn exec_terminal(
     ctx: &mut RunnerContext,
     cmd: Vec<String>,
@@ -307,6 +308,7 @@ pub fn exec_terminal(
 #[container_command(
     placement = exec,
     setuid_helpers,
+    lock = until_running,
     frontend = runscript_frontend,
     osctld = runscript_osctld
 )]
@@ -444,7 +446,7 @@ impl<'de> Deserialize<'de> for ValidRcs {
 /// Its input is the call's stdin, or `input` (bytes; not both). `run` and `network` are
 /// Exec's. A status the caller did not accept is [`ErrorKind::ProgramFailed`], which keeps
 /// the exit status and the output.
-#[container_command(frontend_only)]
+#[container_command(frontend_only, lock = until_running)]
 pub fn syscmd(
     call: &Call<'_>,
     cmd: Vec<String>,

@@ -16,9 +16,13 @@ use super::status::helper_timed_out;
 
 /// What the forked child of every attach and dumpable worker of a ctl runner closes before
 /// it calls liblxc: the runner's reply pipe and envelope socket
-/// (`ctl_core::runner::seal_fds_for_attach`); every other fd above 2 close-on-exec.
+/// (`ctl_core::runner::seal_fds_for_attach`); every other fd above 2 close-on-exec. The
+/// container's lock, when the frontend handed it over (`lock = until_running`), is held
+/// by the attaching child for the attach and closed once the program is attached
+/// (`ctl_core::runner::release_container_lock`, see `ctl_core::lock`).
 pub fn isolation() -> Isolation {
     Isolation::new(ctl_core::runner::seal_fds_for_attach)
+        .with_release(ctl_core::runner::release_container_lock)
 }
 
 /// [`ctl_lxc::Container::attach_isolated`] with the runner's [`isolation`]: attaches

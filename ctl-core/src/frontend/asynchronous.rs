@@ -44,12 +44,16 @@ pub async fn invoke(
     spec: &'static CommandSpec,
     args: Args,
 ) -> Result<Value, Error> {
+    let locked = lock_for(call, spec).await?;
+    let call = locked.as_ref().unwrap_or(call);
     let prepared = Prepared::new(call, spec)?;
     run_prepared(call, &prepared, args).await
 }
 
 /// [`crate::frontend::call_runner`], async: runs `C`'s runner half and decodes its output.
 pub async fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output, Error> {
+    let locked = lock_for(call, C::SPEC).await?;
+    let call = locked.as_ref().unwrap_or(call);
     let prepared = Prepared::new(call, C::SPEC)?;
     let value = run_prepared(call, &prepared, args).await?;
     serde_json::from_value(value).map_err(|e| {
@@ -62,6 +66,183 @@ pub async fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::O
             },
         )
     })
+}
+
+/// [`crate::invoke_by_name`], async: runs the command registered as `name` through its
+/// frontend, with `args` as they travel in an envelope, and returns its output as JSON.
+///
+/// A command without a frontend of its own runs on the reactor like [`invoke`]. A custom
+/// frontend (Exec, Stop, State, ...) is blocking code: it runs on tokio's blocking pool
+/// ([`run_frontend`]), its container lock taken on the reactor first.
+pub async fn invoke_by_name(call: &Call<'_>, name: &str, args: Args) -> Result<Value, Error> {
+    let refuse = |message: String| Error::arguments(name, message);
+    let registration = match crate::registry::Registry::find(name) {
+        Ok(Some(registration)) => registration,
+        Ok(None) => return Err(refuse(format!("unknown command {name:?}"))),
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    let spec = registration.spec;
+    if spec.custom_frontend {
+        run_frontend_spec(call, spec, registration.frontend, args).await
+    } else {
+        invoke(call, spec, args).await
+    }
+}
+
+/// Runs the blocking frontend `frontend` of `C` (its by-name form) for this call on tokio's
+/// blocking pool, and returns its output as JSON: the async twin of a custom frontend.
+///
+/// The container's lock is taken first, on the reactor. The frontend then runs with an
+/// owned copy of the call (the container, duplicates of its stdio fds, the launcher
+/// handle), so that it may outlive this future: dropping the future raises the call's
+/// [`Cancellation`](super::cancel::Cancellation), which kills and reaps the runner in
+/// flight at once (the frontend's `poll` waits for it) and makes every later runner start
+/// and lock wait of that frontend fail with [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
+/// The thread is busy for as long as the frontend runs: unlike runner halves, custom
+/// frontends hold one blocking thread per call in flight.
+pub async fn run_frontend<C: Command>(
+    call: &Call<'_>,
+    frontend: crate::command::FrontendFn,
+    args: Args,
+) -> Result<Value, Error> {
+    run_frontend_spec(call, C::SPEC, frontend, args).await
+}
+
+async fn run_frontend_spec(
+    call: &Call<'_>,
+    spec: &'static CommandSpec,
+    frontend: crate::command::FrontendFn,
+    args: Args,
+) -> Result<Value, Error> {
+    if call.warm.is_some() {
+        return Err(Error::arguments(
+            spec.name,
+            "calls through a warm pool are not driven asynchronously yet: use the blocking API",
+        ));
+    }
+    let locked = lock_for(call, spec).await?;
+    let call = locked.as_ref().unwrap_or(call);
+    let cancel = std::sync::Arc::new(
+        super::cancel::Cancellation::new()
+            .map_err(|e| Error::setup(spec.name, "creating the call's cancellation", e))?,
+    );
+    let owned = OwnedCall::of(call, cancel.clone())
+        .map_err(|e| Error::setup(spec.name, "duplicating the call's stdio", e))?;
+    // Raised if this future is dropped before the frontend is done.
+    let _cancel_on_drop = CancelOnDrop(cancel);
+    let task = tokio::task::spawn_blocking(move || frontend(&owned.call(), args));
+    match task.await {
+        Ok(result) => result,
+        Err(e) => Err(Error::command(
+            spec.name,
+            format!("the frontend's thread failed: {e}"),
+        )),
+    }
+}
+
+/// Raises the cancellation when dropped (the future went away before the end).
+struct CancelOnDrop(std::sync::Arc<super::cancel::Cancellation>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A [`Call`] that owns what it refers to, for a frontend running on another thread.
+struct OwnedCall {
+    ct: crate::Container,
+    stdin: Option<OwnedFd>,
+    stdout: OwnedStdio,
+    stderr: OwnedStdio,
+    deadline: Option<Duration>,
+    placement: Option<crate::Placement>,
+    runner: Option<std::path::PathBuf>,
+    max_reply: usize,
+    own_process_group: bool,
+    launcher: Option<crate::Launcher>,
+    lock: Option<std::sync::Arc<crate::lock::ContainerLock>>,
+    unlocked: bool,
+    cancel: std::sync::Arc<super::cancel::Cancellation>,
+}
+
+enum OwnedStdio {
+    Inherit,
+    Null,
+    Fd(OwnedFd),
+}
+
+impl OwnedStdio {
+    fn of(stdio: crate::Stdio<'_>) -> io::Result<OwnedStdio> {
+        Ok(match stdio {
+            crate::Stdio::Inherit => OwnedStdio::Inherit,
+            crate::Stdio::Null => OwnedStdio::Null,
+            crate::Stdio::Fd(fd) => OwnedStdio::Fd(fd.try_clone_to_owned()?),
+        })
+    }
+
+    fn borrow(&self) -> crate::Stdio<'_> {
+        match self {
+            OwnedStdio::Inherit => crate::Stdio::Inherit,
+            OwnedStdio::Null => crate::Stdio::Null,
+            OwnedStdio::Fd(fd) => crate::Stdio::Fd(std::os::fd::AsFd::as_fd(fd)),
+        }
+    }
+}
+
+impl OwnedCall {
+    fn of(
+        call: &Call<'_>,
+        cancel: std::sync::Arc<super::cancel::Cancellation>,
+    ) -> io::Result<OwnedCall> {
+        Ok(OwnedCall {
+            ct: call.ct.clone(),
+            stdin: call.stdin.map(|fd| fd.try_clone_to_owned()).transpose()?,
+            stdout: OwnedStdio::of(call.stdout)?,
+            stderr: OwnedStdio::of(call.stderr)?,
+            deadline: call.deadline,
+            placement: call.placement,
+            runner: call.runner.clone(),
+            max_reply: call.max_reply,
+            own_process_group: call.own_process_group,
+            launcher: call.launcher.cloned(),
+            lock: call.lock.clone(),
+            unlocked: call.unlocked,
+            cancel,
+        })
+    }
+
+    fn call(&self) -> Call<'_> {
+        Call {
+            ct: &self.ct,
+            stdin: self.stdin.as_ref().map(std::os::fd::AsFd::as_fd),
+            stdout: self.stdout.borrow(),
+            stderr: self.stderr.borrow(),
+            deadline: self.deadline,
+            placement: self.placement,
+            runner: self.runner.clone(),
+            max_reply: self.max_reply,
+            own_process_group: self.own_process_group,
+            warm: None,
+            launcher: self.launcher.as_ref(),
+            lock: self.lock.clone(),
+            unlocked: self.unlocked,
+            cancel: Some(self.cancel.clone()),
+        }
+    }
+}
+
+/// [`crate::frontend::lock_for`], waiting on the timer.
+async fn lock_for<'a>(
+    call: &Call<'a>,
+    spec: &'static CommandSpec,
+) -> Result<Option<Call<'a>>, Error> {
+    if !super::needs_lock(call, spec) {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let lock = crate::lock::ContainerLock::acquire_async(call, spec.name, spec.lock).await?;
+    Ok(lock.map(|lock| super::locked_call(call, lock, started)))
 }
 
 async fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {

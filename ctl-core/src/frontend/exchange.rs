@@ -130,6 +130,8 @@ pub(crate) enum Ending {
     Exited,
     TimedOut,
     ReplyTooLarge,
+    /// The call's [`Cancellation`](super::cancel::Cancellation) was raised.
+    Cancelled,
 }
 
 pub(crate) struct Channels {
@@ -276,6 +278,7 @@ pub(crate) fn converse(
     envelope: &[u8],
     deadline: Option<Duration>,
     max_reply: usize,
+    cancel: Option<&super::cancel::Cancellation>,
 ) -> io::Result<Outcome> {
     let started = Instant::now();
     let mut conversation =
@@ -291,8 +294,12 @@ pub(crate) fn converse(
                 }
             },
         };
-        let mut fds = Vec::with_capacity(4);
+        let mut fds = Vec::with_capacity(5);
         fds.push(PollFd::new(child.exit_fd(), PollFlags::POLLIN));
+        let cancel_idx = cancel.map(|c| {
+            fds.push(PollFd::new(c.fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
         let env_idx = conversation.envelope_fd().map(|fd| {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
             fds.len() - 1
@@ -318,7 +325,11 @@ pub(crate) fn converse(
         let exited = ready(Some(0));
         let (env_ready, reply_ready, stderr_ready) =
             (ready(env_idx), ready(reply_idx), ready(stderr_idx));
+        let cancelled = ready(cancel_idx);
         drop(fds);
+        if cancelled {
+            break Ending::Cancelled;
+        }
 
         if env_ready {
             conversation.envelope_writable();

@@ -36,8 +36,15 @@ use super::runner_path;
 /// `CTL_STATIC_RUNNER` (an operator's, read once), whether this binary is its own runner
 /// ([`crate::runner::run_if_runner`] says so: a fact about the binary), and whether the
 /// kernel can start a process in a cgroup (learned once: a fact about the kernel).
+///
+/// A `Launcher` is a handle: clones share one configuration (the async twin of a custom
+/// frontend takes a clone onto the blocking thread that runs it).
+#[derive(Clone, Debug)]
+pub struct Launcher(Arc<LauncherState>);
+
+/// What a [`Launcher`] handle shares.
 #[derive(Debug)]
-pub struct Launcher {
+pub struct LauncherState {
     runner: RwLock<Option<PathBuf>>,
     static_runner: RwLock<StaticRunner>,
     spawn_into_cgroup: AtomicBool,
@@ -45,6 +52,8 @@ pub struct Launcher {
     procs_files: Mutex<ProcsFiles>,
     /// The static runner found beside the last runner looked at (a `stat` saved per call).
     static_beside: RwLock<Option<(PathBuf, Option<PathBuf>)>>,
+    /// Where the containers' lock files are ([`crate::lock`]); `None`: calls take no lock.
+    lock_dir: RwLock<Option<PathBuf>>,
 }
 
 /// Which statically linked runner a [`Launcher`] starts for `static_runner` commands.
@@ -55,6 +64,14 @@ enum StaticRunner {
     Beside,
     /// This one, or none.
     Configured(Option<PathBuf>),
+}
+
+impl std::ops::Deref for Launcher {
+    type Target = LauncherState;
+
+    fn deref(&self) -> &LauncherState {
+        &self.0
+    }
 }
 
 impl Default for Launcher {
@@ -68,14 +85,15 @@ impl Launcher {
     /// beside it, cold exec runners born in their cgroup where the kernel allows it,
     /// `cgroup.procs` files kept (at most [`MAX_FILES`], none longer than [`MAX_AGE`]).
     pub fn new() -> Launcher {
-        Launcher {
+        Launcher(Arc::new(LauncherState {
             runner: RwLock::new(None),
             static_runner: RwLock::new(StaticRunner::Beside),
             spawn_into_cgroup: AtomicBool::new(true),
             keep_cgroup_files: AtomicBool::new(true),
             procs_files: Mutex::new(ProcsFiles::new(MAX_FILES, MAX_AGE)),
             static_beside: RwLock::new(None),
-        }
+            lock_dir: RwLock::new(Some(PathBuf::from(crate::lock::DEFAULT_LOCK_DIR))),
+        }))
     }
 
     /// The instance calls use unless given another ([`Call::launcher`](crate::Call::launcher)).
@@ -106,6 +124,25 @@ impl Launcher {
     pub fn with_keep_cgroup_files(self, enabled: bool) -> Launcher {
         self.set_keep_cgroup_files(enabled);
         self
+    }
+
+    /// Builder form of [`Launcher::set_lock_dir`].
+    pub fn with_lock_dir(self, dir: Option<PathBuf>) -> Launcher {
+        self.set_lock_dir(dir);
+        self
+    }
+
+    /// Where the containers' lock files are (default [`crate::lock::DEFAULT_LOCK_DIR`]),
+    /// created 0700 if missing; `None`: calls take no container lock (a daemon that orders
+    /// its calls by itself). Every process that works on the same containers must use the
+    /// same directory: that is what orders `ctl` and a daemon.
+    pub fn set_lock_dir(&self, dir: Option<PathBuf>) {
+        *write(&self.lock_dir) = dir;
+    }
+
+    /// See [`Launcher::set_lock_dir`].
+    pub fn lock_dir(&self) -> Option<PathBuf> {
+        read(&self.lock_dir).clone()
     }
 
     /// Sets the runner binary for calls that do not name one. `CTL_RUNNER` still overrides

@@ -11,6 +11,7 @@
 
 #[cfg(feature = "tokio")]
 pub mod asynchronous;
+pub mod cancel;
 mod clone3;
 mod exchange;
 mod launcher;
@@ -86,6 +87,8 @@ pub fn forget_cgroup_files() {
 
 /// Runs `C`'s runner half for this call and decodes its output.
 pub fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output, Error> {
+    let locked = lock_for(call, C::SPEC)?;
+    let call = locked.as_ref().unwrap_or(call);
     let prepared = Prepared::new(call, C::SPEC)?;
     let value = run_prepared(call, &prepared, args)?;
     serde_json::from_value(value).map_err(|e| {
@@ -105,6 +108,8 @@ pub fn call_runner<C: Command>(call: &Call<'_>, args: Args) -> Result<C::Output,
 /// its raw JSON output. This is what every generated `runner()` calls; daemons that
 /// dispatch by name (e.g. a generic RPC) can call it directly.
 pub fn invoke(call: &Call<'_>, spec: &'static CommandSpec, args: Args) -> Result<Value, Error> {
+    let locked = lock_for(call, spec)?;
+    let call = locked.as_ref().unwrap_or(call);
     let prepared = Prepared::new(call, spec)?;
     run_prepared(call, &prepared, args)
 }
@@ -131,6 +136,38 @@ fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Valu
         relay.finish();
     }
     result
+}
+
+/// The call to run `spec` with: `None` (use the call as it is) when it runs under a lock
+/// already, is [unlocked](Call::unlocked), or the command takes none; else a copy that
+/// holds the container's lock as the command declares, with what is left of its deadline
+/// after the wait ([`crate::lock`]).
+pub(crate) fn lock_for<'a>(
+    call: &Call<'a>,
+    spec: &'static CommandSpec,
+) -> Result<Option<Call<'a>>, Error> {
+    if !needs_lock(call, spec) {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let lock = crate::lock::ContainerLock::acquire(call, spec.name, spec.lock)?;
+    Ok(lock.map(|lock| locked_call(call, lock, started)))
+}
+
+/// Whether a call of `spec` must take the container's lock first.
+pub(crate) fn needs_lock(call: &Call<'_>, spec: &CommandSpec) -> bool {
+    call.lock.is_none() && !call.unlocked && spec.lock != crate::lock::LockMode::None
+}
+
+/// `call` under `lock`, taken since `started`: the wait counts against the deadline.
+pub(crate) fn locked_call<'a>(
+    call: &Call<'a>,
+    lock: std::sync::Arc<crate::lock::ContainerLock>,
+    started: std::time::Instant,
+) -> Call<'a> {
+    let mut locked = call.clone().under_lock(lock);
+    locked.deadline = call.deadline.map(|d| d.saturating_sub(started.elapsed()));
+    locked
 }
 
 /// Runs the command registered as `name` (any form a runner accepts: `GetHostname`,
@@ -330,6 +367,7 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         &envelope,
         call.deadline,
         call.max_reply,
+        call.cancel.as_deref(),
     )
     .map_err(prepared.setup("talking to the runner"))?;
     finish(prepared, outcome, call)
@@ -350,6 +388,9 @@ pub(crate) fn start_cold(
     prepared: &Prepared,
     args: Args,
 ) -> Result<Started, Error> {
+    if call.is_cancelled() {
+        return Err(Error::new(prepared.command, ErrorKind::Cancelled));
+    }
     let (env_parent, env_child) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
@@ -372,6 +413,14 @@ pub(crate) fn start_cold(
         (reply_w.as_fd(), CHILD_RETURN_FD),
     ];
     fds.extend(stdio.fds.iter().copied());
+    // The container's lock goes with a command that holds it only until its program runs
+    // (`crate::lock`): from here on the runner holds it, not this process.
+    let lock_fd = call.lock.as_ref().and_then(|lock| lock.for_runner());
+    let lock_child_fd = lock_fd.as_ref().map(|fd| {
+        let n = fds.iter().map(|&(_, n)| n).max().unwrap_or(CHILD_RETURN_FD) + 1;
+        fds.push((fd.as_fd(), n));
+        n
+    });
     let mut placement = prepared.spec.clone();
     // Every runner leads a session (and so a process group) of its own, whatever the call
     // says: it must have no controlling terminal (`runner::session`). A deadline or an
@@ -431,6 +480,7 @@ pub(crate) fn start_cold(
     // kept set meanwhile).
     drop(fds);
     drop(kept);
+    drop(lock_fd);
     if let (Some(birth), spawn::Born::InCgroup) = (birth, born) {
         placement.born_in.push(birth.procs);
     }
@@ -442,6 +492,7 @@ pub(crate) fn start_cold(
         parent_pid: Some(std::process::id() as i32),
         warm: None,
         container_path: call.container().container_path.clone(),
+        lock_fd: lock_child_fd,
     });
     let envelope = envelope.to_vec();
     drop((env_child, reply_w, stderr_w));
@@ -482,6 +533,7 @@ fn interpret(
     let protocol = |problem| Error::protocol(command, path.to_owned(), problem);
     match outcome.ending {
         Ending::TimedOut => return Err(Error::timeout(command, call.deadline.unwrap_or_default())),
+        Ending::Cancelled => return Err(fail(ErrorKind::Cancelled)),
         Ending::ReplyTooLarge => {
             return Err(protocol(ProtocolError::ReplyTooLarge {
                 limit: call.max_reply,

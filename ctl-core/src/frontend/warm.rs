@@ -247,6 +247,7 @@ impl WarmRunner {
                 warm_up: pool.warm_up,
             }),
             container_path: None,
+            lock_fd: None,
         });
         let title = prepared
             .title
@@ -470,6 +471,7 @@ pub(crate) fn invoke(
         parent_pid: None,
         warm: None,
         container_path: call.container().container_path.clone(),
+        lock_fd: None,
     });
     let mut payload = vec![b'R'];
     payload.extend_from_slice(&envelope.to_vec());
@@ -509,8 +511,15 @@ pub(crate) fn invoke(
             reply: reply_r,
             stderr: stderr_r,
         };
-        let outcome = converse(&mut child, channels, &[], call.deadline, call.max_reply)
-            .map_err(prepared.setup("talking to the warm runner's child"))?;
+        let outcome = converse(
+            &mut child,
+            channels,
+            &[],
+            call.deadline,
+            call.max_reply,
+            call.cancel.as_deref(),
+        )
+        .map_err(prepared.setup("talking to the warm runner's child"))?;
         return finish(prepared, outcome, call);
     }
     Err(prepared.setup("starting a warm runner")(io::Error::other(

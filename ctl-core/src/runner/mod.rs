@@ -106,6 +106,22 @@ static PLACED_CGROUPS: std::sync::OnceLock<(Option<String>, Option<String>)> =
 /// The fd of the reply pipe of the command this runner process serves (-1: none yet).
 static REPLY_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
+/// The container's lock handed over by the frontend (`Extension::lock_fd`; -1: none).
+static LOCK_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Closes this process's copy of the container's lock that the frontend handed over with
+/// a command that holds it only until its program runs ([`crate::lock`]); nothing if
+/// there is none. The lock is free once every process holding a copy closed it: the
+/// runner calls this once it has forked the process that attaches, and that process once
+/// the program is attached (`ctl_lxc::Isolation::with_release`); a worker that starts the
+/// container (liblxc's monitor is a fork of it) calls it before anything else.
+pub fn release_container_lock() {
+    let fd = LOCK_FD.swap(-1, std::sync::atomic::Ordering::SeqCst);
+    if fd > 2 {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
 /// For a child forked from a runner that is about to enter a container (an attach): closes
 /// this process's copies of the runner's conversation with its frontend — the reply pipe
 /// and the envelope socket (fd 0) — and marks every other fd above 2 close-on-exec, so
@@ -404,6 +420,13 @@ pub(crate) fn run_envelope(envelope: Envelope) -> i32 {
         }
     }
 
+    if let Some(lock_fd) = envelope.ctl.as_ref().and_then(|ext| ext.lock_fd) {
+        match claim_lock_fd(&envelope, lock_fd) {
+            Ok(()) => LOCK_FD.store(lock_fd, std::sync::atomic::Ordering::SeqCst),
+            Err(e) => return reply(bad_envelope(e)),
+        }
+    }
+
     let mut user = None;
     let mut cgroups = None;
     if let Some(ext) = &envelope.ctl {
@@ -481,6 +504,31 @@ pub(crate) fn run_envelope(envelope: Envelope) -> i32 {
         Ok(v) => Reply::ok(v),
         Err(e) => Reply::error(e.message()),
     })
+}
+
+/// Checks the lock fd the envelope names: an fd of its own (not 0-2, not another named
+/// fd), open on a regular file; made close-on-exec so that no program inherits it.
+fn claim_lock_fd(envelope: &Envelope, fd: RawFd) -> Result<(), String> {
+    let others = std::iter::once(envelope.return_fd)
+        .chain(envelope.stdin)
+        .chain(envelope.stdout)
+        .chain(envelope.stderr);
+    if fd <= 2 || others.into_iter().any(|o| o == fd) {
+        return Err(format!("lock fd {fd} is not an fd of its own"));
+    }
+    // SAFETY: only inspected; a number that is not open makes fstat fail.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    match nix::sys::stat::fstat(borrowed) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {}
+        Ok(_) => return Err(format!("lock fd {fd} is not a regular file")),
+        Err(e) => return Err(format!("lock fd {fd} is not open: {e}")),
+    }
+    nix::fcntl::fcntl(
+        borrowed,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map(drop)
+    .map_err(|e| format!("lock fd {fd}: {e}"))
 }
 
 fn write_all(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
