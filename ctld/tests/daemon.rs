@@ -75,8 +75,9 @@ impl Setup {
             .env(ctl_core::frontend::RUNNER_ENV, exe)
             .env("RUST_LOG", "ctld=debug,info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Files: nothing of a command may reach the daemon's own stdio.
+            .stdout(self.log_file("stdout"))
+            .stderr(self.log_file("stderr"))
             .spawn()
             .expect("starting ctld");
         self.daemon = Some(child);
@@ -91,6 +92,19 @@ impl Setup {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn log_file(&self, which: &str) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("ctld.{which}")))
+            .unwrap()
+    }
+
+    /// What the daemon wrote to its stdout or stderr so far.
+    fn output(&self, which: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("ctld.{which}"))).unwrap_or_default()
     }
 
     fn pid(&self) -> i32 {
@@ -111,6 +125,9 @@ impl Drop for Setup {
         if let Some(mut daemon) = self.daemon.take() {
             let _ = daemon.kill();
             let _ = daemon.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("ctld's stderr:\n{}", self.output("stderr"));
         }
         for name in &self.names {
             if let Err(e) = self.provisioner.destroy(name) {
@@ -447,6 +464,11 @@ fn concurrent_clients_get_their_own_replies() {
         "{CLIENTS} clients x {ROUNDS} rounds: {:?}",
         started.elapsed()
     );
+    // The programs' output went to the clients only.
+    assert_eq!(setup.output("stdout"), "");
+    let stderr = setup.output("stderr");
+    assert!(stderr.contains("ctld listening"), "{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with("err")), "{stderr}");
     let mut client = setup.client();
     for ct in &setup.containers {
         let state = client.ok(json!({"cmd": "ct_state", "opts": {"id": ct.id}}));
