@@ -39,6 +39,7 @@ pub mod error;
 pub mod files;
 pub mod frontend;
 pub mod lock;
+pub mod observe;
 pub mod osctld;
 /// Process mechanics shared with `ctl-lxc` (the `ctl-process` crate).
 pub use ctl_process as process;

@@ -663,6 +663,28 @@ fn metrics_count_requests() {
         "pings did not fail"
     );
     assert!(text.contains("ctld_request_duration_seconds"), "{text}");
+    // The framework's own metrics (`ctl_core::observe`) reach the daemon's recorder: the
+    // exec started one runner; the container's lock was waited for.
+    let framework = |name: &str, labels: &[&str], value: &str| {
+        text.lines().any(|l| {
+            l.starts_with(&format!("{name}{{"))
+                && labels.iter().all(|label| l.contains(label))
+                && l.ends_with(&format!(" {value}"))
+        })
+    };
+    assert!(
+        framework(
+            "ctl_calls_total",
+            &["command=\"Exec\"", "mode=\"cold\"", "outcome=\"ok\""],
+            "1"
+        ),
+        "{text}"
+    );
+    assert!(
+        framework("ctl_calls_in_flight", &["command=\"Exec\""], "0"),
+        "{text}"
+    );
+    assert!(text.contains("ctl_lock_wait_seconds"), "{text}");
 }
 
 /// 6. SIGTERM: requests in flight finish within the grace period, those still running

@@ -239,3 +239,114 @@ fn results_errors_and_deadlines_are_the_blocking_apis() {
     );
     assert!(children().is_empty());
 }
+
+/// Custom frontends (blocking code: Exec's, State's, Freeze's, GetHostname's) through their
+/// async twins and by name: the same results as the blocking API, and a dropped future
+/// kills the runner in flight at once, leaving no process behind.
+#[test]
+fn custom_frontends_run_async_and_are_cancelled_on_drop() {
+    let _serial = ctl_test_support::leaks::serial();
+    let tc = TestContainer::running("asyncfront");
+    let rt = runtime();
+    let call = call(&tc).stdout(Stdio::Null);
+    let exec_args = |argv: &[&str]| {
+        Args::new(
+            vec![json!(argv)],
+            Map::from_iter([("options".to_owned(), json!({}))]),
+        )
+    };
+    rt.block_on(async {
+        // Typed twins of custom frontends.
+        let state = commands::State::run_with_async(&call).await.unwrap();
+        assert_eq!(state.state, "running");
+        let hostname = commands::GetHostname::run_with_async(&call).await.unwrap();
+        assert_eq!(hostname, commands::GetHostname::run_with(&call).unwrap());
+        assert!(commands::Freeze::run_with_async(&call).await.unwrap());
+        assert_eq!(
+            commands::State::run_with_async(&call).await.unwrap().state,
+            "frozen"
+        );
+        assert!(commands::Unfreeze::run_with_async(&call).await.unwrap());
+        let status = commands::Exec::run_with_async(
+            &call,
+            vec!["sh".into(), "-c".into(), "exit 7".into()],
+            false,
+            false,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 7);
+        // By name: a custom frontend (Exec) and a plain runner half (Sleep).
+        let by_name =
+            async_frontend::invoke_by_name(&call, "Exec", exec_args(&["sh", "-c", "exit 3"]))
+                .await
+                .unwrap();
+        assert_eq!(by_name, json!(3));
+        let by_name = async_frontend::invoke_by_name(&call, "sleep", sleep_args(0.0))
+            .await
+            .unwrap();
+        assert_eq!(by_name, json!(true));
+        let unknown = async_frontend::invoke_by_name(&call, "NoSuchThing", Args::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            ctl_core::invoke_by_name(&call, "NoSuchThing", Args::default())
+                .unwrap_err()
+                .to_string()
+        );
+    });
+    // Cancellation: an Exec of `sleep 60` (Exec's frontend on the blocking pool) dropped
+    // after its program runs.
+    let started = std::time::Instant::now();
+    let outcome = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_millis(1500),
+            commands::Exec::run_with_async(
+                &call,
+                vec!["sleep".into(), "60".into()],
+                false,
+                false,
+                Default::default(),
+            ),
+        )
+        .await
+    });
+    assert!(outcome.is_err(), "the Exec ended by itself: {outcome:?}");
+    // The blocking thread sees the cancellation, kills and reaps the runner: no child,
+    // and nothing of the call left in the container's entry cgroup.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while !children().is_empty() {
+        assert!(std::time::Instant::now() < until, "left: {:?}", children());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let entry = tc.container().entry_cgroup().to_owned();
+    for hierarchy in ctl_core::cgroup::hierarchies() {
+        let procs = std::fs::read_to_string(hierarchy.path_of(&entry).join("cgroup.procs"))
+            .unwrap_or_default();
+        assert!(procs.trim().is_empty(), "{procs}");
+    }
+    eprintln!(
+        "cancelled Exec gone {:?} after the call started",
+        started.elapsed()
+    );
+    // And the program inside is gone too (the attached `sleep 60` ends with its runner).
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", "^sleep 60$"])
+            .output()
+            .unwrap();
+        if left.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the program survived its cancelled call: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ctl_test_support::leaks::zombie_children().is_empty());
+}

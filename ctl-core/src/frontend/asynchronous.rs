@@ -30,6 +30,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tracing::Instrument;
 
 use super::exchange::{ChildGuard, Conversation, Ending, Outcome, Step};
 use super::{finish, start_cold, Prepared, Started};
@@ -241,8 +242,9 @@ async fn lock_for<'a>(
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let lock = crate::lock::ContainerLock::acquire_async(call, spec.name, spec.lock).await?;
-    Ok(lock.map(|lock| super::locked_call(call, lock, started)))
+    let lock = crate::lock::ContainerLock::acquire_async(call, spec.name, spec.lock).await;
+    crate::observe::lock_waited(spec.name, spec.lock, started.elapsed(), &lock);
+    Ok(lock?.map(|lock| super::locked_call(call, lock, started)))
 }
 
 async fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {
@@ -262,22 +264,38 @@ async fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Resul
         }
         None => call,
     };
-    let result = invoke_cold(call, prepared, args).await;
+    let record = crate::observe::CallRecord::start(
+        prepared.command,
+        &call.ct.ident(),
+        prepared.placement,
+        false,
+    );
+    let result = invoke_cold(call, prepared, args, &record)
+        .instrument(record.span().clone())
+        .await;
+    record.finish(&result);
     if let Some(relay) = relay {
         relay.finish();
     }
     result
 }
 
-async fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {
+async fn invoke_cold(
+    call: &Call<'_>,
+    prepared: &Prepared,
+    args: Args,
+    record: &crate::observe::CallRecord,
+) -> Result<Value, Error> {
     let Started {
         child,
         channels,
         envelope,
     } = start_cold(call, prepared, args)?;
+    record.spawned(child.pid.as_raw());
     let outcome = converse(child, channels, envelope, call.deadline, call.max_reply)
         .await
         .map_err(prepared.setup("talking to the runner"))?;
+    record.conversed(&outcome.timings);
     finish(prepared, outcome, call)
 }
 

@@ -123,6 +123,7 @@ pub(crate) struct Outcome {
     pub status: ExitInfo,
     pub stderr_tail: Vec<u8>,
     pub ending: Ending,
+    pub timings: Timings,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -157,6 +158,19 @@ pub(crate) struct Conversation<F: AsFd = OwnedFd> {
     line: Option<Vec<u8>>,
     tail: Vec<u8>,
     max_reply: usize,
+    started: Instant,
+    envelope_at: Option<Instant>,
+    reply_at: Option<Instant>,
+}
+
+/// When the steps of a conversation happened, from its start (the runner just spawned):
+/// the envelope fully written (the runner reads it as its first act), the reply line
+/// read, the runner's exit seen. For traces and metrics (`crate::observe`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub envelope: Option<Duration>,
+    pub reply: Option<Duration>,
+    pub exit: Duration,
 }
 
 /// What a step of a [`Conversation`] found.
@@ -194,6 +208,9 @@ impl<F: AsFd> Conversation<F> {
             line: None,
             tail: Vec::new(),
             max_reply,
+            started: Instant::now(),
+            envelope_at: None,
+            reply_at: None,
         };
         conversation.envelope_writable();
         Ok(conversation)
@@ -217,6 +234,9 @@ impl<F: AsFd> Conversation<F> {
     /// The envelope socket can take more.
     pub fn envelope_writable(&mut self) {
         write_envelope(&mut self.env_fd, &self.envelope, &mut self.written);
+        if self.env_fd.is_none() && self.envelope_at.is_none() {
+            self.envelope_at = Some(Instant::now());
+        }
     }
 
     /// The reply pipe has something (or EOF).
@@ -228,6 +248,9 @@ impl<F: AsFd> Conversation<F> {
             self.max_reply,
         ) {
             return Step::Done(Ending::ReplyTooLarge);
+        }
+        if self.line.is_some() && self.reply_at.is_none() {
+            self.reply_at = Some(Instant::now());
         }
         Step::Continue
     }
@@ -260,7 +283,13 @@ impl<F: AsFd> Conversation<F> {
 
     /// The outcome with the runner's exit status.
     pub fn outcome(self, status: ExitInfo, ending: Ending) -> Outcome {
+        let since = |at: Option<Instant>| at.map(|at| at.duration_since(self.started));
         Outcome {
+            timings: Timings {
+                envelope: since(self.envelope_at),
+                reply: since(self.reply_at),
+                exit: self.started.elapsed(),
+            },
             line: self.line,
             partial: self.reply,
             status,

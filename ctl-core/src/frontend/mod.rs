@@ -13,7 +13,7 @@
 pub mod asynchronous;
 pub mod cancel;
 mod clone3;
-mod exchange;
+pub(crate) mod exchange;
 mod launcher;
 mod procs_files;
 mod runner_path;
@@ -128,10 +128,19 @@ fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Valu
         }
         None => call,
     };
+    let record = crate::observe::CallRecord::start(
+        prepared.command,
+        &call.ct.ident(),
+        prepared.placement,
+        call.warm.is_some(),
+    );
+    let entered = record.span().enter();
     let result = match call.warm {
-        Some(pool) => warm::invoke(pool, call, prepared, args),
-        None => invoke_cold(call, prepared, args),
+        Some(pool) => warm::invoke(pool, call, prepared, args, &record),
+        None => invoke_cold(call, prepared, args, &record),
     };
+    drop(entered);
+    record.finish(&result);
     if let Some(relay) = relay {
         relay.finish();
     }
@@ -150,8 +159,9 @@ pub(crate) fn lock_for<'a>(
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let lock = crate::lock::ContainerLock::acquire(call, spec.name, spec.lock)?;
-    Ok(lock.map(|lock| locked_call(call, lock, started)))
+    let lock = crate::lock::ContainerLock::acquire(call, spec.name, spec.lock);
+    crate::observe::lock_waited(spec.name, spec.lock, started.elapsed(), &lock);
+    Ok(lock?.map(|lock| locked_call(call, lock, started)))
 }
 
 /// Whether a call of `spec` must take the container's lock first.
@@ -189,6 +199,7 @@ pub fn invoke_by_name(call: &Call<'_>, name: &str, args: Args) -> Result<Value, 
 /// What every runner start of one call needs, computed once.
 pub(crate) struct Prepared {
     pub command: &'static str,
+    pub placement: Placement,
     pub snake_name: &'static str,
     pub path: PathBuf,
     pub spec: PlacementSpec,
@@ -275,6 +286,7 @@ impl Prepared {
         };
         Ok(Prepared {
             command,
+            placement,
             snake_name: spec.snake_name,
             path,
             spec: placement_spec,
@@ -355,12 +367,18 @@ pub(crate) fn envelope_for(
     }
 }
 
-fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {
+fn invoke_cold(
+    call: &Call<'_>,
+    prepared: &Prepared,
+    args: Args,
+    record: &crate::observe::CallRecord,
+) -> Result<Value, Error> {
     let Started {
         mut child,
         channels,
         envelope,
     } = start_cold(call, prepared, args)?;
+    record.spawned(child.pid.as_raw());
     let outcome = converse(
         &mut child,
         channels,
@@ -370,6 +388,7 @@ fn invoke_cold(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value
         call.cancel.as_deref(),
     )
     .map_err(prepared.setup("talking to the runner"))?;
+    record.conversed(&outcome.timings);
     finish(prepared, outcome, call)
 }
 

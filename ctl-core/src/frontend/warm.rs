@@ -333,6 +333,7 @@ impl WarmRunner {
                     status,
                     stderr_tail: tail,
                     ending: super::exchange::Ending::Exited,
+                    timings: Default::default(),
                 };
                 finish(prepared, outcome, call)?;
                 return Err(Error::protocol(
@@ -459,6 +460,7 @@ pub(crate) fn invoke(
     call: &Call<'_>,
     prepared: &Prepared,
     args: Args,
+    record: &crate::observe::CallRecord,
 ) -> Result<Value, Error> {
     let stdio = StdioPlan::new(call);
     let mut envelope: Envelope = envelope_for(call, prepared, args, &stdio);
@@ -476,7 +478,12 @@ pub(crate) fn invoke(
     let mut payload = vec![b'R'];
     payload.extend_from_slice(&envelope.to_vec());
     if payload.len() > MAX_WARM_REQUEST {
-        return super::invoke_cold(call, prepared, Args::new(envelope.args, envelope.kwargs));
+        return super::invoke_cold(
+            call,
+            prepared,
+            Args::new(envelope.args, envelope.kwargs),
+            record,
+        );
     }
     // A runner that died (idle timeout, crash, its starting thread gone) is replaced once.
     for _ in 0..2 {
@@ -501,6 +508,7 @@ pub(crate) fn invoke(
             pool.forget(&runner);
             continue;
         };
+        record.spawned(pid.as_raw());
         let mut child = WarmChild {
             runner: &runner,
             pid,
@@ -520,6 +528,7 @@ pub(crate) fn invoke(
             call.cancel.as_deref(),
         )
         .map_err(prepared.setup("talking to the warm runner's child"))?;
+        record.conversed(&outcome.timings);
         return finish(prepared, outcome, call);
     }
     Err(prepared.setup("starting a warm runner")(io::Error::other(
