@@ -350,3 +350,49 @@ fn custom_frontends_run_async_and_are_cancelled_on_drop() {
     }
     assert!(ctl_test_support::leaks::zombie_children().is_empty());
 }
+
+/// Calls through a warm pool work async too (on the blocking pool, as the warm
+/// conversation is blocking): the same warm runner serves them, and a dropped call's
+/// child is killed while the warm runner lives on.
+#[test]
+fn warm_calls_run_async_and_are_cancelled_on_drop() {
+    let _serial = ctl_test_support::leaks::serial();
+    let tc = TestContainer::running("asyncwarm");
+    let rt = runtime();
+    let pool = ctl_core::frontend::WarmPool::new(Duration::from_secs(30));
+    let warm = call(&tc).warm(&pool);
+    let identity = rt
+        .block_on(ctl_core::diag::Identity::runner_async(&warm))
+        .unwrap();
+    let runners = pool.pids();
+    assert_eq!(runners.len(), 1);
+    assert_eq!(identity.ppid, runners[0], "served by the warm runner");
+    assert!(rt.block_on(Sleep::runner_async(&warm, 0.0)).unwrap());
+    let by_name = rt
+        .block_on(async_frontend::invoke_by_name(
+            &warm,
+            "Sleep",
+            sleep_args(0.0),
+        ))
+        .unwrap();
+    assert_eq!(by_name, json!(true));
+    assert_eq!(pool.pids(), runners, "the same warm runner");
+    // Dropped while its child sleeps: the child goes, the warm runner stays.
+    let dropped = rt.block_on(async {
+        tokio::time::timeout(Duration::from_millis(500), Sleep::runner_async(&warm, 30.0)).await
+    });
+    assert!(dropped.is_err());
+    let children_of = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .count()
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while children_of(runners[0]) > 0 {
+        assert!(std::time::Instant::now() < until, "the warm child survived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pool.pids(), runners, "the warm runner lives on");
+    assert!(rt.block_on(Sleep::runner_async(&warm, 0.0)).unwrap());
+}

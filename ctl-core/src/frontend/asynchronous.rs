@@ -18,10 +18,23 @@
 //! once. The runner's own children (the attaching worker, the attached program) die with
 //! it: they are in its process group, or end by their parent-death signal.
 //!
-//! # Not yet
+//! # What holds a thread
 //!
-//! Calls through a [`WarmPool`](crate::frontend::WarmPool) (`Call::warm`) are refused with
-//! a clear error; terminal relays of the call's stdio use threads, as in the blocking API.
+//! Runner halves ([`invoke`], [`call_runner`], the generated `runner_async`, and
+//! `run_with_async` of commands without a frontend of their own) run on the reactor: no
+//! thread per call. Two kinds of call run their blocking code on tokio's blocking pool
+//! instead, one thread each while in flight, cancelled through a
+//! [`Cancellation`](super::cancel::Cancellation) when the future is dropped: custom
+//! frontends ([`run_frontend`]: Exec, Stop, State, Freeze, ...; their runners are killed
+//! at once) and calls through a [`WarmPool`](crate::frontend::WarmPool) (the warm
+//! runner's socket pairs requests and answers under a lock). Terminal relays of the
+//! call's stdio use threads, as in the blocking API.
+//!
+//! # Locking
+//!
+//! The container's lock ([`crate::lock`]) is waited for on the timer, before anything
+//! else, and held by the future (or the blocking thread it handed the call to) until the
+//! call ends.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -115,28 +128,32 @@ async fn run_frontend_spec(
     frontend: crate::command::FrontendFn,
     args: Args,
 ) -> Result<Value, Error> {
-    if call.warm.is_some() {
-        return Err(Error::arguments(
-            spec.name,
-            "calls through a warm pool are not driven asynchronously yet: use the blocking API",
-        ));
-    }
     let locked = lock_for(call, spec).await?;
     let call = locked.as_ref().unwrap_or(call);
+    on_blocking_thread(call, spec.name, move |call| frontend(call, args)).await
+}
+
+/// Runs `work` with an owned copy of `call` on tokio's blocking pool; dropping the future
+/// raises the copy's cancellation (see [`run_frontend`]).
+async fn on_blocking_thread(
+    call: &Call<'_>,
+    command: &'static str,
+    work: impl FnOnce(&Call<'_>) -> Result<Value, Error> + Send + 'static,
+) -> Result<Value, Error> {
     let cancel = std::sync::Arc::new(
         super::cancel::Cancellation::new()
-            .map_err(|e| Error::setup(spec.name, "creating the call's cancellation", e))?,
+            .map_err(|e| Error::setup(command, "creating the call's cancellation", e))?,
     );
     let owned = OwnedCall::of(call, cancel.clone())
-        .map_err(|e| Error::setup(spec.name, "duplicating the call's stdio", e))?;
-    // Raised if this future is dropped before the frontend is done.
+        .map_err(|e| Error::setup(command, "duplicating the call's stdio", e))?;
+    // Raised if this future is dropped before the work is done.
     let _cancel_on_drop = CancelOnDrop(cancel);
-    let task = tokio::task::spawn_blocking(move || frontend(&owned.call(), args));
+    let task = tokio::task::spawn_blocking(move || work(&owned.call()));
     match task.await {
         Ok(result) => result,
         Err(e) => Err(Error::command(
-            spec.name,
-            format!("the frontend's thread failed: {e}"),
+            command,
+            format!("the call's thread failed: {e}"),
         )),
     }
 }
@@ -162,6 +179,7 @@ struct OwnedCall {
     max_reply: usize,
     own_process_group: bool,
     launcher: Option<crate::Launcher>,
+    warm: Option<super::WarmPool>,
     lock: Option<std::sync::Arc<crate::lock::ContainerLock>>,
     unlocked: bool,
     cancel: std::sync::Arc<super::cancel::Cancellation>,
@@ -207,6 +225,7 @@ impl OwnedCall {
             max_reply: call.max_reply,
             own_process_group: call.own_process_group,
             launcher: call.launcher.cloned(),
+            warm: call.warm.cloned(),
             lock: call.lock.clone(),
             unlocked: call.unlocked,
             cancel,
@@ -224,7 +243,7 @@ impl OwnedCall {
             runner: self.runner.clone(),
             max_reply: self.max_reply,
             own_process_group: self.own_process_group,
-            warm: None,
+            warm: self.warm.as_ref(),
             launcher: self.launcher.as_ref(),
             lock: self.lock.clone(),
             unlocked: self.unlocked,
@@ -249,10 +268,14 @@ async fn lock_for<'a>(
 
 async fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {
     if call.warm.is_some() {
-        return Err(Error::arguments(
-            prepared.command,
-            "calls through a warm pool are not driven asynchronously yet: use the blocking API",
-        ));
+        // A warm call's conversation is the blocking one (its runner is shared through a
+        // socket whose requests and acknowledgements are paired under a lock): it runs on
+        // the blocking pool, cancelled like a custom frontend.
+        let prepared = prepared.clone();
+        return on_blocking_thread(call, prepared.command, move |call| {
+            super::run_prepared(call, &prepared, args)
+        })
+        .await;
     }
     let relay = crate::terminal::StdioRelay::start(call)
         .map_err(prepared.setup("relaying the caller's terminal"))?;

@@ -197,6 +197,7 @@ pub fn invoke_by_name(call: &Call<'_>, name: &str, args: Args) -> Result<Value, 
 }
 
 /// What every runner start of one call needs, computed once.
+#[derive(Clone)]
 pub(crate) struct Prepared {
     pub command: &'static str,
     pub placement: Placement,

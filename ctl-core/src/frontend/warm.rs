@@ -50,7 +50,14 @@ const MAX_WARM_REQUEST: usize = 128 * 1024;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Warm runners of one daemon, keyed by container, placement and runner binary.
-pub struct WarmPool {
+///
+/// A handle: clones share the runners (the async frontend takes a clone onto the blocking
+/// thread that makes a warm call). The runners are stopped when the last handle goes.
+#[derive(Clone)]
+pub struct WarmPool(Arc<PoolState>);
+
+/// What the handles of a [`WarmPool`] share.
+pub struct PoolState {
     idle_timeout: Duration,
     warm_up: bool,
     runners: Mutex<HashMap<String, Arc<WarmRunner>>>,
@@ -101,20 +108,24 @@ struct WarmRunner {
 impl WarmPool {
     /// A pool whose runners exit after `idle_timeout` without a command in flight.
     pub fn new(idle_timeout: Duration) -> WarmPool {
-        WarmPool {
+        WarmPool(Arc::new(PoolState {
             idle_timeout,
             warm_up: true,
             runners: Mutex::new(HashMap::new()),
             spawner: std::sync::OnceLock::new(),
-        }
+        }))
     }
 
     /// Whether the pool's runners run the registered `WarmUp` hooks (default: yes). The
     /// built-in commands register one that loads liblxc, which spares every LXC command
     /// its `dlopen` (~0.35 ms) but makes every fork ~90 µs dearer here (a larger address
     /// space to copy): turn it off for a pool that serves commands without LXC.
+    ///
+    /// Set it on a new pool: a pool already shared by clones keeps its setting.
     pub fn warm_up(mut self, on: bool) -> WarmPool {
-        self.warm_up = on;
+        if let Some(state) = Arc::get_mut(&mut self.0) {
+            state.warm_up = on;
+        }
         self
     }
 
@@ -201,9 +212,23 @@ impl std::fmt::Debug for WarmPool {
     }
 }
 
-impl Drop for WarmPool {
+impl std::ops::Deref for WarmPool {
+    type Target = PoolState;
+
+    fn deref(&self) -> &PoolState {
+        &self.0
+    }
+}
+
+impl Drop for PoolState {
     fn drop(&mut self) {
-        self.clear();
+        let drained: Vec<_> = self
+            .runners
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        drop(drained);
     }
 }
 
