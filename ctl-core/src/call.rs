@@ -199,6 +199,19 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// This call under the container's lock in `mode`, taken now for `command` (waiting up
+    /// to the deadline, which is then what is left of it): for a frontend that must do
+    /// something *before* it takes the lock (Runscript reads its script from the caller
+    /// first) and so declares `lock = none`. Returns a plain copy when the call runs under a
+    /// lock already or is [unlocked](Self::unlocked). See [`crate::lock`].
+    pub fn locked(
+        &self,
+        command: &'static str,
+        mode: crate::LockMode,
+    ) -> Result<Call<'a>, crate::Error> {
+        Ok(crate::frontend::lock_as(self, command, mode)?.unwrap_or_else(|| self.clone()))
+    }
+
     /// The lock this call runs under, if any.
     pub fn held_lock(&self) -> Option<&Arc<ContainerLock>> {
         self.lock.as_ref()

@@ -30,11 +30,21 @@
 //! An attached program (Exec, Runscript) may run for hours. Commands declared
 //! [`LockMode::UntilRunning`] hold the shared lock only until their program runs, as
 //! osctld releases its lock once the program is started: the frontend hands its lock fd to
-//! the runner, the runner hands it to the process that attaches, and that process closes
-//! it once the program is attached (`ctl_lxc::Isolation`'s release). Changers wait for
-//! the attach, never for the program: a Freeze after that freezes the program with the
-//! container, as it would under osctld. Through a warm runner the fd is not handed over:
-//! the frontend keeps the lock until the call ends.
+//! the runner, the runner hands it to the process that attaches (closing its own copy once
+//! that process is forked), and that process closes it once the program is attached
+//! (`ctl_lxc::Isolation::with_release`); the process that enters the container closes its
+//! inherited copy first thing, before the container's root can reach it, and the program
+//! never gets one (close-on-exec). Changers wait for the attach, never for the program: a
+//! Freeze after that freezes the program with the container, as it would under osctld.
+//! The attach holds it for at most `ctl_lxc::isolated::ATTACH_HOLD_LIMIT` (10 s): an
+//! attach the container holds up (its root stopping the process on its way in) does not
+//! keep a Stop out. With `run` on a stopped container, the lock goes once the container's
+//! start is under way. Through a warm runner the fd is not handed over: the frontend keeps
+//! the lock until the call ends.
+//!
+//! Runscript reads its script from the caller before anything else; it declares
+//! `lock = none` and takes the lock itself afterwards ([`Call::locked`](crate::Call::locked)),
+//! so that a slow caller never holds the container's lock.
 
 use std::fs::File;
 use std::io;
@@ -177,6 +187,8 @@ struct Attempt {
     gate: File,
     /// A changer holds the gate while it waits for the lock.
     gate_held: bool,
+    /// The last try found the gate taken (by a changer waiting for the lock).
+    blocked_at_gate: bool,
     started: Instant,
     deadline: Option<Duration>,
     pause: Duration,
@@ -204,9 +216,11 @@ impl Attempt {
         let path = lock_path(&dir, &ct.pool, &ct.id)
             .map_err(|message| Error::arguments(command, message))?;
         let setup = |what| move |e| Error::setup(command, what, e);
-        ensure_dir(&dir).map_err(setup("preparing the lock directory"))?;
-        let file = open_lock_file(&path).map_err(setup("opening the container's lock file"))?;
-        let gate = open_lock_file(&path.with_extension("gate"))
+        let dir_fd = checked_dir(&dir).map_err(setup("preparing the lock directory"))?;
+        let name = |path: &Path| path.file_name().map(PathBuf::from).unwrap_or_default();
+        let file = open_lock_file_at(&dir_fd, &name(&path))
+            .map_err(setup("opening the container's lock file"))?;
+        let gate = open_lock_file_at(&dir_fd, &name(&path.with_extension("gate")))
             .map_err(setup("opening the container's lock gate"))?;
         Ok(Some(Attempt {
             command: command.to_owned(),
@@ -216,6 +230,7 @@ impl Attempt {
             file: Some(file),
             gate,
             gate_held: false,
+            blocked_at_gate: false,
             started: Instant::now(),
             deadline: call.deadline,
             pause: FIRST_PAUSE,
@@ -229,6 +244,7 @@ impl Attempt {
             .file
             .as_ref()
             .expect("an attempt holds its file until it succeeds");
+        self.blocked_at_gate = true;
         let locked = if self.mode == LockMode::Exclusive {
             if !self.gate_held {
                 match try_flock(&self.gate, EXCLUSIVE) {
@@ -237,6 +253,7 @@ impl Attempt {
                     Err(e) => return Err(fail(e)),
                 }
             }
+            self.blocked_at_gate = false;
             try_flock(file, EXCLUSIVE)
         } else {
             match try_flock(&self.gate, EXCLUSIVE) {
@@ -244,6 +261,7 @@ impl Attempt {
                 Err(Errno::EWOULDBLOCK | Errno::EINTR) => return Ok(None),
                 Err(e) => return Err(fail(e)),
             }
+            self.blocked_at_gate = false;
             let locked = try_flock(file, SHARED);
             let _ = try_flock(&self.gate, libc::LOCK_UN);
             locked
@@ -283,12 +301,14 @@ impl Attempt {
     }
 
     fn busy(&self, waited: Duration) -> Error {
-        // Whoever holds the lock; else the changer waiting at the gate.
-        let holder = self
-            .file
-            .as_ref()
-            .and_then(holder_of)
-            .or_else(|| holder_of(&self.gate));
+        // The changer waiting at the gate when that is what stopped this call, else whoever
+        // holds the lock.
+        let at_gate = || holder_of(&self.gate).map(|h| format!("{h}, waiting to change it"));
+        let holder = if self.blocked_at_gate {
+            at_gate().or_else(|| self.file.as_ref().and_then(holder_of))
+        } else {
+            self.file.as_ref().and_then(holder_of).or_else(at_gate)
+        };
         Error::new(
             self.command.clone(),
             ErrorKind::Busy {
@@ -337,7 +357,10 @@ fn ensure_dir(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
-    let meta = std::fs::symlink_metadata(dir)?;
+    check_dir(&std::fs::symlink_metadata(dir)?, dir)
+}
+
+fn check_dir(meta: &std::fs::Metadata, dir: &Path) -> io::Result<()> {
     let euid = nix::unistd::geteuid().as_raw();
     if !meta.is_dir() || meta.uid() != euid || meta.mode() & 0o022 != 0 {
         return Err(io::Error::other(format!(
@@ -348,6 +371,50 @@ fn ensure_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The lock directory, checked once per process ([`ensure_dir`]) and then kept open: lock
+/// files are opened relative to that fd, so the directory checked is the one used, and a
+/// call costs no path walk of it.
+fn checked_dir(dir: &Path) -> io::Result<Arc<OwnedFd>> {
+    static CHECKED: Mutex<Vec<(PathBuf, Arc<OwnedFd>)>> = Mutex::new(Vec::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = checked.iter().position(|(d, _)| d == dir) {
+        // Still linked (a directory removed meanwhile, by an operator or a service
+        // manager cleaning `/run`, is made again).
+        match nix::sys::stat::fstat(checked[i].1.as_fd()) {
+            Ok(st) if st.st_nlink > 0 => return Ok(checked[i].1.clone()),
+            _ => {
+                checked.swap_remove(i);
+            }
+        }
+    }
+    ensure_dir(dir)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)?;
+    // The directory opened is the one checked.
+    check_dir(&file.metadata()?, dir)?;
+    let fd = Arc::new(OwnedFd::from(file));
+    checked.push((dir.to_owned(), fd.clone()));
+    Ok(fd)
+}
+
+/// Opens (creates) the lock file `name` in the directory `dir`.
+fn open_lock_file_at(dir: &OwnedFd, name: &Path) -> io::Result<File> {
+    let fd = nix::fcntl::openat(
+        dir,
+        name,
+        // Read-only: `flock` needs no more, and a runner it is handed to gets no more.
+        nix::fcntl::OFlag::O_RDONLY
+            | nix::fcntl::OFlag::O_CREAT
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )?;
+    Ok(File::from(fd))
+}
+
+#[cfg(test)]
 fn open_lock_file(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)

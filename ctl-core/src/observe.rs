@@ -21,7 +21,7 @@
 //! | `ctl_call_errors_total` | counter | `command`, `kind` ([`ErrorKind::name`]) |
 //! | `ctl_call_duration_seconds` | histogram | `command`, `mode` |
 //! | `ctl_calls_in_flight` | gauge | `command` |
-//! | `ctl_lock_wait_seconds` | histogram | `command`, `lock` ([`LockMode`](crate::LockMode)) |
+//! | `ctl_lock_wait_seconds` | histogram | `command`, `lock` ([`LockMode`](crate::LockMode)), `outcome` (`ok`, `busy`, `cancelled`) |
 //!
 //! [`ErrorKind`]: crate::ErrorKind
 //! [`ErrorKind::name`]: crate::ErrorKind::name
@@ -152,8 +152,17 @@ pub(crate) fn lock_waited<T>(
     waited: Duration,
     result: &Result<T, Error>,
 ) {
-    metrics::histogram!("ctl_lock_wait_seconds", "command" => command, "lock" => mode.as_str())
-        .record(waited.as_secs_f64());
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(e) => e.kind().name(),
+    };
+    metrics::histogram!(
+        "ctl_lock_wait_seconds",
+        "command" => command,
+        "lock" => mode.as_str(),
+        "outcome" => outcome,
+    )
+    .record(waited.as_secs_f64());
     match result {
         Ok(_) => tracing::trace!(
             command,

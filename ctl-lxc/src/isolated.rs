@@ -250,6 +250,9 @@ impl Container {
             let program = match program {
                 AttachProgram::Function(f) => {
                     with_default_signals = move || {
+                        // What the worker holds for the attach is not the program's
+                        // (liblxc's attach forks this from the worker).
+                        release_held();
                         crate::signals::reset_in_program();
                         f()
                     };
@@ -257,8 +260,12 @@ impl Container {
                 }
                 other => other,
             };
+            // Held for the attach only, and never longer than ATTACH_HOLD_LIMIT: a process
+            // the container's root stops on its way in must not keep it.
+            let bound = HeldForAttach::arm(isolation.release);
             let attached = crate::enter::attach(self, opts, program);
             // Attached (or failed to): what was held for the attach is let go.
+            drop(bound);
             (isolation.release)();
             match attached.and_then(|pid| {
                 // Kept open until this worker ends (`_exit`): the handler may use it to
@@ -461,6 +468,60 @@ fn wait_pid_until(pid: Pid, deadline: Option<Instant>) -> Result<Option<ExitStat
 
 /// What the child of an isolated attach does before it calls liblxc: non-dumpable
 /// (checked), then the caller's seal.
+/// Longest time the worker of an isolated attach keeps what the caller handed over for the
+/// attach ([`Isolation::with_release`]): an attach takes milliseconds, and a container
+/// whose root stops the process on its way in must not hold it (a ctl runner: the
+/// container's lock, which a Stop waits for) for ever.
+pub const ATTACH_HOLD_LIMIT: Duration = Duration::from_secs(10);
+
+/// The release of the attach in progress in this worker, for [`release_held`] and the
+/// alarm of [`HeldForAttach`] (a fn pointer as `usize`; 0: none).
+static HELD_RELEASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs the release of the attach in progress, if any: in the child that enters the
+/// container (first thing after its fork: it must not hold it on its way in) and from the
+/// worker's alarm. Async-signal-safe when the release is (a ctl runner's closes an fd).
+pub(crate) fn release_held() {
+    let f = HELD_RELEASE.load(std::sync::atomic::Ordering::SeqCst);
+    if f != 0 {
+        // SAFETY: only `HeldForAttach::arm` stores here, and it stores a `fn()`.
+        let release: fn() = unsafe { std::mem::transmute::<usize, fn()>(f) };
+        release();
+    }
+}
+
+/// The worker's hold of what was handed over for the attach: released by an alarm after
+/// [`ATTACH_HOLD_LIMIT`], or when dropped (the alarm cancelled).
+struct HeldForAttach;
+
+impl HeldForAttach {
+    fn arm(release: fn()) -> HeldForAttach {
+        extern "C" fn on_alarm(_: libc::c_int) {
+            release_held();
+        }
+        HELD_RELEASE.store(release as usize, std::sync::atomic::Ordering::SeqCst);
+        let action = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::Handler(on_alarm),
+            // Blocking reads and waits of the attach go on after the handler.
+            nix::sys::signal::SaFlags::SA_RESTART,
+            nix::sys::signal::SigSet::empty(),
+        );
+        // SAFETY: the handler only loads an atomic and calls the release, which closes an
+        // fd (async-signal-safe); this worker is single-threaded.
+        let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGALRM, &action) };
+        // SAFETY: alarm(2) takes an integer.
+        unsafe { libc::alarm(ATTACH_HOLD_LIMIT.as_secs() as libc::c_uint) };
+        HeldForAttach
+    }
+}
+
+impl Drop for HeldForAttach {
+    fn drop(&mut self) {
+        // SAFETY: alarm(2) takes an integer; 0 cancels the pending alarm.
+        unsafe { libc::alarm(0) };
+    }
+}
+
 fn seal_for_attach(isolation: &Isolation) -> io::Result<()> {
     // SAFETY: integer-only prctl calls.
     unsafe {

@@ -286,7 +286,10 @@ fn freeze_racing_exec_never_freezes_a_program_mid_attach() {
 fn async_calls_wait_for_the_lock_on_the_timer_and_can_be_cancelled_while_waiting() {
     let _serial = ctl_test_support::leaks::serial();
     let tc = TestContainer::running("lockasync");
-    let fds_before = ctl_test_support::leaks::open_fd_count();
+    // The lock directory's fd, kept open by ctl-core once it is checked, is opened here
+    // before the count.
+    drop(ContainerLock::acquire(&call(&tc), "test", LockMode::Shared).unwrap());
+    let fds_before = fd_targets();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -334,6 +337,85 @@ fn async_calls_wait_for_the_lock_on_the_timer_and_can_be_cancelled_while_waiting
         assert_eq!(done, 25);
     });
     drop(rt);
-    assert_eq!(ctl_test_support::leaks::open_fd_count(), fds_before);
+    assert_eq!(fd_targets(), fds_before);
     assert!(ctl_test_support::leaks::zombie_children().is_empty());
+}
+
+/// What this process's fds point to (the kept `cgroup.procs` files forgotten first).
+fn fd_targets() -> Vec<String> {
+    ctl_core::frontend::forget_cgroup_files();
+    let mut targets: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| t.display().to_string())
+        // The read_dir's own fd.
+        .filter(|t| !t.starts_with("/proc/") || !t.ends_with("/fd"))
+        .collect();
+    targets.sort();
+    targets
+}
+
+/// Exec with `run` on a stopped container (the container started for the program): the
+/// lock goes once the start is under way, not when the program ends.
+#[test]
+fn exec_with_run_lets_the_lock_go_once_the_container_starts() {
+    let _serial = ctl_test_support::leaks::serial();
+    let tc = TestContainer::new("lockrun");
+    let call = call(&tc);
+    let path = lock_file(&tc);
+    std::thread::scope(|s| {
+        let program = s.spawn(|| {
+            Exec::run_with(
+                &call,
+                vec!["sleep".into(), "3".into()],
+                true,
+                false,
+                ExecOptions::default(),
+            )
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while tc.lxc_state() != "running" {
+            assert!(Instant::now() < until, "the container never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let until = Instant::now() + Duration::from_secs(2);
+        while !lock_holders(&path).is_empty() {
+            assert!(
+                Instant::now() < until,
+                "the lock is held while the started program runs: {:?}",
+                lock_holders(&path)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(program.join().unwrap().unwrap(), 0);
+    });
+}
+
+/// A changer called under a shared lock is refused (it would run beside users); the
+/// lock directory, removed while a process uses it, is made again.
+#[test]
+fn a_changer_under_a_shared_lock_is_refused_and_a_removed_directory_comes_back() {
+    let _serial = ctl_test_support::leaks::serial();
+    let tc = TestContainer::running("lockmode");
+    let dir = tempfile::tempdir().unwrap();
+    let locks = dir.path().join("locks");
+    let launcher = ctl_core::Launcher::new().with_lock_dir(Some(locks.clone()));
+    let call = call(&tc).launcher(&launcher);
+    let shared = ContainerLock::acquire(&call, "test", LockMode::Shared)
+        .unwrap()
+        .unwrap();
+    let err = Freeze::run_with(&call.clone().under_lock(shared.clone())).unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Arguments { .. }), "{err}");
+    assert!(err.to_string().contains("exclusive one is needed"), "{err}");
+    assert_eq!(tc.lxc_state(), "running");
+    drop(shared);
+    // The directory goes (a service manager cleaning /run): the next call makes it again.
+    std::fs::remove_dir_all(&locks).unwrap();
+    assert_eq!(State::run_with(&call).unwrap().state, "running");
+    let mode = std::fs::metadata(&locks).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert!(locks
+        .join(format!("{}.lock", tc.container().ident()))
+        .exists());
 }

@@ -305,10 +305,12 @@ pub fn exec_terminal(
 /// Run a script inside the container with arguments `args`; returns its exit status. The
 /// frontend copies the script (a host file, or the call's stdin) into the rootfs as a temporary 0500 file of
 /// the container's root and removes it afterwards, whatever happens.
+// `lock = none` here: the frontend takes the container's lock itself (until the script
+// runs) once it has read the script, so that a slow caller's stdin never holds it.
 #[container_command(
     placement = exec,
     setuid_helpers,
-    lock = until_running,
+    lock = none,
     frontend = runscript_frontend,
     osctld = runscript_osctld
 )]
@@ -644,7 +646,11 @@ fn runscript_frontend(
     let placed = PlacedScript::create(rootfs, config.root_uid, config.root_gid, &content)
         .map_err(|e| refuse(e.to_string()))?;
     let inside = PathBuf::from(placed.path_inside());
-    let result = Runscript::runner(&call, ScriptSource::File(inside), args, run, network);
+    // The container's lock from here on (shared, until the script runs): not while the
+    // script was read from the caller, who may take their time.
+    let result = call
+        .locked("Runscript", ctl_core::LockMode::UntilRunning)
+        .and_then(|call| Runscript::runner(&call, ScriptSource::File(inside), args, run, network));
     // Removed on every path: `placed` is dropped here (and on the early returns above it
     // did not exist yet).
     drop(placed);
@@ -1020,7 +1026,7 @@ pub(crate) fn start_for_program(
         env: setup.env_list(),
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    support::start_dumpable_worker("container start for the command", &|| {
+    let worker = support::start_dumpable_worker("container start for the command", &|| {
         in_worker()?;
         if term.is_some() {
             // A terminal session: the fresh pty becomes the worker's controlling terminal,
@@ -1032,7 +1038,12 @@ pub(crate) fn start_for_program(
         // The program inherits the worker's signal dispositions through init.lxc's exec.
         default_sigpipe();
         Ok(exit_code(ct.execute(&argv, &opts)?))
-    })
+    })?;
+    // The start is under way (the worker closed its copy of a handed-over container lock
+    // first thing): the program runs on for as long as it likes, and a Stop or Freeze
+    // must not wait for it (`ctl_core::lock`).
+    ctl_core::runner::release_container_lock();
+    Ok(worker)
 }
 
 /// The runner ignores SIGPIPE (a reply to a vanished frontend must fail with EPIPE, not

@@ -144,11 +144,20 @@ async fn on_blocking_thread(
         super::cancel::Cancellation::new()
             .map_err(|e| Error::setup(command, "creating the call's cancellation", e))?,
     );
-    let owned = OwnedCall::of(call, cancel.clone())
+    let mut owned = OwnedCall::of(call, cancel.clone())
         .map_err(|e| Error::setup(command, "duplicating the call's stdio", e))?;
     // Raised if this future is dropped before the work is done.
     let _cancel_on_drop = CancelOnDrop(cancel);
-    let task = tokio::task::spawn_blocking(move || work(&owned.call()));
+    let queued = std::time::Instant::now();
+    let task = tokio::task::spawn_blocking(move || {
+        // A call dropped while its task waited for a thread does nothing (and lets go of
+        // its lock at once); the wait counts against the deadline.
+        if owned.cancel.is_cancelled() {
+            return Err(Error::new(command, crate::ErrorKind::Cancelled));
+        }
+        owned.deadline = owned.deadline.map(|d| d.saturating_sub(queued.elapsed()));
+        work(&owned.call())
+    });
     match task.await {
         Ok(result) => result,
         Err(e) => Err(Error::command(
@@ -257,13 +266,15 @@ async fn lock_for<'a>(
     call: &Call<'a>,
     spec: &'static CommandSpec,
 ) -> Result<Option<Call<'a>>, Error> {
-    if !super::needs_lock(call, spec) {
+    if !super::needs_lock(call, spec.name, spec.lock)? {
         return Ok(None);
     }
     let started = std::time::Instant::now();
     let lock = crate::lock::ContainerLock::acquire_async(call, spec.name, spec.lock).await;
     crate::observe::lock_waited(spec.name, spec.lock, started.elapsed(), &lock);
-    Ok(lock?.map(|lock| super::locked_call(call, lock, started)))
+    lock?
+        .map(|lock| super::locked_call(call, spec.name, lock, started))
+        .transpose()
 }
 
 async fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Value, Error> {

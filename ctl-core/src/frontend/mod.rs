@@ -155,29 +155,80 @@ pub(crate) fn lock_for<'a>(
     call: &Call<'a>,
     spec: &'static CommandSpec,
 ) -> Result<Option<Call<'a>>, Error> {
-    if !needs_lock(call, spec) {
+    lock_as(call, spec.name, spec.lock)
+}
+
+/// [`lock_for`] with the command's name and lock mode.
+pub(crate) fn lock_as<'a>(
+    call: &Call<'a>,
+    command: &'static str,
+    mode: crate::lock::LockMode,
+) -> Result<Option<Call<'a>>, Error> {
+    if !needs_lock(call, command, mode)? {
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let lock = crate::lock::ContainerLock::acquire(call, spec.name, spec.lock);
-    crate::observe::lock_waited(spec.name, spec.lock, started.elapsed(), &lock);
-    Ok(lock?.map(|lock| locked_call(call, lock, started)))
+    let lock = crate::lock::ContainerLock::acquire(call, command, mode);
+    crate::observe::lock_waited(command, mode, started.elapsed(), &lock);
+    lock?
+        .map(|lock| locked_call(call, command, lock, started))
+        .transpose()
 }
 
-/// Whether a call of `spec` must take the container's lock first.
-pub(crate) fn needs_lock(call: &Call<'_>, spec: &CommandSpec) -> bool {
-    call.lock.is_none() && !call.unlocked && spec.lock != crate::lock::LockMode::None
+/// Whether a call of `command` must take the container's lock in `mode` first; an error
+/// when it runs under a lock that does not cover `mode` (a changer under a shared lock).
+pub(crate) fn needs_lock(
+    call: &Call<'_>,
+    command: &str,
+    mode: crate::lock::LockMode,
+) -> Result<bool, Error> {
+    use crate::lock::LockMode;
+    if call.unlocked || mode == LockMode::None {
+        return Ok(false);
+    }
+    match &call.lock {
+        None => Ok(true),
+        Some(held) if held.mode() == LockMode::Exclusive || mode != LockMode::Exclusive => {
+            Ok(false)
+        }
+        Some(held) => Err(Error::arguments(
+            command,
+            format!(
+                "changes the container but runs under a {} lock of it; an exclusive one is \
+                 needed",
+                held.mode()
+            ),
+        )),
+    }
 }
+
+/// Below this, what a lock wait left of a call's deadline is no time to run it in: the
+/// call ends as [`ErrorKind::Busy`] instead of starting a runner only to kill it.
+const LEAST_DEADLINE_LEFT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// `call` under `lock`, taken since `started`: the wait counts against the deadline.
 pub(crate) fn locked_call<'a>(
     call: &Call<'a>,
+    command: &str,
     lock: std::sync::Arc<crate::lock::ContainerLock>,
     started: std::time::Instant,
-) -> Call<'a> {
+) -> Result<Call<'a>, Error> {
+    let waited = started.elapsed();
+    let left = call.deadline.map(|d| d.saturating_sub(waited));
+    if left.is_some_and(|left| left < LEAST_DEADLINE_LEFT) {
+        return Err(Error::new(
+            command,
+            ErrorKind::Busy {
+                container: call.ct.ident(),
+                mode: lock.mode(),
+                waited,
+                holder: None,
+            },
+        ));
+    }
     let mut locked = call.clone().under_lock(lock);
-    locked.deadline = call.deadline.map(|d| d.saturating_sub(started.elapsed()));
-    locked
+    locked.deadline = left;
+    Ok(locked)
 }
 
 /// Runs the command registered as `name` (any form a runner accepts: `GetHostname`,

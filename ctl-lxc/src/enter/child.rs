@@ -355,6 +355,9 @@ fn child_main(
     go: OwnedFd,
     program: AttachProgram<'_>,
 ) -> ! {
+    // What the worker holds for the attach (a ctl runner's container lock) is not this
+    // process's: it goes before the container's root can reach (and stop) this process.
+    crate::isolated::release_held();
     // The worker's signal handler is not the program's (`crate::signals`).
     crate::signals::reset_in_program();
     // A panic anywhere below must end this child, never unwind into the worker's code.
