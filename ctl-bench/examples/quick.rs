@@ -22,6 +22,7 @@ fn main() {
     let opts = ctl_bench::BenchOptions {
         seconds,
         runner: std::env::var_os("BENCH_RUNNER").map(Into::into),
+        ..Default::default()
     };
     let report = ctl_bench::run(&ct, &opts);
     print!("{}", report.to_table());

@@ -10,6 +10,7 @@ use ctl_core::frontend::WarmPool;
 use ctl_core::{cgroup, Call, Container, Placement, Stdio};
 use serde_json::json;
 
+use crate::in_flight;
 use crate::migrate::ProcsFiles;
 use crate::placed::Placed;
 use crate::report::{CaseResult, Report};
@@ -21,6 +22,11 @@ pub struct BenchOptions {
     pub seconds: f64,
     /// The runner binary (default: as `ctl_core::runner_path` resolves it).
     pub runner: Option<PathBuf>,
+    /// Only the cases whose names match one of these patterns (`*` matches any run of
+    /// characters); empty: every case.
+    pub cases: Vec<String>,
+    /// Calls in flight at once in the async case (`async_<N>_sleep1`).
+    pub async_in_flight: usize,
 }
 
 impl Default for BenchOptions {
@@ -28,8 +34,83 @@ impl Default for BenchOptions {
         BenchOptions {
             seconds: 30.0,
             runner: None,
+            cases: Vec::new(),
+            async_in_flight: DEFAULT_ASYNC_IN_FLIGHT,
         }
     }
+}
+
+/// Calls in flight at once in the async case by default (issue 15's figure).
+pub const DEFAULT_ASYNC_IN_FLIGHT: usize = 1000;
+
+/// The cases with fixed names, in the order they run (then `async_<N>_sleep1`).
+const CASES: &[&str] = &[
+    "spawn_true",
+    "cgroup_migrate",
+    "exec_noop",
+    "exec_noop_dynamic",
+    "fork_noop",
+    "warm_noop",
+    "exec_noop_1g",
+    "ruby_noop",
+    "freeze_cycle",
+    "lxc_freeze_cycle",
+    "freeze_runner_cycle",
+    "warm_freeze_cycle",
+    "state",
+    "lxc_info_state",
+    "state_runner",
+    "warm_state",
+    "exec_true",
+    "lxc_attach_true",
+    "nsenter_true",
+    "warm_exec_true",
+    "throughput_1",
+    "throughput_2",
+    "throughput_8",
+    "throughput_64",
+];
+
+/// Every case's name with these options, in the order they run.
+pub fn case_names(opts: &BenchOptions) -> Vec<String> {
+    let mut names: Vec<String> = CASES.iter().map(|n| (*n).to_owned()).collect();
+    names.push(in_flight::case_name(opts.async_in_flight));
+    names
+}
+
+impl BenchOptions {
+    /// Whether the case `name` runs.
+    pub fn selects(&self, name: &str) -> bool {
+        self.cases.is_empty() || self.cases.iter().any(|p| glob_match(p, name))
+    }
+
+    /// The steps of a group that run.
+    fn pick<'a>(&self, steps: Vec<(&'static str, Step<'a>)>) -> Vec<(&'static str, Step<'a>)> {
+        steps
+            .into_iter()
+            .filter(|(name, _)| self.selects(name))
+            .collect()
+    }
+}
+
+/// `pattern` against `name`, `*` matching any run of characters.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// Number of time slices the run is divided into (one per group of cases).
@@ -76,7 +157,7 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     cases.extend(interleaved(
         slice * 3,
         5000,
-        vec![
+        opts.pick(vec![
             ("spawn_true", Box::new(spawn_true) as Step<'_>),
             (
                 "cgroup_migrate",
@@ -92,7 +173,7 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                 Box::new(|| ping(&dynamic_call).map(|_| None)),
             ),
             ("fork_noop", Box::new(|| ping(&fork_call).map(|_| None))),
-        ],
+        ]),
     ));
 
     // The warm path on its own: a warm runner reaps each command's child after the reply,
@@ -106,15 +187,15 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     cases.extend(interleaved(
         slice,
         5000,
-        vec![(
+        opts.pick(vec![(
             "warm_noop",
             Box::new(|| ping(&warm_call).map(|_| None)) as Step<'_>,
-        )],
+        )]),
     ));
     drop(pool);
 
     // A big caller: 1 GiB touched.
-    {
+    if opts.selects("exec_noop_1g") {
         let mut heap = vec![0u8; 1 << 30];
         for page in heap.chunks_mut(4096) {
             page[0] = 1;
@@ -131,7 +212,9 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     }
 
     // Ruby.
-    cases.push(ruby_case(&call, slice));
+    if opts.selects("ruby_noop") {
+        cases.push(ruby_case(&call, slice));
+    }
 
     // Against LXC's own tools, run the same way (as the user, in the cgroups).
     let lxc_home = ct.lxc_home.to_string_lossy().into_owned();
@@ -148,8 +231,28 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
     };
     let lxc_pool = WarmPool::new(Duration::from_secs(60));
     let warm = call.clone().warm(&lxc_pool);
-    match Placed::new(ct) {
-        Ok(placed) => {
+    const LXC_CASES: &[&str] = &[
+        "freeze_cycle",
+        "lxc_freeze_cycle",
+        "freeze_runner_cycle",
+        "warm_freeze_cycle",
+        "state",
+        "lxc_info_state",
+        "state_runner",
+        "warm_state",
+        "exec_true",
+        "lxc_attach_true",
+        "nsenter_true",
+        "warm_exec_true",
+    ];
+    let placed = if LXC_CASES.iter().any(|n| opts.selects(n)) {
+        Some(Placed::new(ct))
+    } else {
+        None
+    };
+    match placed {
+        None => {}
+        Some(Ok(placed)) => {
             let run_tool = |argv: &[String]| -> Result<Option<f64>, String> {
                 let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
                 match placed.run(&argv) {
@@ -204,7 +307,7 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
             cases.extend(interleaved(
                 slice * 3,
                 2000,
-                vec![
+                opts.pick(vec![
                     (
                         "freeze_cycle",
                         Box::new(|| {
@@ -239,12 +342,12 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                             Ok(None)
                         }),
                     ),
-                ],
+                ]),
             ));
             cases.extend(interleaved(
                 slice,
                 2000,
-                vec![
+                opts.pick(vec![
                     (
                         "state",
                         Box::new(|| {
@@ -273,12 +376,12 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                                 .map_err(|e| e.to_string())
                         }),
                     ),
-                ],
+                ]),
             ));
             cases.extend(interleaved(
                 slice,
                 2000,
-                vec![
+                opts.pick(vec![
                     (
                         "exec_true",
                         Box::new(|| {
@@ -313,10 +416,10 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                             }
                         }),
                     ),
-                ],
+                ]),
             ));
         }
-        Err(e) => {
+        Some(Err(e)) => {
             for name in [
                 "freeze_cycle",
                 "lxc_freeze_cycle",
@@ -325,7 +428,10 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
                 "exec_true",
                 "lxc_attach_true",
                 "nsenter_true",
-            ] {
+            ]
+            .into_iter()
+            .filter(|n| opts.selects(n))
+            {
                 cases.push(CaseResult::skipped(
                     name,
                     format!("cannot place LXC's tools: {e}"),
@@ -334,8 +440,24 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
         }
     }
 
+    // The LXC cases' warm runners end here: the async case below counts processes.
+    drop(warm);
+    drop(lxc_pool);
+
     for k in [1usize, 2, 8, 64] {
-        cases.push(throughput(ct, opts.runner.clone(), k, slice));
+        if opts.selects(&format!("throughput_{k}")) {
+            cases.push(throughput(ct, opts.runner.clone(), k, slice));
+        }
+    }
+
+    // Issue 15: calls in flight at once on a two-worker tokio runtime, through the async
+    // frontend (not bounded by --seconds: two rounds of about the sleep each).
+    if opts.selects(&in_flight::case_name(opts.async_in_flight)) {
+        cases.push(in_flight::run(
+            ct,
+            opts.runner.clone(),
+            opts.async_in_flight,
+        ));
     }
 
     let mut report = Report {
@@ -347,10 +469,15 @@ pub fn run(ct: &Container, opts: &BenchOptions) -> Report {
             .map_or_else(|| "<unresolved>".to_owned(), |r| r.display().to_string()),
         static_runner: static_runner.map(|r| r.display().to_string()),
         seconds: opts.seconds,
+        selected: opts.cases.clone(),
         cases,
         ratios: Default::default(),
         // The dynamic runner's: the larger of the two, and the one LXC commands use.
-        runner_peak_rss_kib: runner_peak_rss(&dynamic_call).ok(),
+        runner_peak_rss_kib: if opts.cases.is_empty() {
+            runner_peak_rss(&dynamic_call).ok()
+        } else {
+            None
+        },
         targets: Default::default(),
     };
     report.finish();
@@ -574,6 +701,30 @@ fn date() -> String {
 mod tests {
     use super::*;
     use std::cell::RefCell;
+
+    #[test]
+    fn case_patterns() {
+        assert!(glob_match("exec_noop", "exec_noop"));
+        assert!(!glob_match("exec_noop", "exec_noop_1g"));
+        assert!(glob_match("exec_noop*", "exec_noop_1g"));
+        assert!(glob_match("async_*", "async_1000_sleep1"));
+        assert!(glob_match("*_sleep1", "async_500_sleep1"));
+        assert!(glob_match("*state*", "warm_state"));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*b*c", "aXcYb"));
+        assert!(!glob_match("ab*ba", "aba"));
+        assert!(glob_match("*", "anything"));
+        let opts = BenchOptions {
+            cases: vec!["throughput_*".to_owned()],
+            ..BenchOptions::default()
+        };
+        assert!(opts.selects("throughput_8") && !opts.selects("exec_noop"));
+        assert!(BenchOptions::default().selects("exec_noop"));
+        assert_eq!(
+            case_names(&BenchOptions::default()).last().unwrap(),
+            "async_1000_sleep1"
+        );
+    }
 
     #[test]
     fn interleaving_rotates_so_every_step_follows_every_other() {

@@ -18,6 +18,28 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CliError> {
             "--seconds must be a positive number",
         ));
     }
+    if args.async_in_flight == 0 {
+        return Err(CliError::new(
+            "usage",
+            "--async-in-flight must be at least 1",
+        ));
+    }
+    let names = ctl_bench::case_names(&options(args));
+    for pattern in &args.cases {
+        let one = BenchOptions {
+            cases: vec![pattern.clone()],
+            ..options(args)
+        };
+        if !names.iter().any(|n| one.selects(n)) {
+            return Err(CliError::new(
+                "usage",
+                format!(
+                    "--case {pattern} matches no case; the cases: {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
     signals::install()
         .map_err(|e| CliError::new("setup", format!("installing signal handlers: {e}")))?;
     let name = format!("bench-{}", std::process::id() % 100_000);
@@ -60,11 +82,16 @@ fn provision_and_measure(ctx: &Ctx, name: &str, args: &BenchArgs) -> Result<Outc
         return Err(CliError::new("interrupted", "interrupted"));
     }
     Start::run(&ct).map_err(|e| CliError::from(e).context("starting the benchmark container"))?;
-    let opts = BenchOptions {
-        seconds: args.seconds,
-        runner: None,
-    };
-    let report = ctl_bench::run(&ct, &opts);
+    let report = ctl_bench::run(&ct, &options(args));
     let value = serde_json::to_value(&report).map_err(|e| CliError::new("internal", e))?;
     Ok(Outcome::new(value, report.to_table().trim_end().to_owned()))
+}
+
+fn options(args: &BenchArgs) -> BenchOptions {
+    BenchOptions {
+        seconds: args.seconds,
+        runner: None,
+        cases: args.cases.clone(),
+        async_in_flight: args.async_in_flight,
+    }
 }
