@@ -11,7 +11,16 @@ pub fn open_fd_count() -> usize {
     // The `cgroup.procs` files the frontend keeps open across calls are deliberate and
     // bounded (kept_cgroup_files.rs tests them): forgotten first, they cannot hide a leak.
     ctl_core::frontend::forget_cgroup_files();
-    ctl_core::diag::open_fds().unwrap().len()
+    // The lock directory, which ctl-core opens once per process (`ctl_core::lock`) and
+    // keeps: deliberate and bounded, like the kept files.
+    let lock_dir = std::path::Path::new(ctl_core::lock::DEFAULT_LOCK_DIR);
+    ctl_core::diag::open_fds()
+        .unwrap()
+        .into_iter()
+        .filter(|fd| {
+            std::fs::read_link(format!("/proc/self/fd/{fd}")).map_or(true, |t| t != lock_dir)
+        })
+        .count()
 }
 
 /// Children of this process that are zombies (not reaped).
