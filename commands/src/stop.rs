@@ -11,7 +11,7 @@ use ctl_core::{
 use ctl_lxc::State as LxcState;
 use serde::{Deserialize, Serialize};
 
-use crate::lifecycle::State;
+use crate::lifecycle::{State, StateInfo};
 use crate::support::{self, wall};
 
 /// How `Stop` stops a container (osctld's modes).
@@ -91,6 +91,7 @@ pub const RUNIT_TIMEOUT: Duration = Duration::from_secs(10);
     setuid_helpers,
     lock = exclusive,
     frontend = stop_frontend,
+    async_frontend = stop_frontend_async,
     osctld = stop_osctld
 )]
 pub fn stop(
@@ -145,40 +146,95 @@ fn stop_frontend(
     message: Option<String>,
 ) -> Result<bool, Error> {
     check_timeout(timeout).map_err(|e| Error::arguments("Stop", e.message()))?;
-    let ct = call.container();
     let info = State::run_with(&call.clone().placement(Placement::Fork))?;
     if info.is_stopped() {
         // Nothing to do: a stop of a stopped container succeeds, as osctld's does (its
         // `ct stop` and `restart` rely on it).
         return Ok(true);
     }
-    // Thawed as root whatever the monitor says: osctld thaws the whole cgroup tree before
-    // a kill (a frozen task does not die until thawed), a clean shutdown needs it too, and
-    // the container's root can freeze its own processes in a freezer cgroup of its own
-    // below the payload, where neither the monitor's state nor liblxc's unfreeze looks.
-    if let Err(e) = support::thaw_tree(ct) {
-        tracing::warn!(container = %ct.ident(), "thawing before stop: {e}");
-    }
-    // Attaching (halt inside, the wall message) and liblxc's unfreeze need the container's
-    // cgroups; a plain kill does not.
-    let exec = mode != StopMode::Kill || message.is_some() || info.is_frozen();
-    let placement = if exec {
-        Placement::Exec
-    } else {
-        Placement::Fork
-    };
-    // liblxc's stop waits until the container is gone, which a container that keeps
-    // re-freezing its init can put off for ever: the runner gets a bound (the caller's
-    // deadline if shorter), and where the container must die, root kills what is left in
-    // its cgroups once the runner is done or was killed.
-    let bound = Duration::from_secs(timeout) + KILL_GRACE + RUNNER_SLACK;
-    let deadline = call.deadline_value().map_or(bound, |d| d.min(bound));
+    thaw_before_stop(call.container());
+    let (placement, deadline) = runner_options(call, mode, timeout, &message, &info);
     let result = Stop::runner(
         &call.clone().placement(placement).deadline(deadline),
         mode,
         timeout,
         message,
     );
+    after_the_runner(call.container(), mode, result)
+}
+
+ctl_core::if_tokio! {
+    /// Stop's frontend, async: the same steps as `stop_frontend`, the runner (which waits
+    /// for the container to go, for up to `timeout`) on the reactor, the short cgroup walks
+    /// on the blocking pool.
+    async fn stop_frontend_async(
+        call: &Call<'_>,
+        mode: StopMode,
+        timeout: u64,
+        message: Option<String>,
+    ) -> Result<bool, Error> {
+        use ctl_core::async_frontend::blocking;
+        check_timeout(timeout).map_err(|e| Error::arguments("Stop", e.message()))?;
+        let info = State::run_with_async(&call.clone().placement(Placement::Fork)).await?;
+        if info.is_stopped() {
+            return Ok(true);
+        }
+        let ct = call.container().clone();
+        blocking("Stop", move || thaw_before_stop(&ct)).await?;
+        let (placement, deadline) = runner_options(call, mode, timeout, &message, &info);
+        let result = Stop::runner_async(
+            &call.clone().placement(placement).deadline(deadline),
+            mode,
+            timeout,
+            message,
+        )
+        .await;
+        let ct = call.container().clone();
+        blocking("Stop", move || after_the_runner(&ct, mode, result)).await?
+    }
+}
+
+/// Thawed as root whatever the monitor says: osctld thaws the whole cgroup tree before a
+/// kill (a frozen task does not die until thawed), a clean shutdown needs it too, and the
+/// container's root can freeze its own processes in a freezer cgroup of its own below the
+/// payload, where neither the monitor's state nor liblxc's unfreeze looks.
+fn thaw_before_stop(ct: &ctl_core::Container) {
+    if let Err(e) = support::thaw_tree(ct) {
+        tracing::warn!(container = %ct.ident(), "thawing before stop: {e}");
+    }
+}
+
+/// The runner's placement and deadline. Attaching (halt inside, the wall message) and
+/// liblxc's unfreeze need the container's cgroups; a plain kill does not. liblxc's stop
+/// waits until the container is gone, which a container that keeps re-freezing its init
+/// can put off for ever: the runner gets a bound (the caller's deadline if shorter), and
+/// where the container must die, root kills what is left in its cgroups once the runner
+/// is done or was killed ([`after_the_runner`]).
+fn runner_options(
+    call: &Call<'_>,
+    mode: StopMode,
+    timeout: u64,
+    message: &Option<String>,
+    info: &StateInfo,
+) -> (Placement, Duration) {
+    let exec = mode != StopMode::Kill || message.is_some() || info.is_frozen();
+    let placement = if exec {
+        Placement::Exec
+    } else {
+        Placement::Fork
+    };
+    let bound = Duration::from_secs(timeout) + KILL_GRACE + RUNNER_SLACK;
+    let deadline = call.deadline_value().map_or(bound, |d| d.min(bound));
+    (placement, deadline)
+}
+
+/// What the runner's result means: where the container must die (modes stop and kill) and
+/// the runner did not make it, root kills what is left in its cgroups.
+fn after_the_runner(
+    ct: &ctl_core::Container,
+    mode: StopMode,
+    result: Result<bool, Error>,
+) -> Result<bool, Error> {
     let must_die = matches!(mode, StopMode::Stop | StopMode::Kill);
     match result {
         Err(e)

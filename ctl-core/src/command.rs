@@ -107,3 +107,12 @@ pub type RunnerFn = fn(&mut RunnerContext, Args) -> Result<Value, CommandError>;
 /// The frontend of a command (its `run_with`), type-erased for the registry: decodes the
 /// arguments (as they travel in an envelope), runs the frontend, encodes its output.
 pub type FrontendFn = fn(&crate::Call<'_>, Args) -> Result<Value, crate::Error>;
+
+/// An async frontend by name (`Registration::frontend_async`): decodes the arguments, runs
+/// the command's async frontend, encodes its output.
+pub type AsyncFrontendFn = for<'a> fn(
+    &'a crate::Call<'a>,
+    Args,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Value, crate::Error>> + Send + 'a>,
+>;

@@ -50,7 +50,7 @@ pub mod terminal;
 
 pub use args::{Args, ArgsEncoder};
 pub use call::{Call, Stdio};
-pub use command::{Command, CommandSpec, FrontendFn, Placement, RunnerFn};
+pub use command::{AsyncFrontendFn, Command, CommandSpec, FrontendFn, Placement, RunnerFn};
 pub use container::{Container, Rlimit, RlimitValue};
 pub use ctl_derive::container_command;
 pub use envelope::{Envelope, PROTOCOL_VERSION};
@@ -83,6 +83,50 @@ macro_rules! __tokio_only {
     ($($item:tt)*) => {};
 }
 
+/// Items compiled only when ctl-core has its feature `tokio`: for a plugin crate's async
+/// frontend (`#[container_command(frontend = f, async_frontend = g)]`), which uses the
+/// async API and is referred to only by the async twins the macro generates. The feature
+/// is ctl-core's, so the plugin needs none of its own.
+///
+/// ```ignore
+/// ctl_core::if_tokio! {
+///     async fn exec_frontend_async(call: &Call<'_>, cmd: Vec<String>) -> Result<i32, Error> {
+///         Exec::runner_async(call, cmd).await
+///     }
+/// }
+/// ```
+#[cfg(feature = "tokio")]
+#[macro_export]
+macro_rules! if_tokio {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// See the other definition.
+#[cfg(not(feature = "tokio"))]
+#[macro_export]
+macro_rules! if_tokio {
+    ($($item:tt)*) => {};
+}
+
+/// `Some(expr)` with the `tokio` feature, `None` without (for registrations of what exists
+/// only with the feature).
+#[cfg(feature = "tokio")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tokio_or_none {
+    ($($e:tt)*) => { ::core::option::Option::Some($($e)*) };
+}
+
+/// See the other definition.
+#[cfg(not(feature = "tokio"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tokio_or_none {
+    ($($e:tt)*) => {
+        ::core::option::Option::None
+    };
+}
+
 /// Support for the code `#[container_command]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
@@ -107,8 +151,11 @@ pub mod __private {
     }
 
     pub use crate::__tokio_only as tokio_only;
+    pub use crate::__tokio_or_none as tokio_or_none;
     #[cfg(feature = "tokio")]
     pub use crate::frontend::asynchronous::call_runner as call_runner_async;
+    #[cfg(feature = "tokio")]
+    pub use crate::frontend::asynchronous::lock_command as lock_async;
     #[cfg(feature = "tokio")]
     pub use crate::frontend::asynchronous::run_frontend as frontend_async;
     pub use crate::frontend::call_runner;

@@ -22,6 +22,10 @@ pub struct Registration {
     /// How the runner half reads an envelope from osctld's own frontends
     /// (`#[container_command(osctld = ...)]`, see [`crate::osctld`]); `None`: as its own.
     pub osctld: Option<OsctldFn>,
+    /// The command's async frontend by name (`#[container_command(async_frontend = ...)]`,
+    /// with ctl-core's feature `tokio`): what [`crate::async_frontend::invoke_by_name`]
+    /// runs, on the reactor, instead of the blocking frontend on the blocking pool.
+    pub frontend_async: Option<crate::command::AsyncFrontendFn>,
     /// `module_path!()` of the definition.
     pub module: &'static str,
     /// `file:line` of the definition.
@@ -200,6 +204,7 @@ mod tests {
         runner: None,
         frontend: no_frontend,
         osctld: None,
+        frontend_async: None,
         module: "a",
         location: "a.rs:1",
     };
@@ -208,6 +213,7 @@ mod tests {
         runner: None,
         frontend: no_frontend,
         osctld: None,
+        frontend_async: None,
         module: "b",
         location: "b.rs:2",
     };
@@ -216,6 +222,7 @@ mod tests {
         runner: None,
         frontend: no_frontend,
         osctld: None,
+        frontend_async: None,
         module: "plugin",
         location: "p.rs:9",
     };

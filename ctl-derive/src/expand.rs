@@ -69,6 +69,8 @@ struct Gen<'a> {
     placement: Option<Placement>,
     /// `frontend = path`.
     frontend: Option<&'a syn::Path>,
+    /// `async_frontend = path`.
+    async_frontend: Option<&'a syn::Path>,
     /// `osctld = path`.
     osctld: Option<&'a syn::Path>,
     /// The first parameter of `run`; it does not clash with the user's parameters.
@@ -105,19 +107,26 @@ impl ToTokens for Krate<'_> {
 
 impl<'a> Gen<'a> {
     fn new(cmd: &'a Command) -> Gen<'a> {
-        let (placement, frontend, osctld) = match &cmd.options.mode {
+        let (placement, frontend, async_frontend, osctld) = match &cmd.options.mode {
             Mode::Runner {
                 placement,
                 frontend,
+                async_frontend,
                 osctld,
-            } => (Some(*placement), frontend.as_ref(), osctld.as_ref()),
-            Mode::FrontendOnly => (None, None, None),
+            } => (
+                Some(*placement),
+                frontend.as_ref(),
+                async_frontend.as_ref(),
+                osctld.as_ref(),
+            ),
+            Mode::FrontendOnly => (None, None, None, None),
         };
         Gen {
             cmd,
             name: cmd.struct_ident.to_string(),
             placement,
             frontend,
+            async_frontend,
             osctld,
             ct: Ident::new("ct", Span::mixed_site()),
             call: Ident::new("call", Span::mixed_site()),
@@ -321,6 +330,21 @@ impl<'a> Gen<'a> {
         let idents = self.idents();
         let run_with_body = match (self.placement, self.frontend) {
             (Some(_), None) => quote!(Self::runner_async(#call, #(#idents),*).await),
+            _ if self.async_frontend.is_some() => {
+                // The async frontend, under the container's lock (taken on the timer). A
+                // frontend of the wrong signature is reported at its path.
+                let path = self.async_frontend.expect("checked");
+                let (_, end) = span_range(path);
+                let body = quote_spanned!(end=> #path(#call, #(#idents),*).await);
+                quote! {
+                    let __ctl_locked = #krate::__private::lock_async::<Self>(#call).await?;
+                    let #call = match &__ctl_locked {
+                        ::core::option::Option::Some(__ctl_locked) => __ctl_locked,
+                        ::core::option::Option::None => #call,
+                    };
+                    #body
+                }
+            }
             (placement, _) => {
                 let (encoder, by_name) = match placement {
                     Some(_) => (quote!(Self::__CTL_CODEC.1), quote!(Self::__CTL_CODEC.2)),
@@ -337,6 +361,7 @@ impl<'a> Gen<'a> {
         };
         let how = match (self.placement, self.frontend) {
             (Some(_), None) => "its runner half on the reactor, no thread per call",
+            _ if self.async_frontend.is_some() => "its async frontend",
             _ => {
                 "its frontend (blocking code) on tokio's blocking pool, with its runners \
                   cancelled"
@@ -351,6 +376,7 @@ impl<'a> Gen<'a> {
              container `ct` with the default call options."
         ));
         let (params, params_again, idents_again) = (self.params(), self.params(), self.idents());
+        let by_name_async = self.async_frontend.map(|_| self.by_name_async_fn());
         quote! {
             #krate::__private::tokio_only! {
                 #runner_async
@@ -372,6 +398,45 @@ impl<'a> Gen<'a> {
                 ) -> ::core::result::Result<#output, #krate::Error> {
                     #run_with_body
                 }
+
+                #by_name_async
+            }
+        }
+    }
+
+    /// With `async_frontend`: `Registration::frontend_async`, the async frontend by name
+    /// (decodes the arguments as the by-name frontend does, runs `run_with_async`).
+    fn by_name_async_fn(&self) -> TokenStream {
+        let krate = &self.krate;
+        let decode = self
+            .params_with_ranges()
+            .map(|(p, range)| decode_param(&self.krate, p, range));
+        let args_mut = (!self.cmd.params.is_empty()).then(|| quote!(mut));
+        let idents = self.idents();
+        let idents_again = self.idents();
+        quote! {
+            #[doc(hidden)]
+            fn __ctl_by_name_async<'__ctl>(
+                __ctl_call: &'__ctl #krate::Call<'__ctl>,
+                __ctl_args: #krate::Args,
+            ) -> ::std::pin::Pin<::std::boxed::Box<
+                dyn ::core::future::Future<
+                    Output = ::core::result::Result<#krate::__private::Value, #krate::Error>,
+                > + ::core::marker::Send + '__ctl,
+            >> {
+                ::std::boxed::Box::pin(async move {
+                    let __ctl_decoded = (move || {
+                        let #args_mut __ctl_args: #krate::Args = __ctl_args;
+                        #(#decode)*
+                        __ctl_args.finish()?;
+                        ::core::result::Result::Ok::<_, #krate::CommandError>((#(#idents,)*))
+                    })();
+                    let (#(#idents_again,)*) =
+                        #krate::__private::arguments_error::<Self, _>(__ctl_decoded)?;
+                    #krate::__private::frontend_value::<Self>(
+                        Self::run_with_async(__ctl_call, #(#idents_again),*).await?,
+                    )
+                })
             }
         }
     }
@@ -663,6 +728,10 @@ impl<'a> Gen<'a> {
             ),
         };
         let osctld_ref = self.osctld_ref();
+        let frontend_async_ref = match self.async_frontend {
+            Some(_) => quote!(#krate::__private::tokio_or_none!(#ty::__ctl_by_name_async)),
+            None => quote!(::core::option::Option::None),
+        };
         let location = quote_spanned!(self.fn_ident().span()=> ::core::line!());
         quote! {
             #(#cfgs)*
@@ -673,6 +742,7 @@ impl<'a> Gen<'a> {
                         runner: #runner_ref,
                         frontend: #frontend_ref,
                         osctld: #osctld_ref,
+                        frontend_async: #frontend_async_ref,
                         module: ::core::module_path!(),
                         location: ::core::concat!(::core::file!(), ":", #location),
                     }

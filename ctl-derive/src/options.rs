@@ -15,7 +15,8 @@ use crate::case;
 use crate::parse::{error_between, Errors};
 
 const OPTIONS: &str = "`placement = exec | fork | fork_as_root`, `frontend_only`, \
-                       `frontend = path::to::fn`, `osctld = path::to::fn`, \
+                       `frontend = path::to::fn`, `async_frontend = path::to::fn`, \
+                       `osctld = path::to::fn`, \
                        `name = \"PascalName\"`, `setuid_helpers`, `static_runner`, \
                        `lock = shared | until_running | exclusive | none`, \
                        `crate = path::to::ctl_core`";
@@ -100,6 +101,8 @@ pub(crate) enum Mode {
     Runner {
         placement: Placement,
         frontend: Option<syn::Path>,
+        /// `async_frontend = path`: the async form of `frontend` (with `frontend` only).
+        async_frontend: Option<syn::Path>,
         /// How the runner reads osctld's envelopes (`ctl_core::osctld::OsctldFn`).
         osctld: Option<syn::Path>,
     },
@@ -145,6 +148,7 @@ struct Seen {
     placement: Given<Placement>,
     frontend_only: Given<()>,
     frontend: Given<syn::Path>,
+    async_frontend: Given<syn::Path>,
     osctld: Given<syn::Path>,
     name: Option<LitStr>,
     setuid_helpers: Given<()>,
@@ -189,6 +193,9 @@ impl Seen {
                 self.static_runner = at(flag.map(|()| key.written.clone()), span);
             }
             "frontend" => self.frontend = at(errors.push_result(parse_frontend(meta)), span),
+            "async_frontend" => {
+                self.async_frontend = at(errors.push_result(parse_frontend(meta)), span)
+            }
             "osctld" => self.osctld = at(errors.push_result(parse_osctld(meta)), span),
             "name" => self.name = errors.push_result(parse_name(meta)),
             "lock" => self.lock = errors.push_result(parse_lock(meta)),
@@ -209,6 +216,13 @@ impl Seen {
 
     /// Refuses options that do not go together, and a missing placement.
     fn check(&self, attr_span: Span, errors: &mut Errors) {
+        if let (Some((_, span)), None) = (&self.async_frontend, &self.frontend) {
+            errors.push(Error::new(
+                *span,
+                "`async_frontend = ...` needs `frontend = ...`: it is the async form of the \
+                 command's own frontend",
+            ));
+        }
         let Some(((), frontend_only)) = self.frontend_only else {
             if !self.placement_written {
                 errors.push(Error::new(
@@ -265,6 +279,7 @@ impl Seen {
             Some((placement, _)) => Mode::Runner {
                 placement,
                 frontend: self.frontend.map(|(p, _)| p),
+                async_frontend: self.async_frontend.map(|(p, _)| p),
                 osctld: self.osctld.map(|(p, _)| p),
             },
             None => Mode::FrontendOnly,
@@ -481,6 +496,7 @@ mod tests {
             Mode::Runner {
                 placement: Placement::Exec,
                 frontend: None,
+                async_frontend: None,
                 osctld: None,
             }
         ));
@@ -513,12 +529,28 @@ mod tests {
             Mode::Runner {
                 placement: Placement::Fork,
                 frontend: Some(p),
+                async_frontend: None,
                 osctld: None,
             } => {
                 assert_eq!(p.to_token_stream().to_string(), "self :: front :: state")
             }
             other => panic!("{other:?}"),
         }
+        let o = options(quote!(placement = exec, frontend = f, async_frontend = g)).unwrap();
+        assert!(matches!(
+            o.mode,
+            Mode::Runner {
+                async_frontend: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            message(options(quote!(placement = exec, async_frontend = g))),
+            [
+                "`async_frontend = ...` needs `frontend = ...`: it is the async form of the \
+              command's own frontend"
+            ]
+        );
 
         let o = options(quote!(
             placement = exec,
@@ -665,8 +697,8 @@ mod tests {
         assert_eq!(
             message(options(quote!(placement = exec, bogus, bogus))),
             ["unknown option `bogus`; expected one of `placement = exec | fork | \
-                 fork_as_root`, `frontend_only`, `frontend = path::to::fn`, `osctld = \
-                 path::to::fn`, `name = \"PascalName\"`, `setuid_helpers`, `static_runner`, \
+                 fork_as_root`, `frontend_only`, `frontend = path::to::fn`, `async_frontend = \
+                 path::to::fn`, `osctld = path::to::fn`, `name = \"PascalName\"`, `setuid_helpers`, `static_runner`, \
                  `lock = shared | until_running | exclusive | none`, \
                  `crate = path::to::ctl_core`"; 2]
         );

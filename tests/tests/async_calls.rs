@@ -396,3 +396,84 @@ fn warm_calls_run_async_and_are_cancelled_on_drop() {
     assert_eq!(pool.pids(), runners, "the warm runner lives on");
     assert!(rt.block_on(Sleep::runner_async(&warm, 0.0)).unwrap());
 }
+
+/// Exec and Stop have async frontends of their own (`async_frontend = ...`): their calls,
+/// typed or by name, run on the reactor and add no thread however many are in flight.
+#[test]
+fn exec_and_stop_frontends_run_on_the_reactor() {
+    let _serial = ctl_test_support::leaks::serial();
+    let tc = TestContainer::running("asyncexec");
+    let rt = runtime();
+    let call = call(&tc).stdout(Stdio::Null);
+    // Warm up the runtime's own threads.
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(10)).await });
+    let before = threads();
+    let peak = std::sync::atomic::AtomicUsize::new(before);
+    let n = 100;
+    let statuses: Vec<Result<Value, ctl_core::Error>> = rt.block_on(async {
+        let calls = (0..n).map(|i| {
+            let call = call.clone();
+            let script = format!("sleep 1; exit {}", i % 5);
+            async move {
+                if i % 2 == 0 {
+                    commands::Exec::run_with_async(
+                        &call,
+                        vec!["sh".into(), "-c".into(), script],
+                        false,
+                        false,
+                        Default::default(),
+                    )
+                    .await
+                    .map(|status| json!(status))
+                } else {
+                    let args = Args::new(
+                        vec![json!(["sh", "-c", script])],
+                        Map::from_iter([("options".to_owned(), json!({}))]),
+                    );
+                    async_frontend::invoke_by_name(&call, "Exec", args).await
+                }
+            }
+        });
+        let all = futures_join_all(calls.collect());
+        tokio::pin!(all);
+        loop {
+            tokio::select! {
+                results = &mut all => break results,
+                () = tokio::time::sleep(Duration::from_millis(50)) => {
+                    peak.fetch_max(threads(), std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    for (i, status) in statuses.iter().enumerate() {
+        assert_eq!(status.as_ref().unwrap(), &json!(i % 5), "call {i}");
+    }
+    let peak = peak.into_inner();
+    eprintln!("{n} Execs of 1 s: threads {before} -> peak {peak}");
+    assert!(
+        peak <= before + 2,
+        "Exec's async frontend added threads: {before} -> {peak}"
+    );
+    // Stop, async: the container ends stopped; a second Stop by name succeeds at once.
+    assert!(rt
+        .block_on(commands::Stop::run_with_async(
+            &call,
+            commands::StopMode::Kill,
+            10,
+            None
+        ))
+        .unwrap());
+    assert_eq!(tc.lxc_state(), "stopped");
+    let again = rt
+        .block_on(async_frontend::invoke_by_name(
+            &call,
+            "Stop",
+            Args::new(
+                vec![json!("stop")],
+                Map::from_iter([("timeout".to_owned(), json!(5))]),
+            ),
+        ))
+        .unwrap();
+    assert_eq!(again, json!(true));
+    assert!(children().is_empty());
+}

@@ -226,6 +226,7 @@ pub struct SyscmdOutput {
     setuid_helpers,
     lock = until_running,
     frontend = exec_frontend,
+    async_frontend = exec_frontend_async,
     osctld = exec_osctld
 )]
 pub fn exec(
@@ -565,15 +566,7 @@ fn exec_frontend(
     network: bool,
     options: ExecOptions,
 ) -> Result<i32, Error> {
-    let stdin =
-        match options.terminal {
-            TerminalChoice::Never => None,
-            TerminalChoice::Auto => call.stdin_fd().filter(|fd| terminal::is_terminal(*fd)),
-            TerminalChoice::Always => Some(call.stdin_fd().ok_or_else(|| {
-                Error::command("Exec", "a terminal session needs the call's stdin")
-            })?),
-        };
-    let Some(stdin) = stdin else {
+    let Some(stdin) = session_terminal(call, &options)? else {
         return Exec::runner(call, cmd, run, network, options);
     };
     let setup =
@@ -607,6 +600,45 @@ fn exec_frontend(
     drop(back);
     relay.finish();
     result
+}
+
+/// The terminal of an interactive session: the call's stdin when it is one (or when the
+/// options ask for a session), else `None` (the program gets the call's stdio as it is).
+fn session_terminal<'a>(
+    call: &Call<'a>,
+    options: &ExecOptions,
+) -> Result<Option<BorrowedFd<'a>>, Error> {
+    Ok(match options.terminal {
+        TerminalChoice::Never => None,
+        TerminalChoice::Auto => call.stdin_fd().filter(|fd| terminal::is_terminal(*fd)),
+        TerminalChoice::Always => {
+            Some(call.stdin_fd().ok_or_else(|| {
+                Error::command("Exec", "a terminal session needs the call's stdin")
+            })?)
+        }
+    })
+}
+
+ctl_core::if_tokio! {
+    /// Exec's frontend, async: the runner half on the reactor (no thread per call) unless
+    /// the call is an interactive session, whose relay is threads anyway: that runs the
+    /// blocking frontend on tokio's blocking pool.
+    async fn exec_frontend_async(
+        call: &Call<'_>,
+        cmd: Vec<String>,
+        run: bool,
+        network: bool,
+        options: ExecOptions,
+    ) -> Result<i32, Error> {
+        if session_terminal(call, &options)?.is_none() {
+            return Exec::runner_async(call, cmd, run, network, options).await;
+        }
+        let args = (Exec::__CTL_CODEC.1)(cmd, run, network, options)?;
+        let value =
+            ctl_core::async_frontend::run_frontend::<Exec>(call, Exec::__CTL_CODEC.2, args).await?;
+        serde_json::from_value(value)
+            .map_err(|e| Error::command("Exec", format!("cannot decode the output: {e}")))
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -96,7 +96,9 @@ pub async fn invoke_by_name(call: &Call<'_>, name: &str, args: Args) -> Result<V
         Err(e) => return Err(refuse(e.to_string())),
     };
     let spec = registration.spec;
-    if spec.custom_frontend {
+    if let Some(frontend_async) = registration.frontend_async {
+        frontend_async(call, args).await
+    } else if spec.custom_frontend {
         run_frontend_spec(call, spec, registration.frontend, args).await
     } else {
         invoke(call, spec, args).await
@@ -165,6 +167,17 @@ async fn on_blocking_thread(
             format!("the call's thread failed: {e}"),
         )),
     }
+}
+
+/// Runs short blocking work of an async frontend (a cgroup walk, a file read) on tokio's
+/// blocking pool and waits for it without blocking the reactor.
+pub async fn blocking<T: Send + 'static>(
+    command: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::command(command, format!("the call's thread failed: {e}")))
 }
 
 /// Raises the cancellation when dropped (the future went away before the end).
@@ -259,6 +272,13 @@ impl OwnedCall {
             cancel: Some(self.cancel.clone()),
         }
     }
+}
+
+/// The call an async frontend of `C` runs with (`#[container_command(async_frontend = ...)]`):
+/// `None` to use it as it is, else a copy under the container's lock as `C` declares it.
+#[doc(hidden)]
+pub async fn lock_command<'a, C: Command>(call: &Call<'a>) -> Result<Option<Call<'a>>, Error> {
+    lock_for(call, C::SPEC).await
 }
 
 /// [`crate::frontend::lock_for`], waiting on the timer.
