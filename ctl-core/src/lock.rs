@@ -387,6 +387,8 @@ fn checked_dir(dir: &Path) -> io::Result<Arc<OwnedFd>> {
             }
         }
     }
+    // Directories removed meanwhile (a test's, a reconfigured launcher's) are let go.
+    checked.retain(|(_, fd)| nix::sys::stat::fstat(fd.as_fd()).is_ok_and(|st| st.st_nlink > 0));
     ensure_dir(dir)?;
     let file = std::fs::OpenOptions::new()
         .read(true)

@@ -89,7 +89,7 @@ pub struct BenchArgs {
     /// `--case async_1000_sleep1` or `--case 'exec_*'`; repeat or separate with commas.
     #[arg(long = "case", value_name = "NAME", value_delimiter = ',')]
     pub cases: Vec<String>,
-    /// Calls in flight at once in the async case (async_<N>_sleep1).
+    /// Calls in flight at once in the async case (`async_<N>_sleep1`).
     #[arg(long, value_name = "N", default_value_t = ctl_bench::DEFAULT_ASYNC_IN_FLIGHT)]
     pub async_in_flight: usize,
 }

@@ -289,12 +289,14 @@ fn async_calls_wait_for_the_lock_on_the_timer_and_can_be_cancelled_while_waiting
     // The lock directory's fd, kept open by ctl-core once it is checked, is opened here
     // before the count.
     drop(ContainerLock::acquire(&call(&tc), "test", LockMode::Shared).unwrap());
-    let fds_before = fd_targets();
+    // The runtime first: its fds (and tokio's process-wide signal pipe, when a crate of
+    // the build enables tokio's `signal`) are not the calls'.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let fds_before = fd_targets();
     // Tasks need 'static calls: a copy of the record that lives for the test's process.
     let ct: &'static ctl_core::Container = Box::leak(Box::new(tc.container().clone()));
     let call = Call::new(ct)
@@ -336,8 +338,8 @@ fn async_calls_wait_for_the_lock_on_the_timer_and_can_be_cancelled_while_waiting
         }
         assert_eq!(done, 25);
     });
-    drop(rt);
     assert_eq!(fd_targets(), fds_before);
+    drop(rt);
     assert!(ctl_test_support::leaks::zombie_children().is_empty());
 }
 
