@@ -78,6 +78,7 @@ const MAX_REPORT: usize = 64 * 1024;
 #[derive(Clone, Copy)]
 pub struct Isolation {
     seal_fds: fn() -> io::Result<()>,
+    holds: fn() -> bool,
     release: fn(),
 }
 
@@ -86,6 +87,7 @@ impl Isolation {
     pub const fn new(seal_fds: fn() -> io::Result<()>) -> Isolation {
         Isolation {
             seal_fds,
+            holds: || false,
             release: || {},
         }
     }
@@ -96,9 +98,16 @@ impl Isolation {
     /// in that child once the program is attached (or the attach failed), and in a
     /// [`DumpableWorker`] before its work (the monitor liblxc forks from it must not hold
     /// it for the container's life).
-    pub const fn with_release(self, release: fn()) -> Isolation {
+    /// `holds` says whether there is anything to release (the handshake below and the
+    /// alarm cost nothing then).
+    ///
+    /// The child that enters the container releases its inherited copy first, and the
+    /// worker moves it into the container's cgroups only once it says so: nothing the
+    /// container can stop or freeze holds it.
+    pub const fn with_release(self, holds: fn() -> bool, release: fn()) -> Isolation {
         Isolation {
             seal_fds: self.seal_fds,
+            holds,
             release,
         }
     }
@@ -262,7 +271,7 @@ impl Container {
             };
             // Held for the attach only, and never longer than ATTACH_HOLD_LIMIT: a process
             // the container's root stops on its way in must not keep it.
-            let bound = HeldForAttach::arm(isolation.release);
+            let bound = HeldForAttach::arm(isolation);
             let attached = crate::enter::attach(self, opts, program);
             // Attached (or failed to): what was held for the attach is let go.
             drop(bound);
@@ -478,6 +487,12 @@ pub const ATTACH_HOLD_LIMIT: Duration = Duration::from_secs(10);
 /// alarm of [`HeldForAttach`] (a fn pointer as `usize`; 0: none).
 static HELD_RELEASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Whether this worker holds something for the attach in progress (see
+/// [`Isolation::with_release`]).
+pub(crate) fn holds_for_attach() -> bool {
+    HELD_RELEASE.load(std::sync::atomic::Ordering::SeqCst) != 0
+}
+
 /// Runs the release of the attach in progress, if any: in the child that enters the
 /// container (first thing after its fork: it must not hold it on its way in) and from the
 /// worker's alarm. Async-signal-safe when the release is (a ctl runner's closes an fd).
@@ -495,11 +510,17 @@ pub(crate) fn release_held() {
 struct HeldForAttach;
 
 impl HeldForAttach {
-    fn arm(release: fn()) -> HeldForAttach {
+    fn arm(isolation: &Isolation) -> Option<HeldForAttach> {
         extern "C" fn on_alarm(_: libc::c_int) {
             release_held();
         }
-        HELD_RELEASE.store(release as usize, std::sync::atomic::Ordering::SeqCst);
+        if !(isolation.holds)() {
+            return None;
+        }
+        HELD_RELEASE.store(
+            isolation.release as usize,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         let action = nix::sys::signal::SigAction::new(
             nix::sys::signal::SigHandler::Handler(on_alarm),
             // Blocking reads and waits of the attach go on after the handler.
@@ -511,7 +532,7 @@ impl HeldForAttach {
         let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGALRM, &action) };
         // SAFETY: alarm(2) takes an integer.
         unsafe { libc::alarm(ATTACH_HOLD_LIMIT.as_secs() as libc::c_uint) };
-        HeldForAttach
+        Some(HeldForAttach)
     }
 }
 
@@ -519,6 +540,7 @@ impl Drop for HeldForAttach {
     fn drop(&mut self) {
         // SAFETY: alarm(2) takes an integer; 0 cancels the pending alarm.
         unsafe { libc::alarm(0) };
+        HELD_RELEASE.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

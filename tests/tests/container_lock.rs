@@ -421,3 +421,48 @@ fn a_changer_under_a_shared_lock_is_refused_and_a_removed_directory_comes_back()
         .join(format!("{}.lock", tc.container().ident()))
         .exists());
 }
+
+/// A container that holds up an Exec's attach (here its payload frozen behind LXC's back,
+/// as its root can freeze its own processes: the process entering it stops before its
+/// exec) does not keep changers out for the Exec's whole deadline: the attaching worker
+/// lets the lock go after `ATTACH_HOLD_LIMIT`, and an Unfreeze then gets in and thaws it.
+#[test]
+fn an_attach_the_container_holds_up_lets_the_lock_go_at_its_limit() {
+    let _serial = ctl_test_support::leaks::serial();
+    let tc = TestContainer::running("lockhold10");
+    let ct = tc.container();
+    let call = call(&tc);
+    let state = ctl_core::cgroup::hierarchies()
+        .iter()
+        .find(|h| h.has_controller("freezer"))
+        .expect("a v1 freezer hierarchy (notes/lxc-on-these-machines.md)")
+        .path_of(&format!("{}/lxc.payload.{}", ct.cgroup_path, ct.id))
+        .join("freezer.state");
+    std::fs::write(&state, "FROZEN").unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&state).unwrap().trim() != "FROZEN" {
+        assert!(Instant::now() < until, "the payload did not freeze");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let limit = ctl_lxc::isolated::ATTACH_HOLD_LIMIT;
+    std::thread::scope(|s| {
+        let started = Instant::now();
+        let exec = s.spawn(|| exec(&call.clone().deadline(limit * 3), &["true"]));
+        // The Exec holds the lock while its attach is stuck ...
+        let path = lock_file(&tc);
+        let until = Instant::now() + Duration::from_secs(5);
+        while lock_holders(&path).is_empty() {
+            assert!(Instant::now() < until, "the Exec never took the lock");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // ... until the limit, not until its deadline: then a changer gets in.
+        assert!(Unfreeze::run_with(&call.clone().deadline(limit * 2)).unwrap());
+        let waited = started.elapsed();
+        eprintln!("the Unfreeze got the lock after {waited:?} (limit {limit:?})");
+        assert!(waited >= limit - Duration::from_secs(1), "{waited:?}");
+        assert!(waited < limit * 2, "{waited:?}");
+        // Thawed, the stuck attach goes on: the program runs.
+        assert_eq!(exec.join().unwrap().unwrap(), 0);
+    });
+    assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), "THAWED");
+}

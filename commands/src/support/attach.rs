@@ -21,8 +21,10 @@ use super::status::helper_timed_out;
 /// by the attaching child for the attach and closed once the program is attached
 /// (`ctl_core::runner::release_container_lock`, see `ctl_core::lock`).
 pub fn isolation() -> Isolation {
-    Isolation::new(ctl_core::runner::seal_fds_for_attach)
-        .with_release(ctl_core::runner::release_container_lock)
+    Isolation::new(ctl_core::runner::seal_fds_for_attach).with_release(
+        ctl_core::runner::holds_container_lock,
+        ctl_core::runner::release_container_lock,
+    )
 }
 
 /// [`ctl_lxc::Container::attach_isolated`] with the runner's [`isolation`]: attaches

@@ -109,6 +109,12 @@ static REPLY_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::ne
 /// The container's lock handed over by the frontend (`Extension::lock_fd`; -1: none).
 static LOCK_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
+/// Whether this process holds a copy of a handed-over container lock
+/// ([`release_container_lock`]).
+pub fn holds_container_lock() -> bool {
+    LOCK_FD.load(std::sync::atomic::Ordering::SeqCst) > 2
+}
+
 /// Closes this process's copy of the container's lock that the frontend handed over with
 /// a command that holds it only until its program runs ([`crate::lock`]); nothing if
 /// there is none. The lock is free once every process holding a copy closed it: the

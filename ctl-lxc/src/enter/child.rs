@@ -108,6 +108,18 @@ pub(crate) fn spawn(
         .map_err(|e| EnterError::os("creating the attach's error pipe", e.into()))?;
     let (go_r, go_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| EnterError::os("creating the attach's start pipe", e.into()))?;
+    // When this worker holds something for the attach only (a ctl runner's container lock,
+    // `crate::isolated::release_held`), the child lets go of its inherited copy and says
+    // so before it is moved into the container's cgroups: a process the container can
+    // stop or freeze must hold nothing of it.
+    let released = if crate::isolated::holds_for_attach() {
+        Some(
+            nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| EnterError::os("creating the attach's release pipe", e.into()))?,
+        )
+    } else {
+        None
+    };
     if !init.join.is_empty() {
         // One call: the user namespace is installed first, then the others are checked
         // against it (kernel ≥ 5.8). Fails with ESRCH if init is gone.
@@ -123,12 +135,22 @@ pub(crate) fn spawn(
             drop(err_r);
             drop(go_w);
             drop(cgroups);
-            child_main(&plan, err_w, go_r, program)
+            let released = released.map(|(r, w)| {
+                drop(r);
+                w
+            });
+            child_main(&plan, err_w, go_r, released, program)
         }
         ForkResult::Parent { child } => {
             drop(err_w);
             drop(go_r);
             drop(plan);
+            if let Some((r, w)) = released {
+                drop(w);
+                // One byte, or EOF if the child died first (its copy is gone either way).
+                let mut byte = [0u8; 1];
+                while let Err(Errno::EINTR) = nix::unistd::read(&r, &mut byte) {}
+            }
             // The child still has the container user's credentials (it changes them
             // only after this), which a cgroup v1 move of another process requires.
             for cgroup in &cgroups {
@@ -353,11 +375,16 @@ fn child_main(
     plan: &ChildPlan<'_>,
     original_err_w: OwnedFd,
     go: OwnedFd,
+    released: Option<OwnedFd>,
     program: AttachProgram<'_>,
 ) -> ! {
     // What the worker holds for the attach (a ctl runner's container lock) is not this
-    // process's: it goes before the container's root can reach (and stop) this process.
+    // process's: it goes before the container's root can reach (and stop) this process,
+    // and the worker moves it into the container's cgroups only once told so.
     crate::isolated::release_held();
+    if let Some(released) = released {
+        let _ = ctl_process::write_all(released.as_fd(), b"r");
+    }
     // The worker's signal handler is not the program's (`crate::signals`).
     crate::signals::reset_in_program();
     // A panic anywhere below must end this child, never unwind into the worker's code.
