@@ -48,14 +48,15 @@ pub(crate) struct CallRecord {
 impl CallRecord {
     pub fn start(
         command: &'static str,
-        container: &str,
+        container: &crate::Container,
         placement: crate::Placement,
         warm: bool,
     ) -> CallRecord {
         let span = tracing::info_span!(
             "ctl.call",
             command,
-            container,
+            // Formatted only when the span is enabled (no allocation per call otherwise).
+            container = %format_args!("{}:{}", container.pool, container.id),
             placement = placement.as_str(),
             warm,
             runner_pid = Empty,

@@ -318,12 +318,8 @@ async fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Resul
         }
         None => call,
     };
-    let record = crate::observe::CallRecord::start(
-        prepared.command,
-        &call.ct.ident(),
-        prepared.placement,
-        false,
-    );
+    let record =
+        crate::observe::CallRecord::start(prepared.command, call.ct, prepared.placement, false);
     let result = invoke_cold(call, prepared, args, &record)
         .instrument(record.span().clone())
         .await;

@@ -130,7 +130,7 @@ fn run_prepared(call: &Call<'_>, prepared: &Prepared, args: Args) -> Result<Valu
     };
     let record = crate::observe::CallRecord::start(
         prepared.command,
-        &call.ct.ident(),
+        call.ct,
         prepared.placement,
         call.warm.is_some(),
     );

@@ -148,8 +148,18 @@ pub(crate) fn spawn(
             if let Some((r, w)) = released {
                 drop(w);
                 // One byte, or EOF if the child died first (its copy is gone either way).
-                let mut byte = [0u8; 1];
-                while let Err(Errno::EINTR) = nix::unistd::read(&r, &mut byte) {}
+                // The child is in the container's pid and user namespaces already, where
+                // the container's root may stop it before it gets there: bounded, and then
+                // killed (a stopped process dies of SIGKILL), which lets go of its copy.
+                if !released_in_time(&r) {
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(EnterError::Child(format!(
+                        "the process entering the container did not start within {} ms \
+                         (stopped from inside?)",
+                        RELEASE_LIMIT.as_millis()
+                    )));
+                }
             }
             // The child still has the container user's credentials (it changes them
             // only after this), which a cgroup v1 move of another process requires.
@@ -178,6 +188,34 @@ pub(crate) fn spawn(
             }
             let _ = waitpid(child, None);
             Err(EnterError::Child(message))
+        }
+    }
+}
+
+/// How long the process entering the container may take to say that it let go of what
+/// the worker holds for the attach (it does so first thing, in microseconds).
+const RELEASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits up to [`RELEASE_LIMIT`] for the child's release byte (or its end); `false` when
+/// neither came.
+fn released_in_time(pipe: &OwnedFd) -> bool {
+    let end = std::time::Instant::now() + RELEASE_LIMIT;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        let timeout = nix::poll::PollTimeout::try_from(left.as_millis() as i32)
+            .unwrap_or(nix::poll::PollTimeout::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            pipe.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) => return false,
+            Ok(_) => {
+                let mut byte = [0u8; 1];
+                return !matches!(nix::unistd::read(pipe, &mut byte), Err(Errno::EAGAIN));
+            }
+            Err(Errno::EINTR) if !left.is_zero() => continue,
+            Err(_) => return false,
         }
     }
 }
